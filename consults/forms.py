@@ -1,0 +1,83 @@
+from datetime import datetime
+
+from django import forms
+
+from consults.models import AvailabilityException, AvailabilityRule
+from triage.urgency import RED_FLAGS
+
+
+class IntakeForm(forms.Form):
+    """The short intake a patient fills at booking."""
+
+    reason = forms.CharField(
+        max_length=200, label="Reason for visit", widget=forms.TextInput(attrs={"autofocus": True})
+    )
+    symptoms = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Your symptoms",
+    )
+    symptom_duration = forms.CharField(
+        required=False,
+        max_length=100,
+        label="How long have you had them?",
+        help_text="For example: 3 days, since last week.",
+    )
+    red_flags = forms.MultipleChoiceField(
+        required=False,
+        choices=[(code, label) for code, (label, _level) in RED_FLAGS.items()],
+        widget=forms.CheckboxSelectMultiple,
+        label="Do you have any of these right now?",
+    )
+
+
+class SlotForm(forms.Form):
+    """A slot chosen from the ones offered (validated against them, so no crafted times)."""
+
+    slot = forms.ChoiceField(label="Choose a time", widget=forms.RadioSelect)
+
+    def __init__(self, *args, slots: list[datetime], tz, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["slot"].choices = [
+            (s.isoformat(), s.astimezone(tz).strftime("%a %d %b, %H:%M")) for s in slots
+        ]
+        self.fields["slot"].error_messages["invalid_choice"] = (
+            "That time is no longer available. Please choose another."
+        )
+
+    def clean_slot(self) -> datetime:
+        return datetime.fromisoformat(self.cleaned_data["slot"])
+
+
+class BookingForm(IntakeForm, SlotForm):
+    field_order = ["slot", "reason", "symptoms", "symptom_duration", "red_flags"]
+
+
+class AvailabilityRuleForm(forms.ModelForm):
+    class Meta:
+        model = AvailabilityRule
+        fields = ("weekday", "start_time", "end_time", "slot_minutes")
+        widgets = {
+            "start_time": forms.TimeInput(attrs={"type": "time"}),
+            "end_time": forms.TimeInput(attrs={"type": "time"}),
+        }
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start_time"), data.get("end_time")
+        if start and end and end <= start:
+            raise forms.ValidationError("The end time must be after the start time.")
+        return data
+
+
+class AvailabilityExceptionForm(forms.ModelForm):
+    class Meta:
+        model = AvailabilityException
+        fields = ("date", "kind", "start_time", "end_time", "slot_minutes", "note")
+        widgets = {
+            "date": forms.DateInput(attrs={"type": "date"}),
+            "start_time": forms.TimeInput(attrs={"type": "time"}),
+            "end_time": forms.TimeInput(attrs={"type": "time"}),
+        }
+        help_texts = {"start_time": "Leave both times empty to take the whole day off."}

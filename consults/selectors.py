@@ -1,0 +1,146 @@
+"""Reads for visits and availability; ``visits_visible_to`` is the one permission gate."""
+
+import zoneinfo
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from consults.models import (
+    ACTIVE_STATUSES,
+    AvailabilityException,
+    AvailabilityRule,
+    Visit,
+    VisitStatus,
+)
+from telehealth.models import Role, User
+
+
+def visits_visible_to(user: User) -> QuerySet[Visit]:
+    """Every visit this user may see: patients their own, physicians theirs and their queues."""
+    visits = Visit.objects.select_related("patient", "physician")
+    if not user.is_authenticated or not user.is_active:
+        return visits.none()
+    if user.is_clinic_admin:
+        return visits
+    if user.is_physician:
+        mine = Q(physician=user)
+        if user.serves_on_demand:
+            mine |= Q(physician__isnull=True, kind=Visit.Kind.ON_DEMAND, status__in=ACTIVE_STATUSES)
+        return visits.filter(mine)
+    return visits.filter(patient=user)
+
+
+def visit_get_for_user(*, user: User, visit_id: int) -> Visit | None:
+    """The visit if this user may see it, else None (callers answer 404 and audit the attempt)."""
+    return visits_visible_to(user).filter(pk=visit_id).first()
+
+
+def visits_for_patient(*, patient: User) -> tuple[list[Visit], list[Visit]]:
+    """The patient's upcoming (active) and past visits."""
+    visits = list(visits_visible_to(patient).filter(patient=patient))
+    upcoming = sorted(
+        (v for v in visits if v.is_active),
+        key=lambda v: v.scheduled_start or v.created_at,
+    )
+    past = [v for v in visits if not v.is_active]
+    return upcoming, past
+
+
+def physicians() -> QuerySet[User]:
+    return User.objects.filter(role=Role.PHYSICIAN, is_active=True)
+
+
+def _windows_for_day(
+    *, day: date, rules: list[AvailabilityRule], exceptions: list[AvailabilityException]
+) -> list[tuple[time, time, int]]:
+    todays = [e for e in exceptions if e.date == day]
+    if any(e.kind == e.Kind.UNAVAILABLE and e.start_time is None for e in todays):
+        return []
+    windows = [
+        (r.start_time, r.end_time, r.slot_minutes) for r in rules if r.weekday == day.weekday()
+    ]
+    windows += [
+        (e.start_time, e.end_time, e.slot_minutes)
+        for e in todays
+        if e.kind == e.Kind.EXTRA and e.start_time and e.end_time
+    ]
+    return windows
+
+
+def _blocked(*, start: datetime, end: datetime, day_off: list[tuple[datetime, datetime]]) -> bool:
+    return any(start < off_end and end > off_start for off_start, off_end in day_off)
+
+
+def free_slots(
+    *, physician: User, start_date: date, days: int = 14, now: datetime | None = None
+) -> list[datetime]:
+    """Bookable slot starts (aware, UTC) for the physician from start_date for ``days`` days."""
+    now = now or timezone.now()
+    tz = zoneinfo.ZoneInfo(physician.time_zone)
+    end_date = start_date + timedelta(days=days)
+    rules = list(AvailabilityRule.objects.filter(physician=physician))
+    exceptions = list(
+        AvailabilityException.objects.filter(
+            physician=physician, date__gte=start_date, date__lt=end_date
+        )
+    )
+    taken = set(
+        Visit.objects.filter(
+            physician=physician, status__in=ACTIVE_STATUSES, scheduled_start__isnull=False
+        ).values_list("scheduled_start", flat=True)
+    )
+    slots: list[datetime] = []
+    for offset in range(days):
+        day = start_date + timedelta(days=offset)
+        day_off = [
+            (
+                datetime.combine(day, e.start_time, tzinfo=tz),
+                datetime.combine(day, e.end_time, tzinfo=tz),
+            )
+            for e in exceptions
+            if e.date == day and e.kind == e.Kind.UNAVAILABLE and e.start_time and e.end_time
+        ]
+        for start_t, end_t, minutes in _windows_for_day(
+            day=day, rules=rules, exceptions=exceptions
+        ):
+            cursor = datetime.combine(day, start_t, tzinfo=tz)
+            window_end = datetime.combine(day, end_t, tzinfo=tz)
+            step = timedelta(minutes=minutes)
+            while cursor + step <= window_end:
+                utc_start = cursor.astimezone(zoneinfo.ZoneInfo("UTC"))
+                if (
+                    utc_start > now
+                    and utc_start not in taken
+                    and not _blocked(start=cursor, end=cursor + step, day_off=day_off)
+                ):
+                    slots.append(utc_start)
+                cursor += step
+    return sorted(set(slots))
+
+
+def slot_is_free(*, physician: User, start: datetime, now: datetime | None = None) -> bool:
+    """Whether ``start`` is one of the physician's bookable slots right now."""
+    local_day = start.astimezone(zoneinfo.ZoneInfo(physician.time_zone)).date()
+    return start in free_slots(physician=physician, start_date=local_day, days=1, now=now)
+
+
+def slot_minutes_at(*, physician: User, start: datetime) -> int:
+    """The slot length that applies at ``start`` (from the rule or exception that offers it)."""
+    local = start.astimezone(zoneinfo.ZoneInfo(physician.time_zone))
+    for exception in AvailabilityException.objects.filter(
+        physician=physician, date=local.date(), kind=AvailabilityException.Kind.EXTRA
+    ):
+        if exception.start_time and exception.start_time <= local.time() < exception.end_time:
+            return exception.slot_minutes
+    rule = AvailabilityRule.objects.filter(
+        physician=physician,
+        weekday=local.weekday(),
+        start_time__lte=local.time(),
+        end_time__gt=local.time(),
+    ).first()
+    return rule.slot_minutes if rule else 20
+
+
+def no_shows_since(*, since: datetime) -> int:
+    return Visit.objects.filter(status=VisitStatus.NO_SHOW, scheduled_start__gte=since).count()

@@ -1,0 +1,198 @@
+"""Patient booking pages and physician availability. Thin: forms in, one service, render out."""
+
+import zoneinfo
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from consults import services
+from consults.forms import (
+    AvailabilityExceptionForm,
+    AvailabilityRuleForm,
+    BookingForm,
+    IntakeForm,
+    SlotForm,
+)
+from consults.models import AvailabilityException, AvailabilityRule
+from consults.selectors import free_slots, physicians, visit_get_for_user, visits_for_patient
+from telehealth.audit import audit_read
+from telehealth.models import Role
+from telehealth.permissions import not_found_and_audit, role_required
+from triage.selectors import waiting_place
+
+
+def _visit_or_404(request: HttpRequest, visit_id: int):
+    visit = visit_get_for_user(user=request.user, visit_id=visit_id)
+    if visit is None:
+        raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
+    return visit
+
+
+def _patient_tz(request: HttpRequest):
+    return zoneinfo.ZoneInfo(request.user.time_zone)
+
+
+@role_required(Role.PATIENT)
+def visit_list(request: HttpRequest) -> HttpResponse:
+    upcoming, past = visits_for_patient(patient=request.user)
+    return render(request, "consults/visit_list.html", {"upcoming": upcoming, "past": past})
+
+
+@role_required(Role.PATIENT)
+def book_start(request: HttpRequest) -> HttpResponse:
+    return render(request, "consults/book_start.html", {"physicians": physicians()})
+
+
+@role_required(Role.PATIENT)
+def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
+    physician = get_object_or_404(physicians(), pk=physician_id)
+    tz = _patient_tz(request)
+    slots = free_slots(physician=physician, start_date=timezone.localdate(timezone=tz))
+    form = BookingForm(request.POST or None, slots=slots, tz=tz)
+    if request.method == "POST" and form.is_valid():
+        try:
+            visit = services.visit_book(
+                patient=request.user,
+                physician=physician,
+                start=form.cleaned_data["slot"],
+                reason=form.cleaned_data["reason"],
+                symptoms=form.cleaned_data["symptoms"],
+                symptom_duration=form.cleaned_data["symptom_duration"],
+                red_flags=form.cleaned_data["red_flags"],
+            )
+        except services.BookingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Your visit is booked.")
+            return redirect("consults:visit_detail", visit_id=visit.pk)
+    context = {"form": form, "physician": physician, "tz": tz, "has_slots": bool(slots)}
+    return render(request, "consults/book_slot.html", context)
+
+
+@role_required(Role.PATIENT)
+def book_on_demand(request: HttpRequest) -> HttpResponse:
+    form = IntakeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            visit = services.visit_join_on_demand(patient=request.user, **form.cleaned_data)
+        except services.BookingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "You are in the queue. A physician will see you soon.")
+            return redirect("consults:visit_detail", visit_id=visit.pk)
+    return render(request, "consults/book_on_demand.html", {"form": form})
+
+
+@role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
+def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    audit_read(request=request, object_type="visit", object_id=visit.pk, patient=visit.patient)
+    context = {
+        "visit": visit,
+        "intake": getattr(visit, "intake", None),
+        "place": waiting_place(visit=visit),
+        "urgency_history": visit.urgency_changes.all()[:10],
+        "tz": _patient_tz(request),
+    }
+    return render(request, "consults/visit_detail.html", context)
+
+
+@role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
+def visit_place(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The live part of the waiting page, re-fetched when the queue changes."""
+    visit = _visit_or_404(request, visit_id)
+    context = {"visit": visit, "place": waiting_place(visit=visit)}
+    return render(request, "consults/_visit_place.html", context)
+
+
+@require_POST
+@role_required(Role.PATIENT, Role.ADMIN)
+def visit_cancel(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    try:
+        services.visit_cancel(visit=visit, actor=request.user)
+    except services.BookingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The visit is cancelled.")
+    return redirect("consults:visit_detail", visit_id=visit.pk)
+
+
+@require_POST
+@role_required(Role.PATIENT)
+def visit_check_in(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    try:
+        services.visit_check_in(visit=visit, actor=request.user)
+    except services.BookingError as exc:
+        messages.error(request, str(exc))
+    return redirect("consults:visit_detail", visit_id=visit.pk)
+
+
+@role_required(Role.PATIENT)
+def visit_reschedule(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    if visit.physician is None:
+        messages.error(request, "On-demand visits have no slot to move.")
+        return redirect("consults:visit_detail", visit_id=visit.pk)
+    tz = _patient_tz(request)
+    slots = free_slots(physician=visit.physician, start_date=timezone.localdate(timezone=tz))
+    form = SlotForm(request.POST or None, slots=slots, tz=tz)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.visit_reschedule(
+                visit=visit, actor=request.user, start=form.cleaned_data["slot"]
+            )
+        except services.BookingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Your visit has been moved.")
+            return redirect("consults:visit_detail", visit_id=visit.pk)
+    return render(request, "consults/reschedule.html", {"form": form, "visit": visit, "tz": tz})
+
+
+@role_required(Role.PHYSICIAN)
+def availability(request: HttpRequest) -> HttpResponse:
+    physician = request.user
+    rule_form = AvailabilityRuleForm(prefix="rule")
+    exception_form = AvailabilityExceptionForm(prefix="exc")
+    if request.method == "POST":
+        try:
+            if "add_rule" in request.POST:
+                rule_form = AvailabilityRuleForm(request.POST, prefix="rule")
+                if rule_form.is_valid():
+                    services.availability_rule_add(physician=physician, **rule_form.cleaned_data)
+                    return redirect("consults:availability")
+            elif "add_exception" in request.POST:
+                exception_form = AvailabilityExceptionForm(request.POST, prefix="exc")
+                if exception_form.is_valid():
+                    services.availability_exception_add(
+                        physician=physician, **exception_form.cleaned_data
+                    )
+                    return redirect("consults:availability")
+            elif "delete_rule" in request.POST:
+                AvailabilityRule.objects.filter(
+                    physician=physician, pk=request.POST.get("delete_rule", "0")
+                ).delete()
+                return redirect("consults:availability")
+            elif "delete_exception" in request.POST:
+                AvailabilityException.objects.filter(
+                    physician=physician, pk=request.POST.get("delete_exception", "0")
+                ).delete()
+                return redirect("consults:availability")
+        except services.BookingError as exc:
+            messages.error(request, str(exc))
+        except ValueError:
+            messages.error(request, "That entry could not be found.")
+    context = {
+        "rules": physician.availability_rules.all(),
+        "exceptions": physician.availability_exceptions.filter(date__gte=timezone.localdate()),
+        "rule_form": rule_form,
+        "exception_form": exception_form,
+        "upcoming_slots": free_slots(physician=physician, start_date=timezone.localdate(), days=7),
+        "tz": zoneinfo.ZoneInfo(physician.time_zone),
+    }
+    return render(request, "consults/availability.html", context)

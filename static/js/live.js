@@ -1,0 +1,59 @@
+// Live regions: a WebSocket says "something changed", the page re-fetches the fragment over HTTP.
+// A periodic refresh covers events pushed from other processes when no shared channel layer
+// is configured, and any notification lost while the socket was reconnecting.
+const FALLBACK_REFRESH_MS = 30000;
+
+function setStatus(text, state) {
+  const el = document.getElementById("live-status");
+  if (el) {
+    el.textContent = text;
+    el.dataset.state = state;
+  }
+}
+
+async function refresh(region) {
+  try {
+    const response = await fetch(region.dataset.refreshUrl, {
+      headers: { "X-Requested-With": "fetch" },
+      credentials: "same-origin",
+    });
+    if (response.status === 401 || response.status === 403) {
+      setStatus("Your session has ended. Please sign in again.", "error");
+      return;
+    }
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    region.innerHTML = await response.text();
+    region.dataset.refreshedAt = String(Date.now());
+  } catch (err) {
+    setStatus("Could not refresh. Retrying…", "degraded");
+  }
+}
+
+function connect(region, attempt = 0) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${window.location.host}${region.dataset.socket}`);
+  socket.addEventListener("open", () => {
+    attempt = 0;
+    setStatus("Live", "live");
+    refresh(region);
+  });
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "queue.changed") refresh(region);
+  });
+  socket.addEventListener("close", (event) => {
+    if (event.code === 4403) {
+      setStatus("Not allowed to follow this queue.", "error");
+      return;
+    }
+    setStatus("Reconnecting…", "degraded");
+    const delay = Math.min(30000, 1000 * 2 ** attempt) * (0.5 + Math.random() / 2);
+    setTimeout(() => connect(region, attempt + 1), delay);
+  });
+}
+
+for (const region of document.querySelectorAll("[data-refresh-url][data-socket]")) {
+  refresh(region);
+  connect(region);
+  setInterval(() => refresh(region), FALLBACK_REFRESH_MS);
+}

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from telehealth import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/record-access/", views.my_record_access, name="record_access"),
+    path("audit/", views.audit_log, name="audit_log"),
+    path("admin/", admin.site.urls),
+    path("", include("consults.urls")),
+    path("", include("triage.urls")),
+]

@@ -1,0 +1,85 @@
+"""Live queue pages: staff queues and a patient's own place in line.
+
+Consumers only forward "something changed" events; pages fetch the fresh view over HTTP.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from consults.selectors import visit_get_for_user
+from triage.realtime import ADMIN_GROUP, ON_DEMAND_GROUP, physician_group, visit_group
+
+CLOSE_FORBIDDEN = 4403
+MAX_MESSAGE_BYTES = 1024
+
+
+class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
+    groups_joined: list[str]
+
+    async def _join(self, groups: list[str]) -> None:
+        self.groups_joined = groups
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if bytes_data is not None or text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+            await self.send_json({"type": "error", "error": "Message too large or not text."})
+            return
+        await super().receive(text_data=text_data, **kwargs)
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content, **kwargs):
+        # Only a ping (the device check's round-trip test) is accepted from the page.
+        if isinstance(content, dict) and content.get("type") == "ping" and len(content) <= 2:
+            await self.send_json({"type": "pong", "t": content.get("t")})
+            return
+        await self.send_json({"type": "error", "error": "Unknown message type."})
+
+    async def queue_event(self, message):
+        await self.send_json({"type": "queue.changed", "event": message["event"]})
+
+
+class StaffQueueConsumer(_ForwardingConsumer):
+    """A physician's queue (theirs plus on-demand if they serve it) or the admin board."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if user.is_clinic_admin:
+            await self._join([ADMIN_GROUP])
+        elif user.is_physician:
+            groups = [physician_group(user.pk)]
+            if user.serves_on_demand:
+                groups.append(ON_DEMAND_GROUP)
+            await self._join(groups)
+        else:
+            await self.close(code=CLOSE_FORBIDDEN)
+
+
+class VisitWaitConsumer(_ForwardingConsumer):
+    """A patient's waiting page: their visit and the queue it stands in."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        visit_id = self.scope["url_route"]["kwargs"]["visit_id"]
+        visit = None
+        if user is not None and user.is_authenticated:
+            visit = await database_sync_to_async(visit_get_for_user)(user=user, visit_id=visit_id)
+        if visit is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        queue = physician_group(visit.physician_id) if visit.physician_id else ON_DEMAND_GROUP
+        await self._join([visit_group(visit.pk), queue])

@@ -1,0 +1,122 @@
+"""Queue pages for physicians and the administrators' board."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from consults import services as visit_services
+from consults.selectors import visit_get_for_user
+from telehealth.audit import audit_record
+from telehealth.models import AuditAction, Role
+from telehealth.permissions import not_found_and_audit, role_required
+from triage import services
+from triage.forms import ReassignForm, UrgencyOverrideForm
+from triage.selectors import QueueEntry, queue_board, queue_for_physician, queue_stats
+
+
+def _audit_queue_reads(request: HttpRequest, entries: list[QueueEntry]) -> None:
+    for entry in entries:
+        audit_record(
+            actor=request.user,
+            action=AuditAction.READ,
+            object_type="queue_entry",
+            object_id=entry.visit.pk,
+            patient=entry.visit.patient,
+            request=request,
+        )
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
+@role_required(Role.PHYSICIAN)
+def queue(request: HttpRequest) -> HttpResponse:
+    return render(request, "triage/queue.html", {"urgency_form": UrgencyOverrideForm()})
+
+
+@role_required(Role.PHYSICIAN)
+def queue_partial(request: HttpRequest) -> HttpResponse:
+    entries = queue_for_physician(physician=request.user)
+    _audit_queue_reads(request, entries)
+    context = {"entries": entries, "urgency_form": UrgencyOverrideForm()}
+    return render(request, "triage/_queue_table.html", context)
+
+
+@role_required(Role.ADMIN)
+def board(request: HttpRequest) -> HttpResponse:
+    return render(request, "triage/board.html")
+
+
+@role_required(Role.ADMIN)
+def board_partial(request: HttpRequest) -> HttpResponse:
+    queues = queue_board()
+    for entries in queues.values():
+        _audit_queue_reads(request, entries)
+    context = {
+        "queues": queues,
+        "stats": queue_stats(board=queues),
+        "reassign_form": ReassignForm(),
+        "urgency_form": UrgencyOverrideForm(),
+        "admin_view": True,
+    }
+    return render(request, "triage/_board.html", context)
+
+
+def _visit_for_staff(request: HttpRequest, visit_id: int):
+    visit = visit_get_for_user(user=request.user, visit_id=visit_id)
+    if visit is None:
+        raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
+    return visit
+
+
+@require_POST
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def urgency_override(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_for_staff(request, visit_id)
+    form = UrgencyOverrideForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a level and give a reason for the change.")
+    else:
+        try:
+            services.visit_urgency_override(visit=visit, actor=request.user, **form.cleaned_data)
+        except services.TriageError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Urgency of visit #{visit.pk} updated.")
+    return _back(request, "home")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def reassign(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_for_staff(request, visit_id)
+    form = ReassignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a physician.")
+    else:
+        try:
+            visit_services.visit_reassign(
+                visit=visit, actor=request.user, physician=form.cleaned_data["physician"]
+            )
+        except visit_services.BookingError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Visit #{visit.pk} reassigned.")
+    return _back(request, "triage:board")
+
+
+@require_POST
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def no_show(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_for_staff(request, visit_id)
+    try:
+        visit_services.visit_mark_no_show(visit=visit, actor=request.user)
+    except visit_services.BookingError as exc:
+        messages.error(request, str(exc))
+    return _back(request, "home")
