@@ -73,11 +73,12 @@ def _blocked(*, start: datetime, end: datetime, day_off: list[tuple[datetime, da
 
 
 def free_slots(
-    *, physician: User, start_date: date, days: int = 14, now: datetime | None = None
+    *, physician: User, start_date: date | None = None, days: int = 14, now: datetime | None = None
 ) -> list[datetime]:
-    """Bookable slot starts (aware, UTC) for the physician from start_date for ``days`` days."""
+    """Bookable slot starts (aware, UTC) from start_date (default: the physician's today)."""
     now = now or timezone.now()
     tz = zoneinfo.ZoneInfo(physician.time_zone)
+    start_date = start_date or now.astimezone(tz).date()
     end_date = start_date + timedelta(days=days)
     rules = list(AvailabilityRule.objects.filter(physician=physician))
     exceptions = list(

@@ -50,8 +50,8 @@ def book_start(request: HttpRequest) -> HttpResponse:
 def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
     physician = get_object_or_404(physicians(), pk=physician_id)
     tz = _patient_tz(request)
-    slots = free_slots(physician=physician, start_date=timezone.localdate(timezone=tz))
-    form = BookingForm(request.POST or None, slots=slots, tz=tz)
+    slots = free_slots(physician=physician)
+    form = BookingForm(request.POST if request.method == "POST" else None, slots=slots, tz=tz)
     if request.method == "POST" and form.is_valid():
         try:
             visit = services.visit_book(
@@ -74,7 +74,7 @@ def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT)
 def book_on_demand(request: HttpRequest) -> HttpResponse:
-    form = IntakeForm(request.POST or None)
+    form = IntakeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             visit = services.visit_join_on_demand(patient=request.user, **form.cleaned_data)
@@ -139,8 +139,8 @@ def visit_reschedule(request: HttpRequest, visit_id: int) -> HttpResponse:
         messages.error(request, "On-demand visits have no slot to move.")
         return redirect("consults:visit_detail", visit_id=visit.pk)
     tz = _patient_tz(request)
-    slots = free_slots(physician=visit.physician, start_date=timezone.localdate(timezone=tz))
-    form = SlotForm(request.POST or None, slots=slots, tz=tz)
+    slots = free_slots(physician=visit.physician)
+    form = SlotForm(request.POST if request.method == "POST" else None, slots=slots, tz=tz)
     if request.method == "POST" and form.is_valid():
         try:
             services.visit_reschedule(
@@ -192,7 +192,7 @@ def availability(request: HttpRequest) -> HttpResponse:
         "exceptions": physician.availability_exceptions.filter(date__gte=timezone.localdate()),
         "rule_form": rule_form,
         "exception_form": exception_form,
-        "upcoming_slots": free_slots(physician=physician, start_date=timezone.localdate(), days=7),
+        "upcoming_slots": free_slots(physician=physician, days=7),
         "tz": zoneinfo.ZoneInfo(physician.time_zone),
     }
     return render(request, "consults/availability.html", context)

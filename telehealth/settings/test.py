@@ -17,3 +17,5 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so live-server threads, worker threads and subprocesses share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 WHITENOISE_USE_FINDERS = True
+# Threads of the live ASGI server must not keep connections that block test-database teardown.
+DATABASES["default"]["CONN_MAX_AGE"] = 0

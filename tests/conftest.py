@@ -1,0 +1,60 @@
+import os
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from consults.selectors import free_slots
+from tests.factories import AdminFactory, PatientFactory, PhysicianFactory, open_every_day
+
+
+@pytest.fixture
+def patient(db):
+    return PatientFactory(email="pat.a@example.org")
+
+
+@pytest.fixture
+def other_patient(db):
+    return PatientFactory(email="pat.b@example.org")
+
+
+@pytest.fixture
+def physician(db):
+    doctor = PhysicianFactory(email="dr.a@example.org", serves_on_demand=True)
+    open_every_day(doctor)
+    return doctor
+
+
+@pytest.fixture
+def other_physician(db):
+    doctor = PhysicianFactory(email="dr.b@example.org")
+    open_every_day(doctor)
+    return doctor
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory(email="admin@example.org")
+
+
+@pytest.fixture
+def slots(physician):
+    """The physician's next free slots (tomorrow onwards, never in the past)."""
+    tomorrow = timezone.localdate() + timezone.timedelta(days=1)
+    return free_slots(physician=physician, start_date=tomorrow, days=2)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Browser tests drive a real server thread that uses the ORM from Playwright's loop.
+    if any(item.get_closest_marker("browser") for item in items):
+        os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+ENGINE_SUITES = {"speech", "notes", "vision"}
+
+
+@pytest.fixture(autouse=True)
+def _db_for_django_tests(request):
+    """Django-facing tests get the database; the plain-Python engine suites stay DB-free."""
+    if Path(str(request.node.fspath)).parent.name not in ENGINE_SUITES:
+        request.getfixturevalue("db")
