@@ -183,6 +183,23 @@ def visit_mark_no_show(*, visit: Visit, actor: User) -> Visit:
     return visit
 
 
+def visits_mark_no_shows(*, now: datetime | None = None) -> list[Visit]:
+    """Booked visits whose whole slot passed without a check-in become no-shows. Idempotent."""
+    now = now or timezone.now()
+    marked = []
+    for visit in Visit.objects.filter(status=VisitStatus.BOOKED, scheduled_start__lt=now):
+        if visit.scheduled_start + timedelta(minutes=visit.duration_minutes) >= now:
+            continue
+        # The status filter makes a redelivered task harmless.
+        if Visit.objects.filter(pk=visit.pk, status=VisitStatus.BOOKED).update(
+            status=VisitStatus.NO_SHOW
+        ):
+            visit.status = VisitStatus.NO_SHOW
+            queue_changed(visit=visit, event="no_show")
+            marked.append(visit)
+    return marked
+
+
 def availability_rule_add(
     *, physician: User, weekday: int, start_time, end_time, slot_minutes: int = 20
 ) -> AvailabilityRule:

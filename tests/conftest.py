@@ -58,3 +58,14 @@ def _db_for_django_tests(request):
     """Django-facing tests get the database; the plain-Python engine suites stay DB-free."""
     if Path(str(request.node.fspath)).parent.name not in ENGINE_SUITES:
         request.getfixturevalue("db")
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path):
+    """A real ``celery worker`` subprocess sharing the test database and broker."""
+    from tests.workers import start_worker, stop_worker
+
+    log = tmp_path / "worker.log"
+    process = start_worker(log)
+    yield process
+    stop_worker(process)

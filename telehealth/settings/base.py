@@ -70,6 +70,8 @@ _SQLITE_OPTIONS = {
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        DATABASES["default"]["OPTIONS"] = _SQLITE_OPTIONS
 else:
     DATABASES = {
         "default": {
@@ -112,6 +114,19 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+
+def filesystem_broker_options(folder: Path) -> dict:
+    """Kombu's filesystem transport: a broker that needs no server, shared through a folder."""
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "store_processed": False,
+    }
+
+
 # Redis switches the channel layer, the Celery broker and the result backend at once.
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
@@ -128,16 +143,10 @@ else:
     # In-process channel layer: pushes from the web process are live; pushes from the
     # worker reach pages through their periodic refresh (see docs/architecture.md).
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    _BROKER_DIR = VAR_DIR / "celery-broker"
-    for _sub in ("queue", "processed"):
-        (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_BROKER_DIR / "queue"),
-        "data_folder_out": str(_BROKER_DIR / "queue"),
-        "processed_folder": str(_BROKER_DIR / "processed"),
-        "store_processed": False,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(
+        Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "celery-broker")))
+    )
     CELERY_RESULT_BACKEND = None
 
 CELERY_TASK_ACKS_LATE = True
@@ -177,3 +186,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+CELERY_BEAT_SCHEDULE = {
+    "mark-no-shows": {"task": "consults.tasks.visits_mark_no_shows", "schedule": 300.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -1,21 +1,30 @@
 """Test settings: fast password hashing; the database and broker follow the environment."""
 
+import os
 import tempfile
+from pathlib import Path
 
 from telehealth.settings.base import *  # noqa: F403
-from telehealth.settings.base import DATABASES, VAR_DIR
+from telehealth.settings.base import (
+    CELERY_BROKER_URL,
+    DATABASES,
+    VAR_DIR,
+    filesystem_broker_options,
+)
 
 SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-PRIVATE_MEDIA_ROOT = tempfile.mkdtemp(prefix="telehealth-test-media-")
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
+# Inherited by worker subprocesses through the environment, so they see the same files.
+if not os.environ.get("TELEHEALTH_PRIVATE_MEDIA_ROOT"):
+    PRIVATE_MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="telehealth-test-media-"))
+    os.environ["TELEHEALTH_PRIVATE_MEDIA_ROOT"] = str(PRIVATE_MEDIA_ROOT)
+WHITENOISE_USE_FINDERS = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so live-server threads, worker threads and subprocesses share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
-WHITENOISE_USE_FINDERS = True
 # Threads of the live ASGI server must not keep connections that block test-database teardown.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+if CELERY_BROKER_URL == "filesystem://":
+    # Test workers get a broker folder of their own, never the one `make run` uses.
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "test-celery-broker")
