@@ -81,3 +81,26 @@ class AvailabilityExceptionForm(forms.ModelForm):
             "end_time": forms.TimeInput(attrs={"type": "time"}),
         }
         help_texts = {"start_time": "Leave both times empty to take the whole day off."}
+
+
+class ConsentForm(forms.Form):
+    """Consent per purpose; each can be given, refused, or later withdrawn."""
+
+    def __init__(self, *args, current: dict[str, bool | None], **kwargs):
+        super().__init__(*args, **kwargs)
+        from consults.models import ConsentPurpose
+
+        for purpose in ConsentPurpose:
+            now = current.get(purpose.value)
+            self.fields[purpose.value] = forms.TypedChoiceField(
+                label=purpose.label,
+                choices=[("yes", "Yes"), ("no", "No")],
+                coerce=lambda value: value == "yes",
+                widget=forms.RadioSelect,
+                initial=None if now is None else ("yes" if now else "no"),
+            )
+
+
+class ChatForm(forms.Form):
+    text = forms.CharField(required=False, max_length=2000)
+    attachment = forms.FileField(required=False)

@@ -132,3 +132,60 @@ class Visit(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class ConsentPurpose(models.TextChoices):
+    RECORDING = "recording", "Record the consult's audio"
+    AI_NOTES = "ai_notes", "AI transcription and note drafting"
+    AI_PHOTOS = "ai_photos", "AI analysis of my photos"
+
+
+class Consent(models.Model):
+    """One consent decision for one purpose. Rows are appended; the latest row is in force."""
+
+    patient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consents"
+    )
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.CharField(max_length=16, choices=ConsentPurpose.choices)
+    granted = models.BooleanField()
+    version = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["visit", "purpose", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}={'yes' if self.granted else 'no'} (visit #{self.visit_id})"
+
+
+class RoomPresence(models.Model):
+    """Who is connected to a consult room, per socket, so any server process can tell."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="presences")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    channel_name = models.CharField(max_length=200, unique=True)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} in visit #{self.visit_id}"
+
+
+class ChatMessage(models.Model):
+    """A text message in a consult, with an optional attachment stored privately."""
+
+    visit = models.ForeignKey(Visit, on_delete=models.CASCADE, related_name="chat_messages")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    text = models.TextField(max_length=2000, blank=True)
+    attachment_path = models.CharField(max_length=300, blank=True)
+    attachment_name = models.CharField(max_length=200, blank=True)
+    attachment_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Message #{self.pk} in visit #{self.visit_id}"

@@ -10,6 +10,9 @@ from consults.models import (
     ACTIVE_STATUSES,
     AvailabilityException,
     AvailabilityRule,
+    Consent,
+    ConsentPurpose,
+    RoomPresence,
     Visit,
     VisitStatus,
 )
@@ -145,3 +148,43 @@ def slot_minutes_at(*, physician: User, start: datetime) -> int:
 
 def no_shows_since(*, since: datetime) -> int:
     return Visit.objects.filter(status=VisitStatus.NO_SHOW, scheduled_start__gte=since).count()
+
+
+def consult_room_visit(*, user: User, visit_id: int) -> Visit | None:
+    """The visit if ``user`` is its patient or its physician and the consult is in progress."""
+    if not user.is_authenticated:
+        return None
+    return (
+        Visit.objects.select_related("patient", "physician")
+        .filter(pk=visit_id, status=VisitStatus.IN_CONSULT)
+        .filter(Q(patient=user) | Q(physician=user))
+        .first()
+    )
+
+
+def consent_state(*, visit: Visit) -> dict[str, bool | None]:
+    """The decision in force per purpose: True, False, or None when not yet asked."""
+    state: dict[str, bool | None] = dict.fromkeys(ConsentPurpose.values)
+    for consent in Consent.objects.filter(visit=visit).order_by("created_at", "id"):
+        state[consent.purpose] = consent.granted
+    return state
+
+
+def consent_given(*, visit: Visit, purpose: str) -> bool:
+    """Whether the patient's latest decision for ``purpose`` on this visit is yes."""
+    return consent_state(visit=visit).get(purpose) is True
+
+
+def room_roles_present(*, visit: Visit) -> list[str]:
+    """Roles ("patient", "physician") with an open socket in the room."""
+    user_ids = set(
+        RoomPresence.objects.filter(visit=visit, left_at__isnull=True).values_list(
+            "user_id", flat=True
+        )
+    )
+    roles = []
+    if visit.patient_id in user_ids:
+        roles.append("patient")
+    if visit.physician_id in user_ids:
+        roles.append("physician")
+    return roles

@@ -5,9 +5,21 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from consults.models import AvailabilityException, AvailabilityRule, Visit, VisitStatus
+from consults.attachments import attachment_clean
+from consults.models import (
+    AvailabilityException,
+    AvailabilityRule,
+    ChatMessage,
+    Consent,
+    ConsentPurpose,
+    RoomPresence,
+    Visit,
+    VisitStatus,
+)
+from consults.realtime import room_push
 from consults.selectors import slot_is_free, slot_minutes_at
 from telehealth.models import User
+from telehealth.private_media import private_save
 from triage.realtime import queue_changed
 from triage.services import intake_record
 
@@ -243,3 +255,97 @@ def availability_exception_add(
         slot_minutes=slot_minutes,
         note=note,
     )
+
+
+# --- The consult room -------------------------------------------------------------------------
+
+CONSENT_VERSION = "2026-11"
+
+
+def visit_admit(*, visit: Visit, physician: User) -> Visit:
+    """The physician lets exactly this waiting patient into the consult room."""
+    if not physician.is_physician:
+        raise BookingError("Only physicians can admit patients.")
+    with transaction.atomic():
+        locked = Visit.objects.select_for_update().get(pk=visit.pk)
+        if locked.status != VisitStatus.CHECKED_IN:
+            raise BookingError("This patient is not waiting.")
+        if locked.physician_id is None:
+            if not physician.serves_on_demand:
+                raise BookingError("You do not serve the on-demand queue.")
+            locked.physician = physician
+        elif locked.physician_id != physician.pk:
+            raise BookingError("This patient is waiting for another physician.")
+        locked.status = VisitStatus.IN_CONSULT
+        locked.started_at = timezone.now()
+        locked.save(update_fields=["physician", "status", "started_at"])
+    queue_changed(visit=locked, event="admitted")
+    return locked
+
+
+def visit_end(*, visit: Visit, actor: User) -> Visit:
+    """The physician ends the consult; both sides are told and the times are recorded."""
+    if actor.pk != visit.physician_id:
+        raise BookingError("Only the visit's physician can end it.")
+    if visit.status != VisitStatus.IN_CONSULT:
+        raise BookingError("This consult is not in progress.")
+    visit.status = VisitStatus.COMPLETED
+    visit.ended_at = timezone.now()
+    visit.save(update_fields=["status", "ended_at"])
+    RoomPresence.objects.filter(visit=visit, left_at__isnull=True).update(left_at=visit.ended_at)
+    room_push(visit_id=visit.pk, payload={"type": "ended"})
+    queue_changed(visit=visit, event="ended")
+    return visit
+
+
+def consent_record(*, visit: Visit, patient: User, choices: dict[str, bool]) -> list[Consent]:
+    """Store the patient's decision per purpose (time and version kept; changes append)."""
+    if patient.pk != visit.patient_id:
+        raise BookingError("Only the patient can give or withdraw consent.")
+    unknown = set(choices) - set(ConsentPurpose.values)
+    if unknown:
+        raise BookingError(f"Unknown consent purpose: {', '.join(sorted(unknown))}")
+    rows = Consent.objects.bulk_create(
+        Consent(visit=visit, patient=patient, purpose=p, granted=g, version=CONSENT_VERSION)
+        for p, g in choices.items()
+    )
+    from consults.selectors import consent_state
+
+    room_push(visit_id=visit.pk, payload={"type": "consent", "state": consent_state(visit=visit)})
+    return rows
+
+
+def presence_join(*, visit: Visit, user: User, channel_name: str) -> RoomPresence:
+    """Record that a socket of this user joined the room."""
+    return RoomPresence.objects.create(visit=visit, user=user, channel_name=channel_name)
+
+
+def presence_leave(*, channel_name: str) -> None:
+    RoomPresence.objects.filter(channel_name=channel_name, left_at__isnull=True).update(
+        left_at=timezone.now()
+    )
+
+
+def chat_post(
+    *, visit: Visit, sender: User, text: str, attachment: bytes | None = None, filename: str = ""
+) -> ChatMessage:
+    """Post a chat message (optionally with a checked attachment) and push it to the room."""
+    if visit.status != VisitStatus.IN_CONSULT:
+        raise BookingError("The chat is open only during the consult.")
+    text = text.strip()
+    if not text and not attachment:
+        raise BookingError("Write a message or attach a file.")
+    if len(text) > 2000:
+        raise BookingError("Messages are limited to 2,000 characters.")
+    message = ChatMessage(visit=visit, sender=sender, text=text)
+    if attachment is not None:
+        clean = attachment_clean(data=attachment)
+        message.attachment_path = private_save(
+            category="chat", data=clean.data, suffix=clean.suffix
+        )
+        message.attachment_type = clean.content_type
+        stem = "".join(c for c in filename.rsplit(".", 1)[0] if c.isalnum() or c in "-_ ")[:80]
+        message.attachment_name = f"{stem or 'attachment'}{clean.suffix}"
+    message.save()
+    room_push(visit_id=visit.pk, payload={"type": "chat.new"})
+    return message

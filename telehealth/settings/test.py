@@ -15,6 +15,9 @@ from telehealth.settings.base import (
 SECRET_KEY = "test-only-not-a-secret"  # noqa: S105
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# One id per test run, inherited by worker subprocesses through the environment, so that
+# concurrent runs on one machine never share a database file or a broker folder.
+TEST_RUN_ID = os.environ.setdefault("TELEHEALTH_TEST_RUN_ID", str(os.getpid()))
 # Inherited by worker subprocesses through the environment, so they see the same files.
 if not os.environ.get("TELEHEALTH_PRIVATE_MEDIA_ROOT"):
     PRIVATE_MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="telehealth-test-media-"))
@@ -22,9 +25,11 @@ if not os.environ.get("TELEHEALTH_PRIVATE_MEDIA_ROOT"):
 WHITENOISE_USE_FINDERS = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file (not :memory:) so live-server threads, worker threads and subprocesses share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{TEST_RUN_ID}.sqlite3")}
 # Threads of the live ASGI server must not keep connections that block test-database teardown.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 if CELERY_BROKER_URL == "filesystem://":
     # Test workers get a broker folder of their own, never the one `make run` uses.
-    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(VAR_DIR / "test-celery-broker")
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(
+        VAR_DIR / "test-celery-broker" / TEST_RUN_ID
+    )

@@ -19,6 +19,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+    # Two browser processes on one host must see each other's host candidates as plain IPs.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 
@@ -48,17 +51,32 @@ def live_asgi(transactional_db):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright_driver():
     if not shutil.which(CHROMIUM):
         pytest.fail("Debian's chromium is required for browser tests: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
+        yield playwright
+
+
+def _launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_driver):
+    browser = _launch(playwright_driver)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def second_browser(playwright_driver):
+    """A separate Chromium process, as a second person on another device would have."""
+    browser = _launch(playwright_driver)
+    yield browser
+    browser.close()
 
 
 def sign_in(page, base_url: str, email: str, password: str) -> None:

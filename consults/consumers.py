@@ -1,0 +1,102 @@
+"""The consult room socket: WebRTC signaling between the visit's patient and physician.
+
+Thin: authorization on connect (every time), schema validation of every frame, presence in the
+database, relay to the other side through the channel layer group.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from consults import selectors, services
+from consults.realtime import room_group
+from consults.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
+
+CLOSE_FORBIDDEN = 4403
+
+
+class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
+    visit_id: int | None = None
+    role: str = ""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        visit_id = self.scope["url_route"]["kwargs"]["visit_id"]
+        visit = None
+        if user is not None and user.is_authenticated:
+            visit = await database_sync_to_async(selectors.consult_room_visit)(
+                user=user, visit_id=visit_id
+            )
+        if visit is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.visit_id = visit.pk
+        self.role = "physician" if user.pk == visit.physician_id else "patient"
+        await self.channel_layer.group_add(room_group(visit.pk), self.channel_name)
+        await self.accept()
+        peers, consent = await database_sync_to_async(self._join)(visit, user)
+        await self.send_json(
+            {
+                "type": "welcome",
+                "role": self.role,
+                "peers": [role for role in peers if role != self.role],
+                "consent": consent,
+                "iceServers": settings.WEBRTC_ICE_SERVERS,
+            }
+        )
+
+    def _join(self, visit, user):
+        services.presence_join(visit=visit, user=user, channel_name=self.channel_name)
+        return (
+            selectors.room_roles_present(visit=visit),
+            selectors.consent_state(visit=visit),
+        )
+
+    async def disconnect(self, code):
+        if self.visit_id is None:
+            return
+        await self.channel_layer.group_discard(room_group(self.visit_id), self.channel_name)
+        await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
+        await self._relay({"type": "peer.left", "role": self.role})
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
+            await self.send_json({"type": "error", "error": "Message too large or not text."})
+            return
+        await super().receive(text_data=text_data, **kwargs)
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None
+
+    async def receive_json(self, content, **kwargs):
+        try:
+            message = validate_inbound(content)
+        except InvalidMessage as exc:
+            await self.send_json({"type": "error", "error": str(exc)})
+            return
+        kind = message["type"]
+        if kind == "ping":
+            await self.send_json({"type": "pong", "t": message["t"]})
+        elif kind == "hello":
+            await self._relay({**message, "type": "peer.joined", "role": self.role})
+        else:
+            await self._relay({**message, "from": self.role})
+
+    async def _relay(self, payload: dict) -> None:
+        await self.channel_layer.group_send(
+            room_group(self.visit_id),
+            {"type": "room.relay", "sender": self.channel_name, "payload": payload},
+        )
+
+    async def room_relay(self, event):
+        if event["sender"] != self.channel_name:
+            await self.send_json(event["payload"])
+
+    async def room_push(self, event):
+        await self.send_json(event["payload"])
+        if event["payload"].get("type") == "ended":
+            await self.close()

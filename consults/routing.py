@@ -1,0 +1,7 @@
+from django.urls import path
+
+from consults import consumers
+
+websocket_urlpatterns = [
+    path("ws/consults/<int:visit_id>/", consumers.ConsultRoomConsumer.as_asgi()),
+]

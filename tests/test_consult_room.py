@@ -1,0 +1,260 @@
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.urls import reverse
+
+from consults import selectors, services
+from consults.models import ConsentPurpose, RoomPresence, VisitStatus
+from telehealth.asgi import application
+from tests.test_permissions import login
+
+
+def _admitted(patient, physician):
+    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
+    return services.visit_admit(visit=visit, physician=physician)
+
+
+@pytest.fixture
+def in_consult(patient, physician):
+    return _admitted(patient, physician)
+
+
+async def join(visit_id, user):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/consults/{visit_id}/", headers=[(b"origin", b"http://localhost")]
+    )
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+# --- Lobby and admission --------------------------------------------------------------------
+
+
+def test_admit_assigns_on_demand_visit_to_admitting_physician(patient, physician):
+    visit = _admitted(patient, physician)
+    assert visit.status == VisitStatus.IN_CONSULT and visit.physician == physician
+    assert visit.started_at is not None
+
+
+def test_physician_cannot_admit_patient_waiting_for_someone_else(
+    patient, physician, other_physician, slots
+):
+    visit = services.visit_book(patient=patient, physician=physician, start=slots[0], reason="x")
+    visit.status = VisitStatus.CHECKED_IN
+    visit.save()
+    with pytest.raises(services.BookingError, match="another physician"):
+        services.visit_admit(visit=visit, physician=other_physician)
+
+
+def test_cannot_admit_a_patient_who_is_not_waiting(patient, physician, slots):
+    visit = services.visit_book(patient=patient, physician=physician, start=slots[0], reason="x")
+    with pytest.raises(services.BookingError, match="not waiting"):
+        services.visit_admit(visit=visit, physician=physician)
+
+
+def test_nobody_enters_the_room_before_admission(client, patient):
+    visit = services.visit_join_on_demand(patient=patient, reason="x")
+    response = login(client, patient).get(reverse("consults:room", args=[visit.pk]))
+    assert response.status_code == 404
+
+
+def test_end_records_times_and_closes_the_room(client, physician, in_consult):
+    response = login(client, physician).post(reverse("consults:end", args=[in_consult.pk]))
+    assert response.status_code == 302
+    in_consult.refresh_from_db()
+    assert in_consult.status == VisitStatus.COMPLETED
+    assert in_consult.ended_at >= in_consult.started_at
+
+
+def test_patient_cannot_end_the_visit(client, patient, in_consult):
+    response = login(client, patient).post(reverse("consults:end", args=[in_consult.pk]))
+    assert response.status_code == 403
+
+
+# --- Consent ----------------------------------------------------------------------------------
+
+
+def test_consent_is_stored_per_purpose_and_can_be_withdrawn(client, patient, in_consult):
+    login(client, patient)
+    url = reverse("consults:consent", args=[in_consult.pk])
+    client.post(url, {"recording": "yes", "ai_notes": "yes", "ai_photos": "no"})
+    assert selectors.consent_given(visit=in_consult, purpose=ConsentPurpose.RECORDING)
+    client.post(url, {"recording": "no", "ai_notes": "yes", "ai_photos": "no"})
+    state = selectors.consent_state(visit=in_consult)
+    assert state == {"recording": False, "ai_notes": True, "ai_photos": False}
+    assert in_consult.consents.filter(purpose="recording").count() == 2
+    assert in_consult.consents.first().version == services.CONSENT_VERSION
+
+
+def test_consent_form_requires_an_answer_for_each_purpose(client, patient, in_consult):
+    response = login(client, patient).post(
+        reverse("consults:consent", args=[in_consult.pk]), {"recording": "maybe"}
+    )
+    assert response.status_code == 200 and b'class="error"' in response.content
+    assert not in_consult.consents.exists()
+
+
+def test_only_the_patient_gives_consent(physician, in_consult):
+    with pytest.raises(services.BookingError):
+        services.consent_record(visit=in_consult, patient=physician, choices={"recording": True})
+
+
+# --- Signaling socket -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_offer_and_candidates_reach_only_the_other_side(patient, physician):
+    visit = await sync_to_async(_admitted)(patient, physician)
+    doctor, ok, _ = await join(visit.pk, physician)
+    assert ok
+    welcome = await doctor.receive_json_from()
+    assert welcome["type"] == "welcome" and welcome["peers"] == []
+    pat, ok, _ = await join(visit.pk, patient)
+    assert (await pat.receive_json_from())["peers"] == ["physician"]
+    await pat.send_json_to({"type": "hello", "session": "p1"})
+    assert await doctor.receive_json_from() == {
+        "type": "peer.joined",
+        "role": "patient",
+        "session": "p1",
+    }
+    offer = {"type": "signal", "session": "d1", "description": {"type": "offer", "sdp": "v=0"}}
+    await doctor.send_json_to(offer)
+    assert await pat.receive_json_from() == {**offer, "from": "physician"}
+    candidate = {
+        "candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host",
+        "sdpMid": "0",
+        "sdpMLineIndex": 0,
+        "usernameFragment": "abc",
+    }
+    await pat.send_json_to({"type": "signal", "session": "p1", "candidate": candidate})
+    relayed = await doctor.receive_json_from()
+    assert relayed["candidate"] == candidate and relayed["from"] == "patient"
+    assert await pat.receive_nothing(timeout=0.2)  # nothing echoed back to the sender
+    await pat.disconnect()
+    assert await doctor.receive_json_from() == {"type": "peer.left", "role": "patient"}
+    await doctor.disconnect()
+    assert not await sync_to_async(
+        RoomPresence.objects.filter(visit=visit, left_at__isnull=True).exists
+    )()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_room_refuses_other_patient_other_physician_and_admin(
+    patient, other_patient, physician, other_physician, admin_user
+):
+    visit = await sync_to_async(_admitted)(patient, physician)
+    for intruder in (other_patient, other_physician, admin_user):
+        _c, connected, code = await join(visit.pk, intruder)
+        assert not connected and code == 4403
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_room_refuses_waiting_and_ended_visits(patient, physician):
+    waiting = await sync_to_async(services.visit_join_on_demand)(patient=patient, reason="x")
+    _c, connected, _ = await join(waiting.pk, patient)
+    assert not connected
+    admitted = await sync_to_async(services.visit_admit)(visit=waiting, physician=physician)
+    await sync_to_async(services.visit_end)(visit=admitted, actor=physician)
+    for user in (patient, physician):
+        _c, connected, _ = await join(waiting.pk, user)
+        assert not connected
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_ending_the_visit_tells_both_sides_and_closes(patient, physician):
+    visit = await sync_to_async(_admitted)(patient, physician)
+    doctor, _, _ = await join(visit.pk, physician)
+    pat, _, _ = await join(visit.pk, patient)
+    await doctor.receive_json_from()
+    await pat.receive_json_from()
+    await sync_to_async(services.visit_end)(visit=visit, actor=physician)
+    for side in (doctor, pat):
+        message = await side.receive_json_from()
+        while message["type"] != "ended":
+            message = await side.receive_json_from()
+        assert (await side.receive_output())["type"] == "websocket.close"
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "steal_records"},
+        {"type": "signal", "session": "s"},
+        {"type": "signal", "session": "s", "description": {"type": "pwn", "sdp": ""}},
+        {"type": "signal", "session": "s", "description": {"type": "offer", "sdp": "x" * 200_000}},
+        {"type": "signal", "session": "s", "candidate": {"candidate": 5}},
+        {"type": "signal", "session": "s", "candidate": None, "description": None},
+        {"type": "media", "audio": "yes"},
+        {"type": "hello", "session": "x" * 65},
+        {"type": "ping", "t": "now", "extra": 1},
+        [1, 2, 3],
+        "just a string",
+    ],
+)
+async def test_malformed_frames_get_an_error_frame_and_are_not_relayed(patient, physician, frame):
+    visit = await sync_to_async(_admitted)(patient, physician)
+    doctor, _, _ = await join(visit.pk, physician)
+    pat, _, _ = await join(visit.pk, patient)
+    await doctor.receive_json_from()
+    await pat.receive_json_from()
+    await pat.send_json_to(frame)
+    reply = await pat.receive_json_from()
+    assert reply["type"] == "error"
+    assert await doctor.receive_nothing(timeout=0.2)
+    await pat.send_to(text_data="{broken")
+    assert (await pat.receive_json_from())["type"] == "error"
+    await pat.disconnect()
+    await doctor.disconnect()
+
+
+# --- Chat -------------------------------------------------------------------------------------
+
+
+def test_chat_message_with_photo_attachment_is_private(
+    client, patient, physician, other_patient, in_consult
+):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 100)).save(buffer, "PNG")
+    buffer.name = "rash.png"
+    buffer.seek(0)
+    response = login(client, patient).post(
+        reverse("consults:chat", args=[in_consult.pk]), {"text": "Here", "attachment": buffer}
+    )
+    assert response.status_code == 201
+    message = in_consult.chat_messages.get()
+    assert message.attachment_type == "image/jpeg" and message.attachment_name == "rash.jpg"
+    url = reverse("consults:chat_attachment", args=[in_consult.pk, message.pk])
+    assert login(client, physician).get(url).status_code == 200
+    assert login(client, other_patient).get(url).status_code == 404
+    assert message.attachment_path not in url
+
+
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [
+        (b"MZ\x90\x00 not an image", "virus.exe"),
+        (b"\x89PNG\r\n\x1a\ncorrupt", "x.png"),
+        (b"", "empty.pdf"),
+    ],
+)
+def test_chat_rejects_bad_attachments_with_clear_error(client, patient, in_consult, payload, name):
+    import io
+
+    upload = io.BytesIO(payload)
+    upload.name = name
+    response = login(client, patient).post(
+        reverse("consults:chat", args=[in_consult.pk]), {"text": "", "attachment": upload}
+    )
+    assert response.status_code == 400 and response.json()["error"]
+    assert not in_consult.chat_messages.exists()
