@@ -1,0 +1,198 @@
+"""Signaling load: N concurrent consult rooms exchanging messages through the Redis channel layer.
+
+Starts two uvicorn processes (so relays must cross processes through Redis), puts each room's
+physician on one and its patient on the other, and measures the round trip of a signaling
+message (physician -> patient -> physician). Ramps the number of rooms until p99 passes the
+budget or a step fails, and prints p50/p99 per step and the most rooms held within budget.
+
+    REDIS_URL=redis://127.0.0.1:6379/8 python bench/signaling.py [--steps 25,50,100,200,400]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(db_path: Path) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "telehealth.settings.local"
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{db_path}")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def make_rooms(count: int) -> list[tuple[int, str, str]]:
+    """Create ``count`` in-consult visits; return (visit id, physician cookie, patient cookie)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from consults.services import visit_admit, visit_join_on_demand
+    from telehealth.models import Role, User
+
+    def session_for(user) -> str:
+        store = SessionStore()
+        store[SESSION_KEY] = str(user.pk)
+        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        store.create()
+        return store.session_key
+
+    rooms = []
+    stamp = int(time.time() * 1000)
+    for i in range(count):
+        doctor = User.objects.create_user(
+            f"bench-dr-{stamp}-{i}@bench.local", None, role=Role.PHYSICIAN, serves_on_demand=True
+        )
+        patient = User.objects.create_user(f"bench-pt-{stamp}-{i}@bench.local", None)
+        visit = visit_admit(
+            visit=visit_join_on_demand(patient=patient, reason="bench"), physician=doctor
+        )
+        rooms.append((visit.pk, session_for(doctor), session_for(patient)))
+    return rooms
+
+
+def start_server(port: int, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "telehealth.asgi:application", "--port", str(port),
+         "--log-level", "warning", "--lifespan", "off"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+async def wait_ports(ports) -> None:
+    await asyncio.wait_for(asyncio.gather(*(wait_port(p) for p in ports)), 60)
+
+
+async def open_socket(port: int, visit_id: int, session: str):
+    import websockets
+
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/consults/{visit_id}/",
+        additional_headers={"Cookie": f"sessionid={session}", "Origin": f"http://127.0.0.1:{port}"},
+        max_size=2**20,
+    )
+    welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome", welcome
+    return ws
+
+
+async def recv_type(ws, kind: str):
+    while True:
+        message = json.loads(await ws.recv())
+        if message["type"] == kind:
+            return message
+
+
+async def run_room(room, ports, rounds: int, rtts: list[float], errors: list[str]) -> None:
+    visit_id, doctor_session, patient_session = room
+    try:
+        doctor = await open_socket(ports[0], visit_id, doctor_session)
+        patient = await open_socket(ports[1], visit_id, patient_session)
+        sdp = "v=0\r\n" + "a=candidate:bench\r\n" * 40  # a realistic offer is a few KB
+
+        async def echo():
+            for _ in range(rounds):
+                offer = await recv_type(patient, "signal")
+                answer = {"type": "answer", "sdp": offer["description"]["sdp"][:200]}
+                await patient.send(json.dumps({"type": "signal", "session": "p", "description": answer}))
+
+        echo_task = asyncio.create_task(echo())
+        for _ in range(rounds):
+            started = time.perf_counter()
+            message = {"type": "signal", "session": "d", "description": {"type": "offer", "sdp": sdp}}
+            await doctor.send(json.dumps(message))
+            await recv_type(doctor, "signal")
+            rtts.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.05)
+        await echo_task
+        await doctor.close()
+        await patient.close()
+    except Exception as exc:  # noqa: BLE001 - a bench reports every failure and carries on
+        errors.append(f"{type(exc).__name__}: {exc}")
+
+
+async def step(rooms, ports, rounds: int) -> tuple[list[float], list[str], float]:
+    rtts: list[float] = []
+    errors: list[str] = []
+    started = time.perf_counter()
+    await asyncio.wait_for(
+        asyncio.gather(*(run_room(r, ports, rounds, rtts, errors) for r in rooms)), timeout=180
+    )
+    return rtts, errors, time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", default="25,50,100,200,400")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--budget-ms", type=float, default=250.0, help="p99 round-trip budget")
+    args = parser.parse_args()
+    if not os.environ.get("REDIS_URL"):
+        sys.exit("Set REDIS_URL (e.g. redis://127.0.0.1:6379/8): the bench measures the Redis layer")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-signaling-"))
+    os.environ["TELEHEALTH_VAR_DIR"] = str(workdir)
+    os.environ["CHANNELS_PREFIX"] = f"bench{os.getpid()}"
+    setup_django(workdir / "bench.sqlite3")
+    steps = [int(s) for s in args.steps.split(",")]
+    all_rooms = make_rooms(max(steps))
+    env = {**os.environ}
+    ports = (8811, 8812)
+    servers = [start_server(port, env) for port in ports]
+    try:
+        asyncio.run(wait_ports(ports))
+        print(f"two uvicorn processes (ports {ports}), Redis channel layer {os.environ['REDIS_URL']}")
+        print(f"{'rooms':>6} {'msgs':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} {'secs':>6}")
+        held = 0
+        for count in steps:
+            rtts, errors, secs = asyncio.run(step(all_rooms[:count], ports, args.rounds))
+            if rtts:
+                p50, p99 = statistics.median(rtts), percentile(rtts, 0.99)
+                print(f"{count:>6} {len(rtts):>6} {p50:>8.1f} {p99:>8.1f} {max(rtts):>8.1f} "
+                      f"{len(errors):>6} {secs:>6.1f}")
+            else:
+                p99 = float("inf")
+                print(f"{count:>6} {0:>6} {'-':>8} {'-':>8} {'-':>8} {len(errors):>6} {secs:>6.1f}")
+            if errors:
+                print("  first error:", errors[0])
+            if errors or p99 > args.budget_ms:
+                break
+            held = count
+        print(f"rooms held within p99 <= {args.budget_ms:.0f} ms and no errors: {held}")
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
