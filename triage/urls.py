@@ -1,6 +1,6 @@
 from django.urls import path
 
-from triage import views
+from triage import views, views_photos
 
 app_name = "triage"
 
@@ -12,4 +12,8 @@ urlpatterns = [
     path("visits/<int:visit_id>/urgency/", views.urgency_override, name="urgency_override"),
     path("visits/<int:visit_id>/reassign/", views.reassign, name="reassign"),
     path("visits/<int:visit_id>/no-show/", views.no_show, name="no_show"),
+    path("visits/<int:visit_id>/photos/", views_photos.photo_list, name="photo_list"),
+    path("visits/<int:visit_id>/photos/add/", views_photos.photo_add, name="photo_add"),
+    path("photos/<int:photo_id>/review/", views_photos.photo_review, name="photo_review"),
+    path("photos/<int:photo_id>/<str:variant>/", views_photos.photo_image, name="photo_image"),
 ]

@@ -1,0 +1,237 @@
+"""Services and selectors for patient photos: intake checks, analysis, physician review.
+
+The web process runs only the cheap checks (safe decoding, photo quality); the models run in
+the ml worker through ``photo_analyse``.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from consults.models import ConsentPurpose, Visit
+from consults.selectors import consent_given
+from telehealth.models import User
+from telehealth.private_media import private_read, private_save
+from triage.models import Photo, PhotoAnalysis, PhotoConcern, PhotoKind, UrgencyChange
+from triage.realtime import queue_changed
+from triage.services import TriageError, visit_urgency_override, visit_urgency_raise
+
+MAX_PHOTO_BYTES = 15 * 1024 * 1024
+MAX_PHOTO_PIXELS = 40_000_000
+MAX_PHOTOS_PER_CONCERN = 3
+# Wound beds are red, yellow or black: the "is this skin?" check does not apply to them.
+WOUND_IGNORED_FLAGS = {"not_skin", "not_centred", "subject_too_small"}
+
+
+@dataclass(frozen=True)
+class RejectedPhoto:
+    name: str
+    reasons: list[str]
+
+
+def _blocking_reasons(*, kind: str, flags) -> list[str]:
+    ignored = WOUND_IGNORED_FLAGS if kind == PhotoKind.WOUND else set()
+    return [flag.message for flag in flags if flag.blocking and flag.code not in ignored]
+
+
+def photos_submit(
+    *,
+    visit: Visit,
+    uploader: User,
+    kind: str,
+    body_site: str,
+    files: list[tuple[str, bytes]],
+    duration: str = "",
+    stated_area_cm2: float | None = None,
+) -> tuple[list[Photo], list[RejectedPhoto]]:
+    """Check each photo at once; keep the good ones (metadata stripped) and queue analysis."""
+    from triage.vision.imageio import ImageError, load_image
+    from triage.vision.quality import assess_quality
+
+    if uploader.pk not in (visit.patient_id, visit.physician_id):
+        raise TriageError("Only the patient or their physician can add photos to this visit.")
+    if not visit.is_active:
+        raise TriageError("Photos can be added only before or during the visit.")
+    if not 1 <= len(files) <= MAX_PHOTOS_PER_CONCERN:
+        raise TriageError(f"Choose between 1 and {MAX_PHOTOS_PER_CONCERN} photos.")
+    if kind not in PhotoKind.values:
+        raise TriageError("Say whether this is a skin lesion or a wound.")
+    accepted: list[tuple[bytes, int, int, object]] = []
+    rejected: list[RejectedPhoto] = []
+    for name, data in files:
+        try:
+            image = load_image(data, max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
+        except ImageError as exc:
+            rejected.append(RejectedPhoto(name, [str(exc)]))
+            continue
+        quality = assess_quality(image.rgb)
+        reasons = _blocking_reasons(kind=kind, flags=quality.flags)
+        if reasons:
+            rejected.append(RejectedPhoto(name, reasons))
+            continue
+        accepted.append((image.jpeg, image.width, image.height, quality))
+    if not accepted:
+        return [], rejected
+    analyse = consent_given(visit=visit, purpose=ConsentPurpose.AI_PHOTOS)
+    with transaction.atomic():
+        concern = PhotoConcern.objects.create(
+            patient=visit.patient, kind=kind, body_site=body_site.strip()[:100]
+        )
+        photos = [
+            Photo.objects.create(
+                visit=visit,
+                concern=concern,
+                uploaded_by=uploader,
+                file_path=private_save(category="photos", data=jpeg, suffix=".jpg"),
+                sha256=hashlib.sha256(jpeg).hexdigest(),
+                width=width,
+                height=height,
+                duration=duration[:100],
+                stated_area_cm2=stated_area_cm2,
+                quality_score=quality.score,
+                quality_flags=[{"code": f.code, "message": f.message} for f in quality.flags],
+                status=Photo.Status.QUEUED if analyse else Photo.Status.STORED,
+            )
+            for jpeg, width, height, quality in accepted
+        ]
+        if analyse:
+            from triage.tasks import analyse_photo
+
+            for photo in photos:
+                transaction.on_commit(lambda pk=photo.pk: analyse_photo.delay(pk))
+    queue_changed(visit=visit, event="photos")
+    return photos, rejected
+
+
+def photo_analyse(*, photo_id: int) -> PhotoAnalysis | None:
+    """Run the model for one photo (in the ml worker). Idempotent: a second run is a no-op."""
+    photo = Photo.objects.select_related("visit", "concern").get(pk=photo_id)
+    existing = PhotoAnalysis.objects.filter(photo=photo).first()
+    if existing is not None:
+        return existing
+    if not consent_given(visit=photo.visit, purpose=ConsentPurpose.AI_PHOTOS):
+        Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.STORED)
+        return None
+    from triage.vision.imageio import load_image
+
+    rgb = load_image(private_read(photo.file_path), max_bytes=MAX_PHOTO_BYTES).rgb
+    if photo.concern.kind == PhotoKind.SKIN:
+        fields = _skin_fields(rgb)
+    else:
+        fields = _wound_fields(rgb, stated_area_cm2=photo.stated_area_cm2)
+    try:
+        with transaction.atomic():
+            analysis = PhotoAnalysis.objects.create(photo=photo, **fields)
+            Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
+    except IntegrityError:
+        # A redelivered task raced us; the first analysis stands.
+        return PhotoAnalysis.objects.get(photo=photo)
+    if analysis.can_assess:
+        visit_urgency_raise(
+            visit=photo.visit,
+            level=analysis.urgency,
+            reason=f"Photo triage ({photo.concern.body_site}): {analysis.urgency_reason}",
+            source=UrgencyChange.Source.PHOTO,
+        )
+    queue_changed(visit=photo.visit, event="photo_analysed")
+    return analysis
+
+
+def photo_mark_failed(*, photo_id: int, reason: str) -> None:
+    Photo.objects.filter(pk=photo_id).update(
+        status=Photo.Status.FAILED, failure_reason=reason[:300]
+    )
+
+
+def _skin_fields(rgb) -> dict:
+    from triage.vision.skin import assess_skin_image
+
+    result = assess_skin_image(rgb, backend=settings.VISION_SKIN_BACKEND)
+    heatmap = (
+        private_save(category="heatmaps", data=result.heatmap_png, suffix=".png")
+        if result.heatmap_png
+        else ""
+    )
+    return {
+        "model_version": result.model_version,
+        "can_assess": result.can_assess,
+        "reason": (result.reason or "")[:500],
+        "label": result.label or "",
+        "probabilities": {k: round(float(v), 4) for k, v in result.probabilities.items()},
+        "urgency": result.urgency.level,
+        "urgency_reason": result.urgency.reason[:300],
+        "heatmap_path": heatmap,
+    }
+
+
+def _wound_fields(rgb, *, stated_area_cm2: float | None) -> dict:
+    from triage.vision.wound import segment_wound
+
+    result = segment_wound(
+        rgb, stated_area_cm2=stated_area_cm2, backend=settings.VISION_WOUND_BACKEND
+    )
+    area = f"{result.area_cm2:.1f} cm²" if result.area_cm2 else f"{result.area_px} pixels"
+    return {
+        "model_version": result.model_version,
+        "can_assess": result.can_assess,
+        "reason": result.reason[:500],
+        "probabilities": result.type_probabilities or {},
+        "urgency": "standard",
+        "urgency_reason": (
+            f"Wound outlined, area {area}; review the trend across visits."
+            if result.can_assess
+            else "The wound could not be outlined automatically; a clinician will review it."
+        ),
+        "heatmap_path": private_save(category="wounds", data=result.overlay_png, suffix=".png"),
+        "mask_path": private_save(category="wounds", data=result.mask_png, suffix=".png"),
+        "area_px": result.area_px,
+        "area_cm2": result.area_cm2,
+        "wound_type": result.wound_type or "",
+    }
+
+
+def photo_review(
+    *, analysis: PhotoAnalysis, physician: User, decision: str, note: str = "", level: str = ""
+) -> PhotoAnalysis:
+    """The physician confirms or overrules the model; overruling may set the urgency."""
+    if physician.pk != analysis.photo.visit.physician_id:
+        raise TriageError("Only the visit's physician can review its photos.")
+    if decision not in (PhotoAnalysis.Review.CONFIRMED, PhotoAnalysis.Review.OVERRULED):
+        raise TriageError("Choose confirm or overrule.")
+    if decision == PhotoAnalysis.Review.OVERRULED and not note.strip():
+        raise TriageError("Say why you overrule the photo triage.")
+    analysis.review = decision
+    analysis.review_note = note.strip()[:300]
+    analysis.reviewed_by = physician
+    analysis.reviewed_at = timezone.now()
+    analysis.save(update_fields=["review", "review_note", "reviewed_by", "reviewed_at"])
+    if decision == PhotoAnalysis.Review.OVERRULED and level:
+        visit_urgency_override(
+            visit=analysis.photo.visit,
+            level=level,
+            reason=f"Photo triage overruled: {analysis.review_note}",
+            actor=physician,
+        )
+    return analysis
+
+
+def photos_for_visit(*, visit: Visit) -> list[Photo]:
+    return list(
+        Photo.objects.filter(visit=visit)
+        .select_related("concern", "analysis")
+        .order_by("concern_id", "created_at")
+    )
+
+
+def wound_trend(*, concern: PhotoConcern):
+    """Area trend of one wound across the visits where it was photographed."""
+    from triage.vision.wound import area_trend
+
+    points = [
+        (a.created_at, a.area_cm2 if a.area_cm2 is not None else float(a.area_px or 0))
+        for a in PhotoAnalysis.objects.filter(photo__concern=concern, can_assess=True)
+    ]
+    return area_trend(points)
