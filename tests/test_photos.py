@@ -134,12 +134,14 @@ def test_upload_form_records_ai_consent_and_queues_analysis(
     upload.name = "nv.jpg"
     from unittest import mock
 
-    with mock.patch("triage.tasks.analyse_photo.delay") as delay:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = login(client, patient).post(
-                reverse("triage:photo_add", args=[visit.pk]),
-                {"kind": "skin", "body_site": "back", "photos": [upload], "ai_consent": "yes"},
-            )
+    with (
+        mock.patch("triage.tasks.analyse_photo.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = login(client, patient).post(
+            reverse("triage:photo_add", args=[visit.pk]),
+            {"kind": "skin", "body_site": "back", "photos": [upload], "ai_consent": "yes"},
+        )
     assert response.status_code == 302
     photo = Photo.objects.get()
     assert photo.status == Photo.Status.QUEUED

@@ -60,7 +60,7 @@ class PhotoUploadForm(forms.Form):
             attrs={"accept": "image/jpeg,image/png,image/webp", "capture": "environment"}
         ),
         label="Photos (1 to 3)",
-        help_text="Good light, in focus, the spot in the middle and filling a good part of the photo.",
+        help_text="Good light, in focus, the spot in the middle and filling much of the photo.",
     )
     ai_consent = forms.TypedChoiceField(
         required=False,
