@@ -1,0 +1,200 @@
+"""Default backend: grounded clinical NLP (rules first, an embedding classifier where unsure)."""
+
+from __future__ import annotations
+
+import re
+
+from consults.notes.context import answer_polarity, is_question, preceding_question, strip_tags
+from consults.notes.facts import extract_facts
+from consults.notes.grounding import ground_note
+from consults.notes.rules import is_opening_question, rule_section
+from consults.notes.types import (
+    SECTION_TITLES,
+    DraftNote,
+    Finding,
+    Medication,
+    NoteFacts,
+    NoteItem,
+    Utterance,
+)
+
+ENGINE_VERSION = "grounded-rules-0.1"
+_REVIEW_BELOW = 0.55
+_FILLER = re.compile(
+    r"^(?:(?:um+|uh+|okay|ok|so|well|yeah|alright|all right|and|oh|mm-hmm|hmm|right|you know)"
+    r"\s*[,.]?\s*)+",
+    re.IGNORECASE,
+)
+_SMALL_TALK = re.compile(
+    r"^(?:hi|hello|good (?:morning|afternoon)|thank|thanks|bye|nice to|you'?re welcome|sure|"
+    r"okay|ok|yes|yeah|no|mm-hmm|uh-huh|alright|all right|great|perfect|sounds good)\b[\s\W]*$",
+    re.IGNORECASE,
+)
+_SPEAKER_PREFIX = {"doctor": "Clinician", "patient": "Patient"}
+_NARRATIVE = (
+    "hpi",
+    "past_medical_history",
+    "family_history",
+    "social_history",
+    "objective",
+    "assessment",
+    "plan",
+)
+
+
+def _clean(text: str) -> str:
+    text = _FILLER.sub("", strip_tags(text))
+    text = re.sub(r"\s+([,.?!;])", r"\1", text)
+    text = re.sub(r"\b(\w+)(?:,? \1\b)+", r"\1", text)  # ASR stutters: "i, i" -> "i"
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _is_content(u: Utterance) -> bool:
+    text = strip_tags(u.text)
+    return len(text.split()) >= 4 and not _SMALL_TALK.match(text)
+
+
+def _med_text(m: Medication) -> str:
+    parts = [m.name.capitalize(), m.dose, m.route, m.frequency]
+    body = " ".join(p for p in parts if p)
+    return f"{body} ({m.status})"
+
+
+def _finding_text(f: Finding) -> str:
+    return f"{f.name}, {f.duration}" if f.duration else f.name
+
+
+class GroundedDrafter:
+    """Rules for what is certain, the section classifier for the rest, then the grounding check."""
+
+    engine_version = ENGINE_VERSION
+
+    def __init__(self, *, use_model: bool = True) -> None:
+        self._use_model = use_model
+
+    def draft(self, *, utterances: list[Utterance]) -> DraftNote:
+        """Draft a SOAP note from the transcript; every item cites its lines."""
+        facts = extract_facts(utterances=utterances)
+        sections: dict[str, list[NoteItem]] = {key: [] for key in SECTION_TITLES}
+        self._fact_items(facts=facts, sections=sections, utterances=utterances)
+        self._chief_complaint(utterances=utterances, facts=facts, sections=sections)
+        self._narrative(utterances=utterances, sections=sections)
+        note = DraftNote(sections, facts, self.engine_version)
+        grounded, _ = ground_note(note=note, utterances=utterances)
+        return grounded
+
+    def _fact_items(
+        self,
+        *,
+        facts: NoteFacts,
+        sections: dict[str, list[NoteItem]],
+        utterances: list[Utterance],
+    ) -> None:
+        for m in facts.medications:
+            item = NoteItem(
+                _med_text(m), list(m.evidence), m.dose is None, "medication", 0.9 if m.dose else 0.7
+            )
+            # A doctor stopping a drug is a plan; a patient who stopped it is history.
+            by_doctor = utterances[m.evidence[-1]].speaker == "doctor"
+            if m.status in {"started", "continued"} or (m.status == "stopped" and by_doctor):
+                sections["plan"].append(item)
+            else:
+                sections["medications"].append(item)
+        for a in facts.allergies:
+            text = f"{a.substance.capitalize()}" + (f": {a.reaction}" if a.reaction else "")
+            sections["allergies"].append(
+                NoteItem(text, list(a.evidence), a.reaction is None, "allergy", 0.9)
+            )
+        if facts.no_known_allergies:
+            sections["allergies"].append(
+                NoteItem("No known allergies", list(facts.no_known_allergies), False, "allergy")
+            )
+        for f in facts.findings:
+            if f.experiencer == "family":
+                sections["family_history"].append(
+                    NoteItem(f"Family history of {f.name}", list(f.evidence), False, "finding")
+                )
+            elif f.experiencer != "patient":
+                continue
+            elif f.temporality == "historical" and not f.negated:
+                sections["past_medical_history"].append(
+                    NoteItem(f.name.capitalize(), list(f.evidence), False, "condition")
+                )
+            elif f.negated:
+                sections["pertinent_negatives"].append(
+                    NoteItem(f"Denies {f.name}", list(f.evidence), False, "negative", 0.85)
+                )
+            else:
+                sections["pertinent_positives"].append(
+                    NoteItem(
+                        f"Reports {_finding_text(f)}", list(f.evidence), False, "positive", 0.85
+                    )
+                )
+        for v in facts.vitals:
+            text = f"{v.kind.replace('_', ' ').capitalize()} {v.value} {v.unit or ''}".strip()
+            sections["objective"].append(
+                NoteItem(f"{text} (reported in conversation)", list(v.evidence), True, "vital", 0.8)
+            )
+
+    def _chief_complaint(
+        self,
+        *,
+        utterances: list[Utterance],
+        facts: NoteFacts,
+        sections: dict[str, list[NoteItem]],
+    ) -> None:
+        for u in utterances:
+            if u.speaker == "doctor" or not _is_content(u):
+                continue
+            question = preceding_question(utterances=utterances, index=u.index)
+            if question is None or not is_opening_question(question.text):
+                continue
+            said = [
+                f for f in facts.findings
+                if u.index in f.evidence and not f.negated and f.experiencer == "patient"
+            ]  # fmt: skip
+            text = ", ".join(dict.fromkeys(_finding_text(f) for f in said)) or _clean(u.text)
+            evidence = sorted({u.index, *(i for f in said for i in f.evidence)})
+            sections["chief_complaint"].append(
+                NoteItem(text.capitalize(), evidence, not said, "chief_complaint", 0.8)
+            )
+            return
+
+    def _narrative(
+        self, *, utterances: list[Utterance], sections: dict[str, list[NoteItem]]
+    ) -> None:
+        content = [u for u in utterances if _is_content(u)]
+        labels: dict[int, tuple[str, float]] = {}
+        unsure = []
+        for u in content:
+            ruled = rule_section(utterance=u)
+            if ruled is not None:
+                labels[u.index] = (ruled, 1.0)
+            else:
+                unsure.append(u)
+        if self._use_model and unsure:
+            from consults.notes.sections import classify
+
+            for u, (label, prob) in zip(
+                unsure, classify(utterances=utterances, targets=unsure), strict=True
+            ):
+                labels[u.index] = (label, prob)
+        for u in content:
+            label, prob = labels.get(u.index, ("none", 0.0))
+            if label not in _NARRATIVE:
+                continue
+            if u.speaker == "doctor" and is_question(u.text):
+                continue
+            evidence = [u.index]
+            text = _clean(u.text)
+            if u.speaker != "doctor":
+                q = preceding_question(utterances=utterances, index=u.index)
+                if q is not None and answer_polarity(u.text) is not None:
+                    # A bare yes/no means nothing without the question it answers.
+                    evidence = [q.index, u.index]
+                    text = f"Asked: {_clean(q.text)} Answer: {text}"
+                else:
+                    text = f"{_SPEAKER_PREFIX.get(u.speaker, 'Other')}: {text}"
+            sections[label].append(
+                NoteItem(text, evidence, prob < _REVIEW_BELOW, "narrative", round(prob, 3))
+            )

@@ -1,0 +1,85 @@
+"""Spoken numbers to digits, so "one twenty-eight over eighty-two" reads as "128 over 82"."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_WORD = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety|hundred|thousand|and|point|a)"
+)
+_RUN = re.compile(rf"\b{_WORD}(?:[\s-]+{_WORD})*\b", re.IGNORECASE)
+
+
+def _tokens_value(tokens: list[str]) -> str | None:
+    """Value of a run of number words, or None when the run is not a number."""
+    words = [t for t in tokens if t != "and"]
+    if not words or all(w in {"a", "point"} for w in words):
+        return None
+    if "point" in words:
+        i = words.index("point")
+        whole = _tokens_value(words[:i]) if words[:i] else "0"
+        frac = "".join(str(_UNITS.get(w, "")) for w in words[i + 1 :])
+        return f"{whole}.{frac}" if whole is not None and frac else None
+    # Spoken pairs like "one twenty-eight" (BP) or "one fifty" mean 128 and 150.
+    if len(words) >= 2 and words[0] in _UNITS and 1 <= _UNITS[words[0]] <= 2:
+        rest = _tokens_value(words[1:])
+        if rest is not None and rest.isdigit() and 10 <= int(rest) <= 99:
+            return str(_UNITS[words[0]] * 100 + int(rest))
+    total, current = 0, 0
+    for w in words:
+        if w == "a":
+            current = max(current, 1)
+        elif w in _UNITS:
+            current += _UNITS[w]
+        elif w in _TENS:
+            current += _TENS[w]
+        elif w == "hundred":
+            current = max(current, 1) * 100
+        elif w == "thousand":
+            total += max(current, 1) * 1000
+            current = 0
+    return str(total + current)
+
+
+def words_to_digits(text: str) -> str:
+    """Replace runs of English number words with digits; other text is kept as is."""
+
+    def repl(match: re.Match[str]) -> str:
+        raw = match.group(0)
+        tokens = [t.lower() for t in re.split(r"[\s-]+", raw) if t]
+        # A lone "a" or "and" is an article or conjunction, not a number.
+        while tokens and tokens[0] in {"a", "and", "point"}:
+            tokens = tokens[1:]
+        while tokens and tokens[-1] in {"a", "and", "point"}:
+            tokens = tokens[:-1]
+        if not tokens:
+            return raw
+        value = _tokens_value(tokens)
+        if value is None:
+            return raw
+        lead = raw[: len(raw) - len(raw.lstrip())]
+        prefix = re.match(r"^((?:a|and|point)[\s-]+)+", raw, re.IGNORECASE)
+        suffix = re.search(r"([\s-]+(?:a|and|point))+$", raw, re.IGNORECASE)
+        return (
+            lead + (prefix.group(0) if prefix else "") + value + (suffix.group(0) if suffix else "")
+        )
+
+    return _RUN.sub(repl, text)
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers that appear in text, spoken or written, as canonical digit strings."""
+    found = re.findall(r"\d+(?:\.\d+)?", words_to_digits(text).replace(",", ""))
+    return {n.rstrip("0").rstrip(".") if "." in n else n for n in found}
