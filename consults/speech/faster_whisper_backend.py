@@ -1,0 +1,182 @@
+"""faster-whisper (CTranslate2) backend, loading only the verified weights from local packages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from consults.speech.audio import SAMPLE_RATE, decode_audio
+from consults.speech.guards import GuardOptions, filter_segments, is_silent
+from consults.speech.types import Segment, Transcript
+from consults.speech.weights import model_files
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+logger = logging.getLogger(__name__)
+
+_VAD_PARAMETERS = {"min_silence_duration_ms": 500, "speech_pad_ms": 200}
+
+
+class FasterWhisperTranscriber:
+    """Whisper on CTranslate2 with VAD and hallucination guards; the model loads on first use."""
+
+    def __init__(
+        self,
+        *,
+        model: str = "base",
+        compute_type: str = "int8",
+        beam_size: int = 5,
+        cpu_threads: int = 0,
+        cache_dir: str | Path | None = None,
+        language: str | None = None,
+        languages: tuple[str, ...] | list[str] | None = None,
+        vad: bool = True,
+        guards: GuardOptions | None = None,
+    ) -> None:
+        self.model_name = model
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.cpu_threads = cpu_threads
+        self.cache_dir = cache_dir
+        self.language = language
+        # Auto-detection over all 99 languages can pick a wrong one on a short clip (we saw
+        # English TTS read as Thai); an allow-list keeps detection among the clinic's languages.
+        self.languages = tuple(languages) if languages else None
+        self.vad = vad
+        self.guards = guards or GuardOptions()
+        self._model: WhisperModel | None = None
+        self._lock = threading.Lock()
+
+    def transcribe(self, *, audio: bytes, offset_s: float = 0.0) -> Transcript:
+        """Decode encoded audio and transcribe it; raises UnsupportedAudio or CorruptAudio."""
+        self.load()  # load time is a one-off per process, not part of processing_s
+        started = time.perf_counter()
+        samples = decode_audio(audio)
+        return self._run(samples=samples, offset_s=offset_s, started=started)
+
+    def transcribe_array(self, *, samples: np.ndarray, offset_s: float = 0.0) -> Transcript:
+        """Transcribe float32 mono 16 kHz samples; `offset_s` places segments on a timeline."""
+        self.load()
+        started = time.perf_counter()
+        return self._run(samples=samples, offset_s=offset_s, started=started)
+
+    def load(self) -> WhisperModel:
+        """Load (once per instance) and return the CTranslate2 model; never downloads."""
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> WhisperModel:
+        # Belt and braces: even a code path we did not foresee must not reach a model hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from faster_whisper import WhisperModel
+
+        files = model_files(name=self.model_name, cache_dir=self.cache_dir)
+        started = time.perf_counter()
+        model = WhisperModel(
+            str(files.path),
+            device="cpu",
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads or _available_cores(),
+            local_files_only=True,
+        )
+        logger.info(
+            "loaded whisper %s (%s) in %.1fs",
+            self.model_name,
+            self.compute_type,
+            time.perf_counter() - started,
+        )
+        return model
+
+    def _run(self, *, samples: np.ndarray, offset_s: float, started: float) -> Transcript:
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        duration_s = samples.size / SAMPLE_RATE
+        if is_silent(samples, peak=self.guards.silence_peak):
+            return self._result([], [], self._default_language(), duration_s, started)
+        model = self.load()
+        options = self._decode_options()
+        if options["language"] is None and self.languages:
+            options["language"] = self._pick_language(model, samples, self.languages)
+        raw, info = model.transcribe(samples, **options)
+        segments = [
+            Segment(
+                start=round(offset_s + s.start, 3),
+                end=round(offset_s + s.end, 3),
+                text=s.text.strip(),
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+            )
+            for s in raw  # a generator: decoding happens while we iterate
+        ]
+        kept, dropped = filter_segments(segments, options=self.guards)
+        if dropped:
+            logger.info("dropped %d untrusted segment(s): %s", len(dropped), dropped)
+        return self._result(kept, dropped, info.language, duration_s, started)
+
+    def _decode_options(self) -> dict[str, Any]:
+        return {
+            "language": self.language or self._default_language(),
+            "beam_size": self.beam_size,
+            "best_of": max(self.beam_size, 1),
+            # Conditioning on earlier text is what lets one bad window poison the rest.
+            "condition_on_previous_text": False,
+            "vad_filter": self.vad,
+            "vad_parameters": _VAD_PARAMETERS,
+            "no_speech_threshold": self.guards.no_speech_prob,
+            "log_prob_threshold": self.guards.min_avg_logprob,
+            "compression_ratio_threshold": 2.4,
+            "hallucination_silence_threshold": None,
+        }
+
+    def _pick_language(
+        self, model: WhisperModel, samples: np.ndarray, languages: tuple[str, ...]
+    ) -> str:
+        from faster_whisper.vad import VadOptions
+
+        try:
+            _, _, probs = model.detect_language(
+                audio=samples, vad_filter=self.vad, vad_parameters=VadOptions(**_VAD_PARAMETERS)
+            )
+        except ValueError:  # VAD found no speech at all; decoding will come back empty
+            return languages[0]
+        allowed = [(p, lang) for lang, p in probs if lang in languages]
+        return max(allowed)[1] if allowed else languages[0]
+
+    def _default_language(self) -> str | None:
+        # English-only checkpoints have no language token to detect.
+        return "en" if self.model_name.endswith(".en") else None
+
+    def _result(
+        self,
+        kept: list[Segment],
+        dropped: list[str],
+        language: str | None,
+        duration_s: float,
+        started: float,
+    ) -> Transcript:
+        return Transcript(
+            segments=tuple(kept),
+            language=language or "",
+            duration_s=duration_s,
+            processing_s=time.perf_counter() - started,
+            status="ok" if kept else "no_speech",
+            model=self.model_name,
+            dropped=tuple(dropped),
+        )
+
+
+def _available_cores() -> int:
+    # CTranslate2's own default is 4 threads whatever the box; on a small or shared CPU that
+    # oversubscribes, so follow the cores this process may actually run on.
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:
+        return max(1, min(os.cpu_count() or 1, 8))

@@ -1,0 +1,38 @@
+"""Encode test audio with PyAV the way browsers and phones would send it."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from consults.speech import SAMPLE_RATE
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "speech"
+
+
+def encode(samples: np.ndarray, *, container: str, codec: str, rate: int = 48_000) -> bytes:
+    """Encode float32 mono 16 kHz samples with PyAV, as a browser or phone would send them."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=rate)
+        frame = av.AudioFrame.from_ndarray(
+            samples.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
+        )
+        frame.sample_rate = SAMPLE_RATE
+        # Encoders want fixed-size frames; the audio FIFO hands them over in that size.
+        fifo = av.AudioFifo()
+        for resampled in resampler.resample(frame) + resampler.resample(None):
+            resampled.pts = None
+            fifo.write(resampled)
+        size = stream.codec_context.frame_size or 1024
+        while chunk := fifo.read(size):
+            out.mux(stream.encode(chunk))
+        if rest := fifo.read():
+            out.mux(stream.encode(rest))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
