@@ -83,12 +83,21 @@ def test_poor_or_wrong_photos_are_refused_with_a_reason(visit, patient, name, ma
 
 
 def test_decompression_bomb_is_refused_without_decoding(visit, patient):
-    # A tiny PNG that declares 30000 x 30000 pixels.
-    buffer = io.BytesIO()
-    Image.new("1", (30000, 30000)).save(buffer, "PNG")
-    assert len(buffer.getvalue()) < 200_000
-    stored, rejected = _submit(visit, patient, [("bomb.png", buffer.getvalue())])
-    assert stored == [] and rejected
+    # A 100-byte PNG whose header declares 30000 x 30000 pixels (2.7 GB once decoded).
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
+        + chunk(b"IEND", b"")
+    )
+    stored, rejected = _submit(visit, patient, [("bomb.png", bomb)])
+    assert stored == [] and "too many pixels" in rejected[0].reasons[0]
 
 
 def test_more_than_three_photos_are_refused(visit, patient):
