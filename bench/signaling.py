@@ -66,9 +66,22 @@ def make_rooms(count: int) -> list[tuple[int, str, str]]:
 
 def start_server(port: int, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "telehealth.asgi:application", "--port", str(port),
-         "--log-level", "warning", "--lifespan", "off"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "telehealth.asgi:application",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -119,12 +132,18 @@ async def run_room(room, ports, rounds: int, rtts: list[float], errors: list[str
             for _ in range(rounds):
                 offer = await recv_type(patient, "signal")
                 answer = {"type": "answer", "sdp": offer["description"]["sdp"][:200]}
-                await patient.send(json.dumps({"type": "signal", "session": "p", "description": answer}))
+                await patient.send(
+                    json.dumps({"type": "signal", "session": "p", "description": answer})
+                )
 
         echo_task = asyncio.create_task(echo())
         for _ in range(rounds):
             started = time.perf_counter()
-            message = {"type": "signal", "session": "d", "description": {"type": "offer", "sdp": sdp}}
+            message = {
+                "type": "signal",
+                "session": "d",
+                "description": {"type": "offer", "sdp": sdp},
+            }
             await doctor.send(json.dumps(message))
             await recv_type(doctor, "signal")
             rtts.append((time.perf_counter() - started) * 1000)
@@ -158,7 +177,9 @@ def main() -> None:
     parser.add_argument("--budget-ms", type=float, default=250.0, help="p99 round-trip budget")
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
-        sys.exit("Set REDIS_URL (e.g. redis://127.0.0.1:6379/8): the bench measures the Redis layer")
+        sys.exit(
+            "Set REDIS_URL (e.g. redis://127.0.0.1:6379/8): the bench measures the Redis layer"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="bench-signaling-"))
     os.environ["TELEHEALTH_VAR_DIR"] = str(workdir)
     os.environ["CHANNELS_PREFIX"] = f"bench{os.getpid()}"
@@ -170,15 +191,21 @@ def main() -> None:
     servers = [start_server(port, env) for port in ports]
     try:
         asyncio.run(wait_ports(ports))
-        print(f"two uvicorn processes (ports {ports}), Redis channel layer {os.environ['REDIS_URL']}")
-        print(f"{'rooms':>6} {'msgs':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} {'secs':>6}")
+        print(
+            f"two uvicorn processes (ports {ports}), Redis channel layer {os.environ['REDIS_URL']}"
+        )
+        header = ("rooms", "msgs", "p50 ms", "p99 ms", "max ms", "errors", "secs")
+        widths = (6, 6, 8, 8, 8, 6, 6)
+        print(" ".join(f"{name:>{width}}" for name, width in zip(header, widths, strict=True)))
         held = 0
         for count in steps:
             rtts, errors, secs = asyncio.run(step(all_rooms[:count], ports, args.rounds))
             if rtts:
                 p50, p99 = statistics.median(rtts), percentile(rtts, 0.99)
-                print(f"{count:>6} {len(rtts):>6} {p50:>8.1f} {p99:>8.1f} {max(rtts):>8.1f} "
-                      f"{len(errors):>6} {secs:>6.1f}")
+                print(
+                    f"{count:>6} {len(rtts):>6} {p50:>8.1f} {p99:>8.1f} {max(rtts):>8.1f} "
+                    f"{len(errors):>6} {secs:>6.1f}"
+                )
             else:
                 p99 = float("inf")
                 print(f"{count:>6} {0:>6} {'-':>8} {'-':>8} {'-':>8} {len(errors):>6} {secs:>6.1f}")

@@ -295,6 +295,10 @@ def visit_end(*, visit: Visit, actor: User) -> Visit:
     RoomPresence.objects.filter(visit=visit, left_at__isnull=True).update(left_at=visit.ended_at)
     room_push(visit_id=visit.pk, payload={"type": "ended"})
     queue_changed(visit=visit, event="ended")
+    from consults.clinical_notes import note_request
+
+    # With no audio still in flight the transcript is complete now: draft the note at once.
+    transaction.on_commit(lambda: note_request(visit=visit))
     return visit
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from consults import views, views_room
+from consults import views, views_audio, views_notes, views_room
 
 app_name = "consults"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path("visits/<int:visit_id>/check-in/", views.visit_check_in, name="visit_check_in"),
     path("visits/<int:visit_id>/reschedule/", views.visit_reschedule, name="visit_reschedule"),
     path("availability/", views.availability, name="availability"),
+    path("visits/<int:visit_id>/note/", views_notes.note_detail, name="note"),
+    path("visits/<int:visit_id>/note/save/", views_notes.note_save, name="note_save"),
+    path("visits/<int:visit_id>/note/redraft/", views_notes.note_redraft, name="note_redraft"),
+    path("visits/<int:visit_id>/note/fhir/", views_notes.note_fhir, name="note_fhir"),
+    path("visits/<int:visit_id>/summary/", views_notes.after_visit_summary, name="summary"),
     path("visits/<int:visit_id>/admit/", views_room.admit, name="admit"),
     path("visits/<int:visit_id>/room/", views_room.room, name="room"),
     path("visits/<int:visit_id>/end/", views_room.end, name="end"),
@@ -25,5 +30,28 @@ urlpatterns = [
         "visits/<int:visit_id>/chat/<int:message_id>/attachment/",
         views_room.chat_attachment,
         name="chat_attachment",
+    ),
+    path("visits/<int:visit_id>/audio/chunks/", views_audio.chunk_upload, name="audio_chunk"),
+    path("visits/<int:visit_id>/audio/upload/", views_audio.recording_upload, name="audio_upload"),
+    path(
+        "visits/<int:visit_id>/audio/<int:chunk_id>/",
+        views_audio.chunk_audio,
+        name="audio_chunk_file",
+    ),
+    path("visits/<int:visit_id>/transcript/", views_audio.transcript_page, name="transcript"),
+    path(
+        "visits/<int:visit_id>/transcript/live/",
+        views_audio.transcript_live,
+        name="transcript_live",
+    ),
+    path(
+        "visits/<int:visit_id>/transcript/status/",
+        views_audio.transcript_status,
+        name="transcript_status",
+    ),
+    path(
+        "visits/<int:visit_id>/transcript/lines/<int:segment_id>/",
+        views_audio.segment_correct,
+        name="transcript_correct",
     ),
 ]

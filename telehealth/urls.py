@@ -2,13 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from telehealth import views
+from telehealth import health, observability, two_factor, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", observability.metrics, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/2fa/setup/", two_factor.setup, name="two_factor_setup"),
+    path("accounts/2fa/verify/", two_factor.verify, name="two_factor_verify"),
     path("accounts/record-access/", views.my_record_access, name="record_access"),
     path("audit/", views.audit_log, name="audit_log"),
     path("admin/", admin.site.urls),

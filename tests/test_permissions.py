@@ -1,4 +1,5 @@
 import pytest
+from django.test import RequestFactory
 from django.urls import reverse
 
 from consults import services
@@ -7,7 +8,9 @@ from tests.factories import PASSWORD
 
 
 def login(client, user):
-    assert client.login(email=user.email, password=PASSWORD)
+    # django-axes checks every authentication against the request it came with.
+    request = RequestFactory().post("/accounts/login/")
+    assert client.login(request=request, email=user.email, password=PASSWORD)
     return client
 
 

@@ -88,7 +88,9 @@ def test_decompression_bomb_is_refused_without_decoding(visit, patient):
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     bomb = (
         b"\x89PNG\r\n\x1a\n"

@@ -105,11 +105,17 @@ function newPeerConnection() {
   };
 }
 
+// A new session id from the other side means they reloaded or rejoined: start a fresh
+// connection. The first session we hear of is adopted as is, so two sides that join at the
+// same moment do not tear down each other's first negotiation.
+function followSession(session) {
+  const rejoined = remoteSession !== null && session !== remoteSession;
+  remoteSession = session;
+  if (rejoined || !pc) newPeerConnection();
+}
+
 async function onDescription(desc, fromSession) {
-  if (fromSession !== remoteSession || !pc) {
-    remoteSession = fromSession;
-    newPeerConnection();
-  }
+  followSession(fromSession);
   const collision = desc.type === "offer" && (makingOffer || pc.signalingState !== "stable");
   ignoreOffer = !polite && collision;
   if (ignoreOffer) return;
@@ -130,6 +136,8 @@ async function onCandidate(candidate, fromSession) {
 }
 
 function onMessage(message) {
+  // The recorder and the live transcript panel (recorder.js) listen to the same room events.
+  root.dispatchEvent(new CustomEvent("consult:message", { detail: message }));
   switch (message.type) {
     case "welcome":
       iceServers = message.iceServers || [];
@@ -142,10 +150,7 @@ function onMessage(message) {
       }
       break;
     case "peer.joined":
-      if (message.session !== remoteSession) {
-        remoteSession = message.session;
-        newPeerConnection();
-      }
+      followSession(message.session);
       break;
     case "peer.left":
       setStatus(`The ${other} left the call. Waiting for them to rejoin…`, "degraded");
@@ -337,7 +342,7 @@ $("chat-form").addEventListener("submit", async (event) => {
   }
 });
 
-window.__consult = { role, get pc() { return pc; } };
+window.__consult = { role, get pc() { return pc; }, get stream() { return localStream; } };
 
 await acquireMedia();
 connectSocket();

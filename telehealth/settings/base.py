@@ -1,5 +1,6 @@
 """Settings shared by every environment; values come from the environment via telehealth.env."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -24,20 +25,33 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "telehealth",
     "consults",
     "triage",
 ]
 
 MIDDLEWARE = [
+    # First, so every later log line (and the response) carries the request id.
+    "telehealth.observability.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "telehealth.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "telehealth.security.IdleSessionTimeoutMiddleware",
+    "telehealth.two_factor.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "telehealth.urls"
@@ -86,6 +100,11 @@ AUTH_USER_MODEL = "telehealth.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Axes first: it refuses a locked-out username before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
@@ -106,23 +125,83 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Health data uploads live outside the web root and are served only through authorized views.
 PRIVATE_MEDIA_ROOT = Path(env_str("TELEHEALTH_PRIVATE_MEDIA_ROOT", str(VAR_DIR / "private")))
+# Behind nginx: an `internal` location over PRIVATE_MEDIA_ROOT (docs/deploy.md); empty here
+# means Django streams the file itself.
+PRIVATE_MEDIA_ACCEL_PREFIX = env_str("PRIVATE_MEDIA_ACCEL_PREFIX", "")
 
+# SESSION_COOKIE_AGE is the absolute limit; SESSION_IDLE_TIMEOUT signs out an idle session.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 8)
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Consult rooms need the camera, microphone and screen sharing on our own origin only.
+PERMISSIONS_POLICY = (
+    "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=()"
+)
+
+# Login throttling (django-axes): 5 failures lock that email for 15 minutes from any address (a
+# distributed guesser gains nothing), and lock that address for every email (password spraying).
+# The address is REMOTE_ADDR only, never a header a client can forge: behind nginx, uvicorn's
+# --proxy-headers sets it (docs/deploy.md), or every client would share the proxy's address.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "telehealth.security.axes_username"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# TOTP two-factor for staff (telehealth.two_factor); on by default in production only.
+STAFF_TWO_FACTOR_REQUIRED = env_bool("STAFF_TWO_FACTOR_REQUIRED", False)
+OTP_TOTP_ISSUER = "Open Telehealth"
+
+
+def content_security_policy(*, hosts: list[str], websocket_schemes: tuple[str, ...]) -> dict:
+    """django-csp 4 policy: same-origin scripts and styles only, no inline code anywhere."""
+    # 'self' covers same-host WebSockets in current browsers; the explicit sources cover older ones.
+    sockets = [
+        f"{scheme}://{'*' + host if host.startswith('.') else host}:*"
+        for scheme in websocket_schemes
+        for host in hosts
+        if host != "*" and not host.startswith("[")
+    ]
+    return {
+        "DIRECTIVES": {
+            "default-src": ["'self'"],
+            "script-src": ["'self'"],
+            "style-src": ["'self'"],
+            "img-src": ["'self'", "data:", "blob:"],
+            "media-src": ["'self'", "blob:", "mediastream:"],
+            "connect-src": ["'self'", *sockets],
+            "font-src": ["'self'"],
+            "object-src": ["'none'"],
+            "base-uri": ["'none'"],
+            "form-action": ["'self'"],
+            "frame-ancestors": ["'none'"],
+        }
+    }
+
+
+CONTENT_SECURITY_POLICY = content_security_policy(
+    hosts=ALLOWED_HOSTS, websocket_schemes=("ws", "wss")
+)
 
 
 def filesystem_broker_options(folder: Path) -> dict:
     """Kombu's filesystem transport: a broker that needs no server, shared through a folder."""
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
         "store_processed": False,
     }
 
@@ -168,24 +247,46 @@ SPEECH_BACKEND = env_str(
 )
 SPEECH_MODEL = env_str("SPEECH_MODEL", "base")
 SPEECH_COMPUTE_TYPE = env_str("SPEECH_COMPUTE_TYPE", "int8")
-SPEECH_BEAM_SIZE = env_int("SPEECH_BEAM_SIZE", 1)
+SPEECH_BEAM_SIZE = env_int("SPEECH_BEAM_SIZE", 5)
 SPEECH_CPU_THREADS = env_int("SPEECH_CPU_THREADS", 0)
+# The consult language; empty lets Whisper detect it among SPEECH_LANGUAGES (if given).
+SPEECH_LANGUAGE = env_str("SPEECH_LANGUAGE", "en") or None
+SPEECH_LANGUAGES = env_list("SPEECH_LANGUAGES", []) or None
 SPEECH_MODEL_CACHE_DIR = env_str("SPEECH_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
 VISION_SKIN_BACKEND = env_str(
     "VISION_SKIN_BACKEND", "triage.vision.onnx_backend.OnnxSkinClassifier"
 )
-NOTES_BACKEND = env_str("NOTES_BACKEND", "")
+VISION_WOUND_BACKEND = env_str("VISION_WOUND_BACKEND", "triage.vision.wound.OnnxWoundBackend")
+NOTES_BACKEND = env_str("NOTES_BACKEND", "consults.notes.engine.GroundedDrafter")
 
 # WebRTC: a clinic configures its own STUN/TURN (coturn) here.
 WEBRTC_ICE_SERVERS = [{"urls": url} for url in env_list("WEBRTC_STUN_URLS", [])]
 
+# One JSON object per line, with the request id or Celery task id; LOG_FORMAT=plain for humans.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "telehealth.observability.LogContextFilter"}},
+    "formatters": {
+        "json": {"()": "telehealth.observability.JsonFormatter"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(task_id)s] %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_str("LOG_FORMAT", "json"),
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# Celery formats its worker logs the same way (see telehealth.observability).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# /metrics: open to staff, or to a scraper sending "Authorization: Bearer $METRICS_TOKEN".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 CELERY_BEAT_SCHEDULE = {
     "mark-no-shows": {"task": "consults.tasks.visits_mark_no_shows", "schedule": 300.0},

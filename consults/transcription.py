@@ -1,0 +1,478 @@
+"""Consult audio and transcripts: services (writes) and selectors (reads) in one place.
+
+Live calls: each browser uploads its own microphone as independently decodable chunks; each
+chunk is stored privately and, with AI consent, transcribed by a Celery task on the ``ml``
+queue. Uploads after the fact are one chunk transcribed in windows, with progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from consults.models import (
+    FINISHED_CHUNK_STATUSES,
+    AudioChunk,
+    ChunkStatus,
+    ConsentPurpose,
+    Recording,
+    Speaker,
+    TranscriptSegment,
+    Visit,
+    VisitStatus,
+)
+from consults.realtime import room_push
+from consults.selectors import consent_given
+from telehealth.audit import audit_record
+from telehealth.models import AuditAction, User
+from telehealth.private_media import private_read, private_save
+
+MAX_CHUNK_BYTES = 2 * 1024 * 1024
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_CHUNK_INDEX = 100_000
+# Chunks still in flight when the physician hangs up are accepted this long afterwards.
+HANG_UP_GRACE = timedelta(minutes=2)
+# Uploaded files are transcribed in windows of this length, so progress can be shown.
+UPLOAD_WINDOW_S = 30.0
+MAX_ATTEMPTS = 4
+CONTENT_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "m4a": "audio/mp4",
+    "ogg": "audio/ogg",
+    "webm": "audio/webm",
+    "flac": "audio/flac",
+}
+
+
+class AudioRejected(Exception):
+    """Audio the server refuses; ``status`` is the HTTP status, the message is shown."""
+
+    status = 400
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ChunkReceipt:
+    chunk: AudioChunk
+    created: bool
+
+
+# --- Selectors --------------------------------------------------------------------------------
+
+
+def capture_visit(*, user: User, visit_id: int) -> Visit | None:
+    """The visit if ``user`` is its patient or physician and its audio may still arrive."""
+    if not user.is_authenticated:
+        return None
+    recent = timezone.now() - HANG_UP_GRACE
+    return (
+        Visit.objects.select_related("patient", "physician")
+        .filter(pk=visit_id)
+        .filter(Q(patient=user) | Q(physician=user))
+        .filter(
+            Q(status=VisitStatus.IN_CONSULT) | Q(status=VisitStatus.COMPLETED, ended_at__gte=recent)
+        )
+        .first()
+    )
+
+
+def transcript_visit(*, user: User, visit_id: int, allow_admin: bool = False) -> Visit | None:
+    """The visit if ``user`` may read its transcript: its physician (and admins if allowed)."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    visits = Visit.objects.select_related("patient", "physician").filter(pk=visit_id)
+    if allow_admin and user.is_clinic_admin:
+        return visits.first()
+    if not user.is_physician:
+        return None
+    return visits.filter(physician=user).first()
+
+
+def transcript_lines(*, visit: Visit) -> QuerySet[TranscriptSegment]:
+    """Both speakers' lines merged in consult-time order."""
+    return TranscriptSegment.objects.filter(visit=visit).order_by("start_s", "id")
+
+
+def transcript_alerts(*, lines: list[TranscriptSegment]) -> list[tuple[TranscriptSegment, list]]:
+    """Patient lines with red-flag phrases, with the flags found."""
+    from consults.notes.red_flags import detect_red_flags
+
+    found = []
+    for line in lines:
+        if line.speaker == Speaker.PATIENT:
+            flags = detect_red_flags(line.shown_text)
+            if flags:
+                found.append((line, flags))
+    return found
+
+
+def transcript_status(*, visit: Visit) -> dict:
+    """Chunk counts and whether the transcript is complete (call over, every chunk finished)."""
+    counts = dict(
+        AudioChunk.objects.filter(recording__visit=visit)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    pending = sum(n for status, n in counts.items() if status not in FINISHED_CHUNK_STATUSES)
+    if visit.status == VisitStatus.IN_CONSULT:
+        state = "live"
+    elif pending:
+        state = "processing"
+    else:
+        state = "complete"
+    return {"state": state, "pending": pending, "counts": counts}
+
+
+def next_chunk_index(*, visit: Visit, user: User) -> int:
+    """The index after the last chunk this user's live track holds (0 when none)."""
+    last = (
+        AudioChunk.objects.filter(
+            recording__visit=visit, recording__user=user, recording__source=Recording.Source.LIVE
+        )
+        .order_by("-index")
+        .values_list("index", flat=True)
+        .first()
+    )
+    return 0 if last is None else last + 1
+
+
+def recordings_for_visit(*, visit: Visit) -> QuerySet[Recording]:
+    return Recording.objects.filter(visit=visit).annotate(n_chunks=Count("chunks"))
+
+
+# --- Services ---------------------------------------------------------------------------------
+
+
+def _speaker_of(*, visit: Visit, user: User) -> str:
+    if user.pk == visit.physician_id:
+        return Speaker.PHYSICIAN
+    if user.pk == visit.patient_id:
+        return Speaker.PATIENT
+    raise AudioRejected("Only the visit's patient and physician can record it.", status=403)
+
+
+def _check_audio(*, data: bytes, limit: int) -> str:
+    if len(data) > limit:
+        raise AudioRejected(f"The audio is larger than {limit // (1024 * 1024)} MB.", status=413)
+    if not data:
+        raise AudioRejected("The audio is empty.")
+    # The engine package is imported lazily: web processes load it only when audio arrives.
+    from consults.speech.audio import UnsupportedAudio, sniff_audio
+
+    try:
+        return sniff_audio(data)
+    except UnsupportedAudio as exc:
+        raise AudioRejected(f"This is not a supported audio file: {exc}.", status=415) from exc
+
+
+def chunk_receive(
+    *, visit: Visit, user: User, index: int, start_ms: int, data: bytes
+) -> ChunkReceipt:
+    """Store one live chunk of the user's own microphone; idempotent on (recording, index).
+
+    A repeat of the same bytes is a harmless no-op; different bytes for a stored index are a
+    conflict. Nothing is stored without recording consent; without AI consent it is stored
+    but not transcribed.
+    """
+    speaker = _speaker_of(visit=visit, user=user)
+    if not consent_given(visit=visit, purpose=ConsentPurpose.RECORDING):
+        raise AudioRejected("The patient has not consented to recording this consult.", status=403)
+    if not 0 <= index <= MAX_CHUNK_INDEX or not 0 <= start_ms <= 24 * 3600 * 1000:
+        raise AudioRejected("The chunk index or start offset is out of range.")
+    kind = _check_audio(data=data, limit=MAX_CHUNK_BYTES)
+    digest = hashlib.sha256(data).hexdigest()
+    recording, _ = Recording.objects.get_or_create(
+        visit=visit, speaker=speaker, source=Recording.Source.LIVE, defaults={"user": user}
+    )
+    existing = AudioChunk.objects.filter(recording=recording, index=index).first()
+    if existing is not None:
+        return _same_or_conflict(existing=existing, digest=digest)
+    transcribe = consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES)
+    path = private_save(category="audio", data=data, suffix=f".{kind}")
+    try:
+        with transaction.atomic():
+            chunk = AudioChunk.objects.create(
+                recording=recording,
+                index=index,
+                start_s=start_ms / 1000,
+                path=path,
+                content_type=CONTENT_TYPES[kind],
+                sha256=digest,
+                size=len(data),
+                status=ChunkStatus.RECEIVED if transcribe else ChunkStatus.STORED,
+            )
+    except IntegrityError:
+        # A concurrent retry of the same chunk won the race.
+        from telehealth.private_media import private_delete
+
+        private_delete(path)
+        existing = AudioChunk.objects.get(recording=recording, index=index)
+        return _same_or_conflict(existing=existing, digest=digest)
+    if transcribe:
+        _enqueue(chunk=chunk)
+    return ChunkReceipt(chunk=chunk, created=True)
+
+
+def _same_or_conflict(*, existing: AudioChunk, digest: str) -> ChunkReceipt:
+    if existing.sha256 != digest:
+        raise AudioRejected(
+            f"Chunk {existing.index} was already received with different content.", status=409
+        )
+    return ChunkReceipt(chunk=existing, created=False)
+
+
+def _enqueue(*, chunk: AudioChunk) -> None:
+    from consults import tasks
+
+    task = (
+        tasks.transcribe_upload
+        if chunk.recording.source == Recording.Source.UPLOAD
+        else (tasks.transcribe_chunk)
+    )
+    task.delay_on_commit(chunk.pk)
+
+
+def recording_upload(*, visit: Visit, physician: User, data: bytes, speaker: str) -> Recording:
+    """The physician adds an audio file of the visit after the fact; it is transcribed."""
+    if physician.pk != visit.physician_id:
+        raise AudioRejected("Only the visit's physician can add its audio.", status=403)
+    if speaker not in Speaker.values:
+        raise AudioRejected("Choose whose voice the file holds.")
+    if not consent_given(visit=visit, purpose=ConsentPurpose.RECORDING):
+        raise AudioRejected("The patient has not consented to recording this consult.", status=403)
+    kind = _check_audio(data=data, limit=MAX_UPLOAD_BYTES)
+    transcribe = consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES)
+    path = private_save(category="audio", data=data, suffix=f".{kind}")
+    with transaction.atomic():
+        recording = Recording.objects.create(
+            visit=visit,
+            speaker=speaker,
+            user=physician,
+            source=Recording.Source.UPLOAD,
+            status=Recording.Status.PROCESSING if transcribe else Recording.Status.DONE,
+        )
+        chunk = AudioChunk.objects.create(
+            recording=recording,
+            index=0,
+            start_s=0.0,
+            path=path,
+            content_type=CONTENT_TYPES[kind],
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            status=ChunkStatus.RECEIVED if transcribe else ChunkStatus.STORED,
+        )
+        audit_record(
+            actor=physician,
+            action=AuditAction.WRITE,
+            object_type="recording",
+            object_id=recording.pk,
+            patient=visit.patient,
+        )
+    if transcribe:
+        _enqueue(chunk=chunk)
+    return recording
+
+
+def _transcriber():
+    from consults.speech.factory import get_transcriber
+
+    return get_transcriber(
+        backend=settings.SPEECH_BACKEND,
+        model=settings.SPEECH_MODEL,
+        compute_type=settings.SPEECH_COMPUTE_TYPE,
+        beam_size=settings.SPEECH_BEAM_SIZE,
+        cpu_threads=settings.SPEECH_CPU_THREADS,
+        cache_dir=settings.SPEECH_MODEL_CACHE_DIR,
+        language=settings.SPEECH_LANGUAGE,
+        languages=settings.SPEECH_LANGUAGES,
+    )
+
+
+def _claim(*, chunk_id: int) -> AudioChunk | None:
+    """Mark the chunk as being transcribed, or None when there is nothing to do."""
+    with transaction.atomic():
+        chunk = (
+            AudioChunk.objects.select_for_update(of=("self",))
+            .select_related("recording__visit")
+            .filter(pk=chunk_id)
+            .first()
+        )
+        if chunk is None or chunk.status in FINISHED_CHUNK_STATUSES:
+            return None
+        if not consent_given(visit=chunk.recording.visit, purpose=ConsentPurpose.AI_NOTES):
+            # Consent withdrawn after the chunk arrived: keep the audio, do not transcribe.
+            chunk.status = ChunkStatus.STORED
+            chunk.save(update_fields=["status"])
+            return None
+        chunk.status = ChunkStatus.TRANSCRIBING
+        chunk.attempts += 1
+        chunk.save(update_fields=["status", "attempts"])
+    return chunk
+
+
+def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
+    """Transcribe one chunk and replace its segments atomically; a finished chunk is skipped.
+
+    Corrupt or unsupported audio fails only this chunk, with the reason. Other errors
+    propagate so that the task retries.
+    """
+    from consults.speech.audio import CorruptAudio, UnsupportedAudio
+
+    chunk = _claim(chunk_id=chunk_id)
+    if chunk is None:
+        return None
+    if chunk.attempts > MAX_ATTEMPTS:
+        # Redelivered again and again (a worker killed mid-chunk): stop trying.
+        chunk_fail(chunk_id=chunk.pk, reason=f"gave up after {MAX_ATTEMPTS} attempts")
+        return chunk
+    recording = chunk.recording
+    try:
+        data = private_read(chunk.path)
+        if recording.source == Recording.Source.UPLOAD:
+            segments, duration, no_speech = _transcribe_in_windows(chunk=chunk, data=data)
+        else:
+            result = _transcriber().transcribe(audio=data, offset_s=chunk.start_s)
+            segments, duration = list(result.segments), result.duration_s
+            no_speech = result.status == "no_speech"
+    except (CorruptAudio, UnsupportedAudio) as exc:
+        chunk_fail(chunk_id=chunk.pk, reason=str(exc))
+        chunk.refresh_from_db()
+        return chunk
+    rows = _segments_store(chunk=chunk, segments=segments, duration=duration, no_speech=no_speech)
+    _after_transcription(chunk=chunk, rows=rows)
+    chunk.refresh_from_db()
+    return chunk
+
+
+def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, float, bool]:
+    from consults.speech import SAMPLE_RATE as rate
+    from consults.speech.audio import decode_audio
+
+    samples = decode_audio(data)
+    window = int(UPLOAD_WINDOW_S * rate)
+    total = max(1, -(-len(samples) // window))
+    segments = []
+    for n in range(total):
+        piece = samples[n * window : (n + 1) * window]
+        result = _transcriber().transcribe_array(
+            samples=piece, offset_s=chunk.start_s + n * UPLOAD_WINDOW_S
+        )
+        segments.extend(result.segments)
+        Recording.objects.filter(pk=chunk.recording_id).update(
+            progress=min(99, int(100 * (n + 1) / total))
+        )
+    return segments, len(samples) / rate, not segments
+
+
+def _segments_store(
+    *, chunk: AudioChunk, segments: list, duration: float, no_speech: bool
+) -> list[TranscriptSegment]:
+    recording = chunk.recording
+    with transaction.atomic():
+        TranscriptSegment.objects.filter(chunk=chunk).delete()
+        rows = TranscriptSegment.objects.bulk_create(
+            TranscriptSegment(
+                visit_id=recording.visit_id,
+                chunk=chunk,
+                speaker=recording.speaker,
+                start_s=s.start,
+                end_s=s.end,
+                text=s.text.strip(),
+                avg_logprob=s.avg_logprob,
+                no_speech_prob=s.no_speech_prob,
+            )
+            for s in segments
+            if s.text.strip()
+        )
+        AudioChunk.objects.filter(pk=chunk.pk).update(
+            status=ChunkStatus.NO_SPEECH if no_speech or not rows else ChunkStatus.DONE,
+            duration_s=duration,
+            transcribed_at=timezone.now(),
+            failure_reason="",
+        )
+        if recording.source == Recording.Source.UPLOAD:
+            Recording.objects.filter(pk=recording.pk).update(
+                status=Recording.Status.DONE, progress=100
+            )
+    return rows
+
+
+def _after_transcription(*, chunk: AudioChunk, rows: list[TranscriptSegment]) -> None:
+    visit = chunk.recording.visit
+    room_push(visit_id=visit.pk, payload={"type": "transcript.updated"})
+    _request_note_when_complete(visit_id=visit.pk)
+    if chunk.recording.speaker != Speaker.PATIENT:
+        return
+    from consults.notes.red_flags import detect_red_flags
+    from triage.models import UrgencyChange
+    from triage.services import visit_urgency_raise
+    from triage.urgency import urgency_rank
+
+    for row in rows:
+        flags = detect_red_flags(row.text)
+        if not flags:
+            continue
+        worst = min(flags, key=lambda f: urgency_rank(f.urgency))
+        visit_urgency_raise(
+            visit=visit,
+            level=worst.urgency,
+            reason=f"Patient said: {row.text}"[:300],
+            source=UrgencyChange.Source.TRANSCRIPT,
+        )
+        room_push(visit_id=visit.pk, payload={"type": "alert"})
+
+
+def chunk_fail(*, chunk_id: int, reason: str) -> None:
+    """Give up on one chunk with a reason; the rest of the recording is unaffected."""
+    with transaction.atomic():
+        AudioChunk.objects.filter(pk=chunk_id).update(
+            status=ChunkStatus.FAILED, failure_reason=reason[:300]
+        )
+        TranscriptSegment.objects.filter(chunk_id=chunk_id).delete()
+        chunk = AudioChunk.objects.select_related("recording").get(pk=chunk_id)
+        if chunk.recording.source == Recording.Source.UPLOAD:
+            Recording.objects.filter(pk=chunk.recording_id).update(status=Recording.Status.FAILED)
+    room_push(visit_id=chunk.recording.visit_id, payload={"type": "transcript.updated"})
+    _request_note_when_complete(visit_id=chunk.recording.visit_id)
+
+
+def _request_note_when_complete(*, visit_id: int) -> None:
+    """The last chunk of a finished consult queues the note draft (once)."""
+    from consults.clinical_notes import note_request
+
+    note_request(visit=Visit.objects.get(pk=visit_id))
+
+
+def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -> TranscriptSegment:
+    """The physician corrects a line; the recognised text stays beside the correction."""
+    visit = segment.visit
+    if physician.pk != visit.physician_id:
+        raise AudioRejected("Only the visit's physician can correct its transcript.", status=403)
+    text = text.strip()
+    if len(text) > 2000:
+        raise AudioRejected("A line is limited to 2,000 characters.")
+    segment.corrected_text = "" if text == segment.text else text
+    segment.corrected_by = physician if segment.corrected_text else None
+    segment.corrected_at = timezone.now() if segment.corrected_text else None
+    with transaction.atomic():
+        segment.save(update_fields=["corrected_text", "corrected_by", "corrected_at"])
+        audit_record(
+            actor=physician,
+            action=AuditAction.WRITE,
+            object_type="transcript_segment",
+            object_id=segment.pk,
+            patient=visit.patient,
+            detail="correction" if segment.corrected_text else "correction removed",
+        )
+    return segment

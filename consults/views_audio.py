@@ -1,0 +1,165 @@
+"""Consult audio and transcripts: chunk uploads from the call, the physician's live panel,
+the transcript page with corrections, audio files added after the call."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from consults import transcription
+from consults.models import AudioChunk, Speaker
+from consults.transcription import AudioRejected
+from telehealth.audit import audit_read
+from telehealth.models import Role
+from telehealth.permissions import not_found_and_audit, role_required
+from telehealth.private_media import private_response
+
+
+def _transcript_visit_or_404(request: HttpRequest, visit_id: int, *, allow_admin: bool = False):
+    visit = transcription.transcript_visit(
+        user=request.user, visit_id=visit_id, allow_admin=allow_admin
+    )
+    if visit is None:
+        raise not_found_and_audit(request=request, object_type="transcript", object_id=visit_id)
+    return visit
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(Role.PATIENT, Role.PHYSICIAN)
+def chunk_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """POST one chunk of the caller's own microphone (multipart ``audio``, ``index``,
+    ``start_ms``); GET the next index of the caller's track (after a page reload)."""
+    visit = transcription.capture_visit(user=request.user, visit_id=visit_id)
+    if visit is None:
+        raise not_found_and_audit(request=request, object_type="audio", object_id=visit_id)
+    if request.method == "GET":
+        return JsonResponse(
+            {"next_index": transcription.next_chunk_index(visit=visit, user=request.user)}
+        )
+    upload = request.FILES.get("audio")
+    index, start_ms = _int(request.POST.get("index")), _int(request.POST.get("start_ms"))
+    if upload is None or index is None or start_ms is None:
+        return JsonResponse({"error": "Send the audio with its index and start_ms."}, status=400)
+    if upload.size > transcription.MAX_CHUNK_BYTES:
+        return JsonResponse({"error": "The chunk is larger than 2 MB."}, status=413)
+    try:
+        receipt = transcription.chunk_receive(
+            visit=visit, user=request.user, index=index, start_ms=start_ms, data=upload.read()
+        )
+    except AudioRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    chunk = receipt.chunk
+    return JsonResponse(
+        {"index": chunk.index, "status": chunk.status, "duplicate": not receipt.created},
+        status=201 if receipt.created else 200,
+    )
+
+
+@require_GET
+@role_required(Role.PHYSICIAN)
+def transcript_live(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The physician's live panel in the room (fragment)."""
+    visit = _transcript_visit_or_404(request, visit_id)
+    audit_read(request=request, object_type="transcript", object_id=visit.pk, patient=visit.patient)
+    lines = list(transcription.transcript_lines(visit=visit))
+    context = {
+        "lines": lines,
+        "alerts": transcription.transcript_alerts(lines=lines),
+        "status": transcription.transcript_status(visit=visit),
+    }
+    return render(request, "consults/_transcript_lines.html", context)
+
+
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def transcript_page(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The whole transcript after (or during) the call; the physician corrects lines here."""
+    visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
+    audit_read(request=request, object_type="transcript", object_id=visit.pk, patient=visit.patient)
+    lines = list(transcription.transcript_lines(visit=visit).select_related("corrected_by"))
+    context = {
+        "visit": visit,
+        "lines": lines,
+        "alerts": transcription.transcript_alerts(lines=lines),
+        "status": transcription.transcript_status(visit=visit),
+        "recordings": transcription.recordings_for_visit(visit=visit),
+        "can_edit": request.user.pk == visit.physician_id,
+        "speakers": Speaker.choices,
+        "max_upload_mb": transcription.MAX_UPLOAD_BYTES // (1024 * 1024),
+    }
+    return render(request, "consults/transcript.html", context)
+
+
+@require_GET
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def transcript_status(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Polled by the transcript page: completion state and upload progress (no health data)."""
+    visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
+    status = transcription.transcript_status(visit=visit)
+    uploads = [
+        {"id": r.pk, "status": r.status, "progress": r.progress}
+        for r in transcription.recordings_for_visit(visit=visit).filter(source="upload")
+    ]
+    return JsonResponse(
+        {"state": status["state"], "pending": status["pending"], "uploads": uploads}
+    )
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
+def segment_correct(request: HttpRequest, visit_id: int, segment_id: int) -> HttpResponse:
+    visit = _transcript_visit_or_404(request, visit_id)
+    segment = transcription.transcript_lines(visit=visit).filter(pk=segment_id).first()
+    if segment is None:
+        raise not_found_and_audit(request=request, object_type="transcript", object_id=segment_id)
+    try:
+        transcription.segment_correct(
+            segment=segment, physician=request.user, text=request.POST.get("text", "")
+        )
+    except AudioRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    return redirect(f"{reverse('consults:transcript', args=[visit.pk])}#line-{segment.pk}")
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
+def recording_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The physician adds an audio file of the visit; it is transcribed in the background."""
+    visit = _transcript_visit_or_404(request, visit_id)
+    upload = request.FILES.get("audio")
+    if upload is None:
+        return JsonResponse({"error": "Choose an audio file."}, status=400)
+    if upload.size > transcription.MAX_UPLOAD_BYTES:
+        return JsonResponse({"error": "The file is larger than 50 MB."}, status=413)
+    try:
+        transcription.recording_upload(
+            visit=visit,
+            physician=request.user,
+            data=upload.read(),
+            speaker=request.POST.get("speaker", ""),
+        )
+    except AudioRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    return redirect("consults:transcript", visit_id=visit.pk)
+
+
+@require_GET
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def chunk_audio(request: HttpRequest, visit_id: int, chunk_id: int) -> HttpResponse:
+    visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
+    chunk = AudioChunk.objects.filter(pk=chunk_id, recording__visit=visit).first()
+    if chunk is None:
+        raise not_found_and_audit(request=request, object_type="audio", object_id=chunk_id)
+    audit_read(request=request, object_type="audio", object_id=chunk.pk, patient=visit.patient)
+    suffix = chunk.path.rsplit(".", 1)[-1]
+    return private_response(
+        relative=chunk.path,
+        content_type=chunk.content_type,
+        download_name=f"visit-{visit.pk}-{chunk.recording.speaker}-{chunk.index}.{suffix}",
+    )

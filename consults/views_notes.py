@@ -1,0 +1,133 @@
+"""The note review page: grounded draft, edit, sign; the patient's after-visit summary."""
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from consults import clinical_notes
+from consults.models import ClinicalNote
+from consults.views import _visit_or_404
+from telehealth.audit import audit_read, audit_record
+from telehealth.models import AuditAction, Role
+from telehealth.permissions import not_found_and_audit, role_required
+
+
+def _note_or_none(visit) -> ClinicalNote | None:
+    return ClinicalNote.objects.filter(visit=visit).first()
+
+
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    note = _note_or_none(visit)
+    audit_read(request=request, object_type="note", object_id=visit.pk, patient=visit.patient)
+    context = {
+        "visit": visit,
+        "note": note,
+        "sections": clinical_notes.note_sections_for_display(note=note) if note else [],
+        "can_edit": (
+            note is not None
+            and note.status == ClinicalNote.Status.DRAFT
+            and request.user.pk == visit.physician_id
+        ),
+    }
+    return render(request, "consults/note.html", context)
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
+def note_save(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Save edits; with ``sign`` in the form, save then sign and lock."""
+    visit = _visit_or_404(request, visit_id)
+    note = _note_or_none(visit)
+    if note is None:
+        raise not_found_and_audit(request=request, object_type="note", object_id=visit_id)
+    keys = {key for key in note.content.get("sections", {})}
+    edits = {
+        key: request.POST.getlist(f"item-{key}") for key in keys if f"item-{key}" in request.POST
+    }
+    added = {key: request.POST.get(f"add-{key}", "") for key in keys}
+    try:
+        note = clinical_notes.note_edit(note=note, physician=request.user, edits=edits, added=added)
+        if "sign" in request.POST:
+            clinical_notes.note_sign(note=note, physician=request.user)
+            messages.success(request, "The note is signed. The patient can now see their summary.")
+        else:
+            messages.success(request, "Your changes are saved.")
+    except clinical_notes.NoteError as exc:
+        messages.error(request, str(exc))
+    audit_record(
+        actor=request.user,
+        action=AuditAction.WRITE,
+        object_type="note",
+        object_id=visit.pk,
+        patient=visit.patient,
+        request=request,
+    )
+    return redirect("consults:note", visit_id=visit.pk)
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
+def note_redraft(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    if request.user.pk != visit.physician_id:
+        raise not_found_and_audit(request=request, object_type="note", object_id=visit_id)
+    note = clinical_notes.note_request(visit=visit, redraft=True)
+    if note is None:
+        messages.error(
+            request,
+            "A draft needs a finished consult, a complete transcript and the patient's consent "
+            "to AI notes.",
+        )
+    elif note.status == ClinicalNote.Status.SIGNED:
+        messages.error(request, "This note is signed and locked.")
+    else:
+        messages.success(request, "Drafting again from the corrected transcript…")
+    return redirect("consults:note", visit_id=visit.pk)
+
+
+@role_required(Role.PATIENT)
+def after_visit_summary(request: HttpRequest, visit_id: int) -> HttpResponse:
+    visit = _visit_or_404(request, visit_id)
+    note = _note_or_none(visit)
+    signed = note is not None and note.status == ClinicalNote.Status.SIGNED
+    if signed:
+        audit_read(
+            request=request, object_type="summary", object_id=visit.pk, patient=visit.patient
+        )
+    return render(
+        request,
+        "consults/after_visit_summary.html",
+        {"visit": visit, "note": note if signed else None},
+    )
+
+
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def note_fhir(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Download the signed note as a FHIR document Bundle (audited as an export)."""
+    from django.http import JsonResponse
+
+    from consults.fhir import FhirExportError, note_to_fhir
+
+    visit = _visit_or_404(request, visit_id)
+    note = _note_or_none(visit)
+    try:
+        bundle = note_to_fhir(note=note) if note else None
+    except FhirExportError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    if bundle is None:
+        return JsonResponse({"error": "There is no note for this visit."}, status=404)
+    audit_record(
+        actor=request.user,
+        action=AuditAction.EXPORT,
+        object_type="note_fhir",
+        object_id=visit.pk,
+        patient=visit.patient,
+        request=request,
+    )
+    response = JsonResponse(bundle, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="visit-{visit.pk}-note.fhir.json"'
+    response["Cache-Control"] = "private, no-store"
+    return response
