@@ -42,7 +42,7 @@ def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
     from consults.notes.types import Utterance
 
     utterances, lines = [], []
-    for index, segment in enumerate(transcript_lines(visit=visit)):
+    for index, segment in enumerate(transcript_lines(visit=visit).select_related("chunk")):
         speaker = "doctor" if segment.speaker == Speaker.PHYSICIAN else "patient"
         text = segment.shown_text
         utterances.append(Utterance(index, speaker, text, segment.start_s, segment.end_s))
@@ -54,6 +54,10 @@ def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
                 "start_s": round(segment.start_s, 2),
                 "end_s": round(segment.end_s, 2),
                 "text": text,
+                # Where the line sits in its chunk's audio, so the review page can play it.
+                "chunk": segment.chunk_id,
+                "offset_s": round(max(0.0, segment.start_s - segment.chunk.start_s), 2),
+                "offset_end_s": round(max(0.0, segment.end_s - segment.chunk.start_s), 2),
             }
         )
     return utterances, lines

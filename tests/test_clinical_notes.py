@@ -146,6 +146,10 @@ def test_note_page_and_summary_permissions(
     summary_url = reverse("consults:summary", args=[visit_id])
     page = login(client, physician).get(note_url)
     assert page.status_code == 200 and b"lisinopril" in page.content.lower()
+    # Each cited line can be played from its own chunk of audio.
+    line = drafted.content["lines"][5]
+    audio_url = reverse("consults:audio_chunk_file", args=[visit_id, line["chunk"]])
+    assert f'src="{audio_url}#t={line["offset_s"]},{line["offset_end_s"]}"'.encode() in page.content
     assert login(client, other_physician).get(note_url).status_code == 404
     assert login(client, patient).get(note_url).status_code == 403
     # The patient sees nothing the AI wrote until the physician signs.
