@@ -3,7 +3,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-export DJANGO_SETTINGS_MODULE ?= telehealth.settings.local
 
 .PHONY: run test test-fast lint install install-test browser
 
@@ -32,10 +31,10 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 test: install-test browser
-	$(BIN)/pytest
+	DJANGO_SETTINGS_MODULE=telehealth.settings.test $(BIN)/pytest
 
 test-fast: install-test
-	$(BIN)/pytest -m "not browser and not worker and not slow"
+	DJANGO_SETTINGS_MODULE=telehealth.settings.test $(BIN)/pytest -m "not browser and not worker and not slow"
 
 lint: install-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
