@@ -40,7 +40,7 @@ class SlotForm(forms.Form):
     def __init__(self, *args, slots: list[datetime], tz, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["slot"].choices = [
-            (s.isoformat(), s.astimezone(tz).strftime("%a %d %b, %H:%M")) for s in slots
+            (s.isoformat(), s.astimezone(tz).strftime("%H:%M")) for s in slots
         ]
         self.fields["slot"].error_messages["invalid_choice"] = (
             "That time is no longer available. Please choose another."

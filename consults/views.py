@@ -35,6 +35,19 @@ def _patient_tz(request: HttpRequest):
     return zoneinfo.ZoneInfo(request.user.time_zone)
 
 
+def _slots_by_day(request: HttpRequest, *, physician, tz) -> dict:
+    """The physician's free slots for the day the patient picked (in the patient's zone)."""
+    slots = free_slots(physician=physician)
+    days = sorted({slot.astimezone(tz).date() for slot in slots})
+    wanted = request.POST.get("day") or request.GET.get("day") or ""
+    day = next((d for d in days if d.isoformat() == wanted), days[0] if days else None)
+    return {
+        "days": days,
+        "day": day,
+        "slots": [slot for slot in slots if slot.astimezone(tz).date() == day],
+    }
+
+
 @role_required(Role.PATIENT)
 def visit_list(request: HttpRequest) -> HttpResponse:
     upcoming, past = visits_for_patient(patient=request.user)
@@ -50,8 +63,10 @@ def book_start(request: HttpRequest) -> HttpResponse:
 def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
     physician = get_object_or_404(physicians(), pk=physician_id)
     tz = _patient_tz(request)
-    slots = free_slots(physician=physician)
-    form = BookingForm(request.POST if request.method == "POST" else None, slots=slots, tz=tz)
+    picked = _slots_by_day(request, physician=physician, tz=tz)
+    form = BookingForm(
+        request.POST if request.method == "POST" else None, slots=picked["slots"], tz=tz
+    )
     if request.method == "POST" and form.is_valid():
         try:
             visit = services.visit_book(
@@ -68,7 +83,7 @@ def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
         else:
             messages.success(request, "Your visit is booked.")
             return redirect("consults:visit_detail", visit_id=visit.pk)
-    context = {"form": form, "physician": physician, "tz": tz, "has_slots": bool(slots)}
+    context = {"form": form, "physician": physician, "tz": tz, **picked}
     return render(request, "consults/book_slot.html", context)
 
 
@@ -139,8 +154,10 @@ def visit_reschedule(request: HttpRequest, visit_id: int) -> HttpResponse:
         messages.error(request, "On-demand visits have no slot to move.")
         return redirect("consults:visit_detail", visit_id=visit.pk)
     tz = _patient_tz(request)
-    slots = free_slots(physician=visit.physician)
-    form = SlotForm(request.POST if request.method == "POST" else None, slots=slots, tz=tz)
+    picked = _slots_by_day(request, physician=visit.physician, tz=tz)
+    form = SlotForm(
+        request.POST if request.method == "POST" else None, slots=picked["slots"], tz=tz
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.visit_reschedule(
@@ -151,7 +168,8 @@ def visit_reschedule(request: HttpRequest, visit_id: int) -> HttpResponse:
         else:
             messages.success(request, "Your visit has been moved.")
             return redirect("consults:visit_detail", visit_id=visit.pk)
-    return render(request, "consults/reschedule.html", {"form": form, "visit": visit, "tz": tz})
+    context = {"form": form, "visit": visit, "tz": tz, **picked}
+    return render(request, "consults/reschedule.html", context)
 
 
 @role_required(Role.PHYSICIAN)

@@ -27,7 +27,12 @@ def test_booking_form_rejects_malformed_posts(client, patient, physician, slots,
 def test_booking_form_books_offered_slot(client, patient, physician, slots):
     response = login(client, patient).post(
         reverse("consults:book_slot", args=[physician.pk]),
-        {"slot": slots[0].isoformat(), "reason": "Itchy rash", "red_flags": ["severe_pain"]},
+        {
+            "day": slots[0].date().isoformat(),
+            "slot": slots[0].isoformat(),
+            "reason": "Itchy rash",
+            "red_flags": ["severe_pain"],
+        },
     )
     visit = Visit.objects.get()
     assert response.status_code == 302 and visit.urgency == "urgent"

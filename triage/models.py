@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from triage.urgency import Urgency
+from triage.urgency import RED_FLAGS, Urgency
 
 
 class Intake(models.Model):
@@ -18,6 +18,10 @@ class Intake(models.Model):
 
     def __str__(self) -> str:
         return f"Intake for visit #{self.visit_id}"
+
+    @property
+    def red_flag_labels(self) -> list[str]:
+        return [RED_FLAGS[code][0] for code in self.red_flags if code in RED_FLAGS]
 
 
 class UrgencyChange(models.Model):
