@@ -27,75 +27,75 @@ from tests.factories import AdminFactory, PatientFactory, PhysicianFactory, open
 from triage.models import Photo, PhotoAnalysis, PhotoConcern
 
 ROLES = ("anon", "patient_a", "patient_b", "doctor_x", "doctor_y", "admin")
-O, D, L = "ok", "deny", "login"
+Y, D, L = "ok", "deny", "login"  # Y: yes, the view ran for this user
 
 # route name: (method, url kwargs builder, outcomes in ROLES order)
 MATRIX = {
-    "home": ("get", {}, (L, O, O, O, O, O)),
-    "healthz": ("get", {}, (O, O, O, O, O, O)),
-    "metrics": ("get", {}, (D, D, D, D, D, O)),
-    "login": ("get", {}, (O, O, O, O, O, O)),
+    "home": ("get", {}, (L, Y, Y, Y, Y, Y)),
+    "healthz": ("get", {}, (Y, Y, Y, Y, Y, Y)),
+    "metrics": ("get", {}, (D, D, D, D, D, Y)),
+    "login": ("get", {}, (Y, Y, Y, Y, Y, Y)),
     "logout": ("post", {}, (L, L, L, L, L, L)),
-    "signup": ("get", {}, (O, O, O, O, O, O)),
-    "two_factor_setup": ("get", {}, (L, O, O, O, O, O)),
-    "two_factor_verify": ("get", {}, (L, O, O, O, O, O)),
-    "record_access": ("get", {}, (L, O, O, D, D, D)),
-    "audit_log": ("get", {}, (L, D, D, D, D, O)),
-    "consults:visit_list": ("get", {}, (L, O, O, D, D, D)),
-    "consults:book_start": ("get", {}, (L, O, O, D, D, D)),
-    "consults:book_on_demand": ("get", {}, (L, O, O, D, D, D)),
-    "consults:book_slot": ("get", {"physician_id": "x"}, (L, O, O, D, D, D)),
-    "consults:visit_detail": ("get", {"visit_id": "v"}, (L, O, D, O, D, O)),
-    "consults:visit_place": ("get", {"visit_id": "v"}, (L, O, D, O, D, O)),
-    "consults:visit_cancel": ("post", {"visit_id": "v"}, (L, O, D, D, D, O)),
-    "consults:visit_check_in": ("post", {"visit_id": "v"}, (L, O, D, D, D, D)),
-    "consults:visit_reschedule": ("get", {"visit_id": "v"}, (L, O, D, D, D, D)),
-    "consults:availability": ("get", {}, (L, D, D, O, O, D)),
-    "consults:note": ("get", {"visit_id": "v"}, (L, D, D, O, D, O)),
-    "consults:note_save": ("post", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:note_redraft": ("post", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:note_fhir": ("get", {"visit_id": "v"}, (L, D, D, O, D, O)),
-    "consults:summary": ("get", {"visit_id": "v"}, (L, O, D, D, D, D)),
-    "consults:admit": ("post", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:room": ("get", {"visit_id": "v"}, (L, O, D, O, D, D)),
-    "consults:end": ("post", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:consent": ("get", {"visit_id": "v"}, (L, O, D, D, D, D)),
-    "consults:device_check": ("get", {"visit_id": "v"}, (L, O, D, O, D, D)),
-    "consults:chat": ("get", {"visit_id": "v"}, (L, O, D, O, D, D)),
-    "consults:chat_attachment": ("get", {"visit_id": "v", "message_id": "m"}, (L, O, D, O, D, O)),
-    "consults:audio_chunk": ("post", {"visit_id": "v"}, (L, O, D, O, D, D)),
-    "consults:audio_upload": ("post", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:audio_chunk_file": ("get", {"visit_id": "v", "chunk_id": "c"}, (L, D, D, O, D, O)),
-    "consults:transcript": ("get", {"visit_id": "v"}, (L, D, D, O, D, O)),
-    "consults:transcript_live": ("get", {"visit_id": "v"}, (L, D, D, O, D, D)),
-    "consults:transcript_status": ("get", {"visit_id": "v"}, (L, D, D, O, D, O)),
+    "signup": ("get", {}, (Y, Y, Y, Y, Y, Y)),
+    "two_factor_setup": ("get", {}, (L, Y, Y, Y, Y, Y)),
+    "two_factor_verify": ("get", {}, (L, Y, Y, Y, Y, Y)),
+    "record_access": ("get", {}, (L, Y, Y, D, D, D)),
+    "audit_log": ("get", {}, (L, D, D, D, D, Y)),
+    "consults:visit_list": ("get", {}, (L, Y, Y, D, D, D)),
+    "consults:book_start": ("get", {}, (L, Y, Y, D, D, D)),
+    "consults:book_on_demand": ("get", {}, (L, Y, Y, D, D, D)),
+    "consults:book_slot": ("get", {"physician_id": "x"}, (L, Y, Y, D, D, D)),
+    "consults:visit_detail": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, Y)),
+    "consults:visit_place": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, Y)),
+    "consults:visit_cancel": ("post", {"visit_id": "v"}, (L, Y, D, D, D, Y)),
+    "consults:visit_check_in": ("post", {"visit_id": "v"}, (L, Y, D, D, D, D)),
+    "consults:visit_reschedule": ("get", {"visit_id": "v"}, (L, Y, D, D, D, D)),
+    "consults:availability": ("get", {}, (L, D, D, Y, Y, D)),
+    "consults:note": ("get", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
+    "consults:note_save": ("post", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:note_redraft": ("post", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:note_fhir": ("get", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
+    "consults:summary": ("get", {"visit_id": "v"}, (L, Y, D, D, D, D)),
+    "consults:admit": ("post", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:room": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, D)),
+    "consults:end": ("post", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:consent": ("get", {"visit_id": "v"}, (L, Y, D, D, D, D)),
+    "consults:device_check": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, D)),
+    "consults:chat": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, D)),
+    "consults:chat_attachment": ("get", {"visit_id": "v", "message_id": "m"}, (L, Y, D, Y, D, Y)),
+    "consults:audio_chunk": ("post", {"visit_id": "v"}, (L, Y, D, Y, D, D)),
+    "consults:audio_upload": ("post", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:audio_chunk_file": ("get", {"visit_id": "v", "chunk_id": "c"}, (L, D, D, Y, D, Y)),
+    "consults:transcript": ("get", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
+    "consults:transcript_live": ("get", {"visit_id": "v"}, (L, D, D, Y, D, D)),
+    "consults:transcript_status": ("get", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
     "consults:transcript_correct": (
         "post",
         {"visit_id": "v", "segment_id": "s"},
-        (L, D, D, O, D, D),
+        (L, D, D, Y, D, D),
     ),
-    "triage:queue": ("get", {}, (L, D, D, O, O, D)),
-    "triage:queue_partial": ("get", {}, (L, D, D, O, O, D)),
-    "triage:board": ("get", {}, (L, D, D, D, D, O)),
-    "triage:board_partial": ("get", {}, (L, D, D, D, D, O)),
-    "triage:urgency_override": ("post", {"visit_id": "v"}, (L, D, D, O, D, O)),
-    "triage:reassign": ("post", {"visit_id": "v"}, (L, D, D, D, D, O)),
-    "triage:no_show": ("post", {"visit_id": "v"}, (L, D, D, O, D, O)),
-    "triage:photo_list": ("get", {"visit_id": "v"}, (L, O, D, O, D, O)),
-    "triage:photo_add": ("get", {"visit_id": "v"}, (L, O, D, O, D, D)),
-    "triage:photo_review": ("post", {"photo_id": "p"}, (L, D, D, O, D, D)),
-    "triage:photo_image": ("get", {"photo_id": "p", "variant": "photo"}, (L, O, D, O, D, O)),
+    "triage:queue": ("get", {}, (L, D, D, Y, Y, D)),
+    "triage:queue_partial": ("get", {}, (L, D, D, Y, Y, D)),
+    "triage:board": ("get", {}, (L, D, D, D, D, Y)),
+    "triage:board_partial": ("get", {}, (L, D, D, D, D, Y)),
+    "triage:urgency_override": ("post", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
+    "triage:reassign": ("post", {"visit_id": "v"}, (L, D, D, D, D, Y)),
+    "triage:no_show": ("post", {"visit_id": "v"}, (L, D, D, Y, D, Y)),
+    "triage:photo_list": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, Y)),
+    "triage:photo_add": ("get", {"visit_id": "v"}, (L, Y, D, Y, D, D)),
+    "triage:photo_review": ("post", {"photo_id": "p"}, (L, D, D, Y, D, D)),
+    "triage:photo_image": ("get", {"photo_id": "p", "variant": "photo"}, (L, Y, D, Y, D, Y)),
     "triage:photo_image#heatmap": (
         "get",
         {"photo_id": "p", "variant": "heatmap"},
-        (L, D, D, O, D, O),
+        (L, D, D, Y, D, Y),
     ),
 }
 
 WEBSOCKETS = {
-    "/ws/queue/": (D, D, D, O, O, O),
-    "/ws/visits/{v}/": (D, O, D, O, D, O),
-    "/ws/consults/{v}/": (D, O, D, O, D, D),
+    "/ws/queue/": (D, D, D, Y, Y, Y),
+    "/ws/visits/{v}/": (D, Y, D, Y, D, Y),
+    "/ws/consults/{v}/": (D, Y, D, Y, D, D),
 }
 
 
@@ -215,7 +215,7 @@ def _classify(response) -> str:
         return D
     if status == 302 and response["Location"].startswith(reverse("login")):
         return L
-    return O
+    return Y
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -229,7 +229,7 @@ def test_route_role_outcome(client, world, route, role):
     response = getattr(client, method)(url)
     expected = outcomes[ROLES.index(role)]
     assert _classify(response) == expected, f"{route} as {role}: HTTP {response.status_code}"
-    if expected != O:
+    if expected != Y:
         assert b"Secret rash" not in response.content
         assert b"my secret symptom" not in response.content
 
@@ -248,7 +248,7 @@ async def test_socket_role_outcome(world, path, role):
     communicator.scope["user"] = AnonymousUser() if role == "anon" else users[role]
     connected, _code = await communicator.connect()
     expected = WEBSOCKETS[path][ROLES.index(role)]
-    assert (O if connected else D) == expected, f"{path} as {role}"
+    assert (Y if connected else D) == expected, f"{path} as {role}"
     if connected:
         await communicator.disconnect()
     await sync_to_async(lambda: None)()
