@@ -3,7 +3,7 @@
 const root = document.getElementById("consult");
 const role = root.dataset.role;
 const polite = role === "patient";
-const session = crypto.randomUUID();
+let session = crypto.randomUUID();
 const other = role === "physician" ? "patient" : "physician";
 const $ = (id) => document.getElementById(id);
 const localVideo = $("local-video");
@@ -23,6 +23,7 @@ let audioOnly = false;
 let connectedAt = null;
 let socketAttempt = 0;
 let bandwidthStrikes = 0;
+let peerCreatedAt = 0;
 
 function setStatus(text, state = "") {
   $("call-status").textContent = text;
@@ -68,6 +69,7 @@ function newPeerConnection() {
     pc.close();
   }
   pc = new RTCPeerConnection({ iceServers });
+  peerCreatedAt = Date.now();
   window.__consultPeer = pc;
   for (const track of localStream.getTracks()) {
     pc.addTrack(track === cameraTrack && screenTrack ? screenTrack : track, localStream);
@@ -306,6 +308,18 @@ setInterval(async () => {
     setAudioOnly(true, "Your connection is slow, so video is paused and audio continues.");
   }
 }, 5000);
+
+// Watchdog: a connection that never got going (lost offer, glare gone wrong, ICE that never
+// started) is replaced by the physician's side under a new session id, so the patient's side
+// starts afresh too.
+setInterval(() => {
+  if (ended || polite || !pc || remoteSession === null) return;
+  const stuck = ["new", "failed"].includes(pc.connectionState);
+  if (stuck && Date.now() - peerCreatedAt > 10000) {
+    session = crypto.randomUUID();
+    newPeerConnection();
+  }
+}, 3000);
 
 setInterval(() => {
   if (!connectedAt || ended) return;

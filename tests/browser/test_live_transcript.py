@@ -69,8 +69,11 @@ def test_patient_speech_reaches_the_physicians_live_transcript(
     patient_page = speaking_patient_browser.new_context().new_page()
     sign_in(patient_page, live_asgi, patient.email, PASSWORD)
     patient_page.goto(f"{live_asgi}/visits/{visit.pk}/room/")
+    # A real call between the two browsers (checked before the worker loads the CPU)...
+    doctor_page.wait_for_function(CONNECTED, timeout=60_000)
+    patient_page.wait_for_function(CONNECTED, timeout=60_000)
 
-    # Both sides upload their own track as complete, decodable files.
+    # ...while both sides upload their own track as complete, decodable files.
     patient_page.wait_for_function("() => window.__recorder.sent >= 2", timeout=60_000)
     doctor_page.wait_for_function("() => window.__recorder.sent >= 1", timeout=60_000)
     assert patient_page.locator("#transcript-panel").count() == 0
@@ -92,5 +95,3 @@ def test_patient_speech_reaches_the_physicians_live_transcript(
         polling=1000,
     )
     assert "Patient" in doctor_page.locator("#transcript-live").inner_text()
-    # ...and all of it while the two browsers hold the call.
-    doctor_page.wait_for_function(CONNECTED, timeout=60_000)
