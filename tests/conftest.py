@@ -69,3 +69,13 @@ def celery_worker_process(transactional_db, tmp_path):
     process = start_worker(log)
     yield process
     stop_worker(process)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer: the Redis layer binds locks to the loop that made it."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
