@@ -73,7 +73,7 @@ def celery_worker_process(transactional_db, tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_channel_layer():
-    """Each test gets its own channel layer: the Redis layer binds locks to the loop that made it."""
+    """A channel layer per test: the Redis layer binds its locks to the loop that made it."""
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
