@@ -5,17 +5,18 @@ database, relay to the other side through the channel layer group.
 """
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from consults import selectors, services
 from consults.realtime import room_group
 from consults.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
+from telehealth.consumers import BoundedJsonConsumer
 
 CLOSE_FORBIDDEN = 4403
 
 
-class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
+class ConsultRoomConsumer(BoundedJsonConsumer):
+    max_frame_chars = MAX_FRAME_CHARS
     visit_id: int | None = None
     role: str = ""
 
@@ -58,19 +59,6 @@ class ConsultRoomConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(room_group(self.visit_id), self.channel_name)
         await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
         await self._relay({"type": "peer.left", "role": self.role})
-
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if text_data is None or len(text_data) > MAX_FRAME_CHARS:
-            await self.send_json({"type": "error", "error": "Message too large or not text."})
-            return
-        await super().receive(text_data=text_data, **kwargs)
-
-    @classmethod
-    async def decode_json(cls, text_data):
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
 
     async def receive_json(self, content, **kwargs):
         try:

@@ -4,16 +4,17 @@ Consumers only forward "something changed" events; pages fetch the fresh view ov
 """
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from consults.selectors import visit_get_for_user
+from telehealth.consumers import BoundedJsonConsumer
 from triage.realtime import ADMIN_GROUP, ON_DEMAND_GROUP, physician_group, visit_group
 
 CLOSE_FORBIDDEN = 4403
 MAX_MESSAGE_BYTES = 1024
 
 
-class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
+class _ForwardingConsumer(BoundedJsonConsumer):
+    max_frame_chars = MAX_MESSAGE_BYTES
     groups_joined: list[str]
 
     async def _join(self, groups: list[str]) -> None:
@@ -25,19 +26,6 @@ class _ForwardingConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
-
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        if bytes_data is not None or text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
-            await self.send_json({"type": "error", "error": "Message too large or not text."})
-            return
-        await super().receive(text_data=text_data, **kwargs)
-
-    @classmethod
-    async def decode_json(cls, text_data):
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
 
     async def receive_json(self, content, **kwargs):
         # Only a ping (the device check's round-trip test) is accepted from the page.
