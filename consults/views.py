@@ -24,7 +24,8 @@ from telehealth.permissions import not_found_and_audit, role_required
 from triage.selectors import waiting_place
 
 
-def _visit_or_404(request: HttpRequest, visit_id: int):
+def visit_or_404(request: HttpRequest, visit_id: int):
+    """The visit if the user may see it; otherwise an audited 404 (no hint it exists)."""
     visit = visit_get_for_user(user=request.user, visit_id=visit_id)
     if visit is None:
         raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
@@ -103,7 +104,7 @@ def book_on_demand(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
 def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     audit_read(request=request, object_type="visit", object_id=visit.pk, patient=visit.patient)
     context = {
         "visit": visit,
@@ -118,7 +119,7 @@ def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
 @role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
 def visit_place(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The live part of the waiting page, re-fetched when the queue changes."""
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     context = {"visit": visit, "place": waiting_place(visit=visit)}
     return render(request, "consults/_visit_place.html", context)
 
@@ -126,7 +127,7 @@ def visit_place(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.PATIENT, Role.ADMIN)
 def visit_cancel(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     try:
         services.visit_cancel(visit=visit, actor=request.user)
     except services.BookingError as exc:
@@ -139,7 +140,7 @@ def visit_cancel(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.PATIENT)
 def visit_check_in(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     try:
         services.visit_check_in(visit=visit, actor=request.user)
     except services.BookingError as exc:
@@ -149,7 +150,7 @@ def visit_check_in(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT)
 def visit_reschedule(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     if visit.physician is None:
         messages.error(request, "On-demand visits have no slot to move.")
         return redirect("consults:visit_detail", visit_id=visit.pk)

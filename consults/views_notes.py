@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from consults import clinical_notes
 from consults.models import ClinicalNote
-from consults.views import _visit_or_404
+from consults.views import visit_or_404
 from telehealth.audit import audit_read, audit_record
 from telehealth.models import AuditAction, Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -19,7 +19,7 @@ def _note_or_none(visit) -> ClinicalNote | None:
 
 @role_required(Role.PHYSICIAN, Role.ADMIN)
 def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     audit_read(request=request, object_type="note", object_id=visit.pk, patient=visit.patient)
     context = {
@@ -39,7 +39,7 @@ def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
 @role_required(Role.PHYSICIAN)
 def note_save(request: HttpRequest, visit_id: int) -> HttpResponse:
     """Save edits; with ``sign`` in the form, save then sign and lock."""
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     if note is None:
         raise not_found_and_audit(request=request, object_type="note", object_id=visit_id)
@@ -71,7 +71,7 @@ def note_save(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.PHYSICIAN)
 def note_redraft(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     if request.user.pk != visit.physician_id:
         raise not_found_and_audit(request=request, object_type="note", object_id=visit_id)
     note = clinical_notes.note_request(visit=visit, redraft=True)
@@ -90,7 +90,7 @@ def note_redraft(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT)
 def after_visit_summary(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     signed = note is not None and note.status == ClinicalNote.Status.SIGNED
     if signed:
@@ -111,7 +111,7 @@ def note_fhir(request: HttpRequest, visit_id: int) -> HttpResponse:
 
     from consults.fhir import FhirExportError, note_to_fhir
 
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     try:
         bundle = note_to_fhir(note=note) if note else None

@@ -10,14 +10,14 @@ from consults import selectors, services
 from consults.attachments import MAX_ATTACHMENT_BYTES, AttachmentRejected
 from consults.forms import ChatForm, ConsentForm
 from consults.models import VisitStatus
-from consults.views import _visit_or_404
+from consults.views import visit_or_404
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
 from telehealth.private_media import private_response
 
 
-def _room_visit_or_404(request: HttpRequest, visit_id: int):
+def _roomvisit_or_404(request: HttpRequest, visit_id: int):
     visit = selectors.consult_room_visit(user=request.user, visit_id=visit_id)
     if visit is None:
         raise not_found_and_audit(request=request, object_type="consult", object_id=visit_id)
@@ -27,7 +27,7 @@ def _room_visit_or_404(request: HttpRequest, visit_id: int):
 @require_POST
 @role_required(Role.PHYSICIAN)
 def admit(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     try:
         services.visit_admit(visit=visit, physician=request.user)
     except services.BookingError as exc:
@@ -41,7 +41,7 @@ def room(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = selectors.visit_get_for_user(user=request.user, visit_id=visit_id)
     if visit is not None and visit.status == VisitStatus.COMPLETED:
         return render(request, "consults/room_ended.html", {"visit": visit})
-    visit = _room_visit_or_404(request, visit_id)
+    visit = _roomvisit_or_404(request, visit_id)
     audit_read(request=request, object_type="consult", object_id=visit.pk, patient=visit.patient)
     context = {
         "visit": visit,
@@ -56,7 +56,7 @@ def room(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.PHYSICIAN)
 def end(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _room_visit_or_404(request, visit_id)
+    visit = _roomvisit_or_404(request, visit_id)
     try:
         services.visit_end(visit=visit, actor=request.user)
     except services.BookingError as exc:
@@ -66,7 +66,7 @@ def end(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT)
 def consent(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     current = selectors.consent_state(visit=visit)
     form = ConsentForm(request.POST if request.method == "POST" else None, current=current)
     if request.method == "POST" and form.is_valid():
@@ -79,14 +79,14 @@ def consent(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT, Role.PHYSICIAN)
 def device_check(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     return render(request, "consults/device_check.html", {"visit": visit})
 
 
 @role_required(Role.PATIENT, Role.PHYSICIAN)
 def chat(request: HttpRequest, visit_id: int) -> HttpResponse:
     """GET: the messages (fragment). POST: send one, with an optional attachment."""
-    visit = _room_visit_or_404(request, visit_id)
+    visit = _roomvisit_or_404(request, visit_id)
     if request.method == "POST":
         form = ChatForm(request.POST, request.FILES)
         if not form.is_valid():
@@ -111,7 +111,7 @@ def chat(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
 def chat_attachment(request: HttpRequest, visit_id: int, message_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     message = visit.chat_messages.filter(pk=message_id).exclude(attachment_path="").first()
     if message is None:
         raise not_found_and_audit(request=request, object_type="attachment", object_id=message_id)

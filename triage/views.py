@@ -7,10 +7,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from consults import services as visit_services
-from consults.selectors import visit_get_for_user
+from consults.views import visit_or_404
 from telehealth.audit import audit_record
 from telehealth.models import AuditAction, Role
-from telehealth.permissions import not_found_and_audit, role_required
+from telehealth.permissions import role_required
 from triage import services
 from triage.forms import ReassignForm, UrgencyOverrideForm
 from triage.selectors import QueueEntry, queue_board, queue_for_physician, queue_stats
@@ -68,17 +68,10 @@ def board_partial(request: HttpRequest) -> HttpResponse:
     return render(request, "triage/_board.html", context)
 
 
-def _visit_for_staff(request: HttpRequest, visit_id: int):
-    visit = visit_get_for_user(user=request.user, visit_id=visit_id)
-    if visit is None:
-        raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
-    return visit
-
-
 @require_POST
 @role_required(Role.PHYSICIAN, Role.ADMIN)
 def urgency_override(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_for_staff(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     form = UrgencyOverrideForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a level and give a reason for the change.")
@@ -95,7 +88,7 @@ def urgency_override(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.ADMIN)
 def reassign(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_for_staff(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     form = ReassignForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose a physician.")
@@ -114,7 +107,7 @@ def reassign(request: HttpRequest, visit_id: int) -> HttpResponse:
 @require_POST
 @role_required(Role.PHYSICIAN, Role.ADMIN)
 def no_show(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_for_staff(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     try:
         visit_services.visit_mark_no_show(visit=visit, actor=request.user)
     except visit_services.BookingError as exc:

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from consults.models import ConsentPurpose
 from consults.selectors import consent_state, visit_get_for_user
 from consults.services import BookingError, consent_record
+from consults.views import visit_or_404
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -20,16 +21,9 @@ from triage.services import TriageError
 VARIANTS = {"photo": "file_path", "heatmap": "heatmap_path", "mask": "mask_path"}
 
 
-def _visit_or_404(request: HttpRequest, visit_id: int):
-    visit = visit_get_for_user(user=request.user, visit_id=visit_id)
-    if visit is None:
-        raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
-    return visit
-
-
 @role_required(Role.PATIENT, Role.PHYSICIAN)
 def photo_add(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     ai_consent = consent_state(visit=visit)[ConsentPurpose.AI_PHOTOS]
     form = PhotoUploadForm(
         request.POST if request.method == "POST" else None, request.FILES or None
@@ -66,7 +60,7 @@ def photo_add(request: HttpRequest, visit_id: int) -> HttpResponse:
 
 @role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
 def photo_list(request: HttpRequest, visit_id: int) -> HttpResponse:
-    visit = _visit_or_404(request, visit_id)
+    visit = visit_or_404(request, visit_id)
     audit_read(request=request, object_type="photos", object_id=visit.pk, patient=visit.patient)
     # Nothing the AI produces reaches a patient: they see their photos and their status only.
     show_ai = not request.user.is_patient
