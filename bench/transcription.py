@@ -311,7 +311,7 @@ def consult_tracks(minutes: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(doctor)[:target], np.concatenate(patient)[:target]
 
 
-def consult_latency(runner, *, chunk_s: float = 10.0) -> dict:
+def consult_latency(runner, *, chunk_s: float = 5.0) -> dict:
     """Feed both speakers' chunks as they would arrive live to one worker (FIFO) and report
     when the transcript is complete after hang-up. Chunks are processed back to back here and
     the live arrival schedule is replayed on the measured times, so the run needs no waiting."""
@@ -355,6 +355,9 @@ def main() -> None:
     parser.add_argument("--consult-beam", type=int, default=5)
     parser.add_argument("--consult-model", choices=["base", "tiny.en"], default=None)
     parser.add_argument("--only-consult", action="store_true")
+    parser.add_argument(
+        "--consult-chunk-s", type=float, default=5.0, help="chunk length (the browser uses 5 s)"
+    )
     parser.add_argument("--show-text", action="store_true")
     args = parser.parse_args()
 
@@ -396,10 +399,11 @@ def main() -> None:
 
     if not args.no_consult:
         model = args.consult_model or args.models[0]
-        runner = Ours(model=model, beam_size=args.consult_beam)
-        res = consult_latency(runner)
+        runner = Ours(model=model, beam_size=args.consult_beam, language=args.language)
+        res = consult_latency(runner, chunk_s=args.consult_chunk_s)
         print(
-            f"10-min consult ({model}, beam={args.consult_beam}, 10s chunks x 2 speakers, "
+            f"10-min consult ({model}, beam={args.consult_beam}, "
+            f"{args.consult_chunk_s:g}s chunks x 2 speakers, "
             f"{res['chunks']} chunks, one worker): hang-up latency {res['hangup_latency_s']:.2f}s "
             f"(last two chunks {res['last_chunks_s']:.2f}s); worker busy {res['busy_s']:.0f}s "
             f"of {res['consult_s']:.0f}s (RTF {res['busy_s'] / res['consult_s']:.3f}; "
