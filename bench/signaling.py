@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tests.asgi_servers import (  # noqa: E402
+    open_consult,
+    recv_type,
+    session_for,
+    start_servers,
+    stop_servers,
+)
 
 
 def setup_django(db_path: Path) -> None:
@@ -36,19 +43,8 @@ def setup_django(db_path: Path) -> None:
 
 def make_rooms(count: int) -> list[tuple[int, str, str]]:
     """Create ``count`` in-consult visits; return (visit id, physician cookie, patient cookie)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
     from consults.services import visit_admit, visit_join_on_demand
     from telehealth.models import Role, User
-
-    def session_for(user) -> str:
-        store = SessionStore()
-        store[SESSION_KEY] = str(user.pk)
-        store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        store[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        store.create()
-        return store.session_key
 
     rooms = []
     stamp = int(time.time() * 1000)
@@ -64,68 +60,11 @@ def make_rooms(count: int) -> list[tuple[int, str, str]]:
     return rooms
 
 
-def start_server(port: int, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "telehealth.asgi:application",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--lifespan",
-            "off",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-
-
-async def wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            _r, w = await asyncio.open_connection("127.0.0.1", port)
-            w.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"server on {port} did not start")
-
-
-async def wait_ports(ports) -> None:
-    await asyncio.wait_for(asyncio.gather(*(wait_port(p) for p in ports)), 60)
-
-
-async def open_socket(port: int, visit_id: int, session: str):
-    import websockets
-
-    ws = await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/consults/{visit_id}/",
-        additional_headers={"Cookie": f"sessionid={session}", "Origin": f"http://127.0.0.1:{port}"},
-        max_size=2**20,
-    )
-    welcome = json.loads(await ws.recv())
-    assert welcome["type"] == "welcome", welcome
-    return ws
-
-
-async def recv_type(ws, kind: str):
-    while True:
-        message = json.loads(await ws.recv())
-        if message["type"] == kind:
-            return message
-
-
-async def run_room(room, ports, rounds: int, rtts: list[float], errors: list[str]) -> None:
+async def run_room(room, servers, rounds: int, rtts: list[float], errors: list[str]) -> None:
     visit_id, doctor_session, patient_session = room
     try:
-        doctor = await open_socket(ports[0], visit_id, doctor_session)
-        patient = await open_socket(ports[1], visit_id, patient_session)
+        doctor = await open_consult(servers[0], visit_id, doctor_session)
+        patient = await open_consult(servers[1], visit_id, patient_session)
         sdp = "v=0\r\n" + "a=candidate:bench\r\n" * 40  # a realistic offer is a few KB
 
         async def echo():
@@ -155,13 +94,13 @@ async def run_room(room, ports, rounds: int, rtts: list[float], errors: list[str
         errors.append(f"{type(exc).__name__}: {exc}")
 
 
-async def step(rooms, ports, rounds: int) -> tuple[list[float], list[str], float]:
+async def step(rooms, servers, rounds: int) -> tuple[list[float], list[str], float]:
     rtts: list[float] = []
     errors: list[str] = []
     started = time.perf_counter()
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(run_room(r, ports, rounds, rtts, errors) for r in rooms)),
+            asyncio.gather(*(run_room(r, servers, rounds, rtts, errors) for r in rooms)),
             timeout=120,
         )
     except TimeoutError:
@@ -180,6 +119,7 @@ def main() -> None:
     parser.add_argument("--steps", default="25,50,100,200,400")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--budget-ms", type=float, default=250.0, help="p99 round-trip budget")
+    parser.add_argument("--server-logs", type=Path, help="folder for the servers' output")
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit(
@@ -191,11 +131,9 @@ def main() -> None:
     setup_django(workdir / "bench.sqlite3")
     steps = [int(s) for s in args.steps.split(",")]
     all_rooms = make_rooms(max(steps))
-    env = {**os.environ}
-    ports = (8811, 8812)
-    servers = [start_server(port, env) for port in ports]
+    ports = [8811, 8812]
+    servers = start_servers(2, {**os.environ}, ports=ports, log_dir=args.server_logs)
     try:
-        asyncio.run(wait_ports(ports))
         print(
             f"two uvicorn processes (ports {ports}), Redis channel layer {os.environ['REDIS_URL']}"
         )
@@ -204,7 +142,7 @@ def main() -> None:
         print(" ".join(f"{name:>{width}}" for name, width in zip(header, widths, strict=True)))
         held = 0
         for count in steps:
-            rtts, errors, secs = asyncio.run(step(all_rooms[:count], ports, args.rounds))
+            rtts, errors, secs = asyncio.run(step(all_rooms[:count], servers, args.rounds))
             if rtts:
                 p50, p99 = statistics.median(rtts), percentile(rtts, 0.99)
                 print(
@@ -221,9 +159,7 @@ def main() -> None:
             held = count
         print(f"rooms held within p99 <= {args.budget_ms:.0f} ms and no errors: {held}")
     finally:
-        for server in servers:
-            server.terminate()
-            server.wait(timeout=10)
+        stop_servers(servers)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Schemas for what a consult page may send over its socket. Anything else is rejected."""
 
+import math
+
 MAX_FRAME_CHARS = 120_000
 MAX_SDP_CHARS = 100_000
 MAX_CANDIDATE_CHARS = 2_000
 MAX_SESSION_CHARS = 64
+MAX_SAFE_INTEGER = 2**53  # beyond it a browser reads back another number
 
 
 class InvalidMessage(ValueError):
@@ -24,6 +27,19 @@ def _short_str(value, *, limit: int, name: str, optional: bool = False) -> str |
     return value
 
 
+def _number(value, *, name: str) -> int | float | None:
+    """A number the page reads back unchanged: not a boolean, NaN, infinite or over 2**53."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMessage(f"{name} must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidMessage(f"{name} must be a finite number")
+    if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+        raise InvalidMessage(f"{name} is out of range")
+    return value
+
+
 def _session(message: dict) -> str:
     session = _short_str(message.get("session"), limit=MAX_SESSION_CHARS, name="session")
     if not session:
@@ -35,7 +51,7 @@ def _description(value) -> dict:
     if not isinstance(value, dict):
         raise InvalidMessage("description must be an object")
     _require_keys(value, {"type", "sdp"})
-    if value.get("type") not in {"offer", "answer", "rollback"}:
+    if value.get("type") not in ("offer", "answer", "rollback"):  # a tuple: the value may be a list
         raise InvalidMessage("description.type must be offer, answer or rollback")
     sdp = _short_str(value.get("sdp", ""), limit=MAX_SDP_CHARS, name="description.sdp")
     return {"type": value["type"], "sdp": sdp}
@@ -48,7 +64,9 @@ def _candidate(value) -> dict | None:
         raise InvalidMessage("candidate must be an object or null")
     _require_keys(value, {"candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"})
     line_index = value.get("sdpMLineIndex")
-    if line_index is not None and (not isinstance(line_index, int) or not 0 <= line_index < 64):
+    if line_index is not None and (
+        isinstance(line_index, bool) or not isinstance(line_index, int) or not 0 <= line_index < 64
+    ):
         raise InvalidMessage("candidate.sdpMLineIndex must be a small integer")
     return {
         "candidate": _short_str(
@@ -69,10 +87,7 @@ def validate_inbound(message) -> dict:
     kind = message.get("type")
     if kind == "ping":
         _require_keys(message, {"type", "t"})
-        t = message.get("t")
-        if t is not None and not isinstance(t, int | float):
-            raise InvalidMessage("t must be a number")
-        return {"type": "ping", "t": t}
+        return {"type": "ping", "t": _number(message.get("t"), name="t")}
     if kind == "hello":
         _require_keys(message, {"type", "session"})
         return {"type": "hello", "session": _session(message)}

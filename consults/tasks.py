@@ -71,7 +71,19 @@ def transcribe_upload(chunk_id: int) -> str:
 # --- Note drafting (ml queue) -----------------------------------------------------------------
 
 
+class _DraftTask(DjangoTask):
+    """Marks the note failed once retries are spent, so the sweeper stops re-sending it."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        from consults.clinical_notes import note_mark_failed
+
+        visit_id = args[0] if args else kwargs.get("visit_id")
+        if visit_id is not None:
+            note_mark_failed(visit_id=visit_id, reason=f"drafting failed: {type(exc).__name__}")
+
+
 @shared_task(
+    base=_DraftTask,
     acks_late=True,
     autoretry_for=(OSError, DatabaseError),
     retry_backoff=5,
@@ -89,3 +101,14 @@ def draft_note_for_visit(visit_id: int) -> str:
         note_mark_failed(visit_id=visit_id, reason="Drafting took too long.")
         raise
     return note.status if note is not None else "skipped"
+
+
+# --- Lost work (beat) -------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, soft_time_limit=50, time_limit=60)
+def lost_work_resend() -> dict[str, list[int]]:
+    """Re-send chunk, note and photo tasks whose message may be lost (docs/deploy.md)."""
+    from telehealth.lost_work import lost_work_resend as resend
+
+    return resend()

@@ -20,6 +20,7 @@ from consults.models import (
     FINISHED_CHUNK_STATUSES,
     AudioChunk,
     ChunkStatus,
+    ClinicalNote,
     ConsentPurpose,
     Recording,
     Speaker,
@@ -31,6 +32,7 @@ from consults.realtime import room_push
 from consults.selectors import consent_given
 from telehealth.audit import audit_record
 from telehealth.models import AuditAction, User
+from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
 
 MAX_CHUNK_BYTES = 2 * 1024 * 1024
@@ -40,6 +42,10 @@ MAX_CHUNK_INDEX = 100_000
 HANG_UP_GRACE = timedelta(minutes=2)
 # Uploaded files are transcribed in windows of this length, so progress can be shown.
 UPLOAD_WINDOW_S = 30.0
+# Uploaded files are transcribed in windows that overlap by this much, so no word is cut.
+UPLOAD_OVERLAP_S = 1.5
+# The most audio a live chunk may say it shares with its neighbour (the recorder uses 1 s).
+MAX_OVERLAP_MS = 3000
 MAX_ATTEMPTS = 4
 CONTENT_TYPES = {
     "wav": "audio/wav",
@@ -177,19 +183,29 @@ def _check_audio(*, data: bytes, limit: int) -> str:
 
 
 def chunk_receive(
-    *, visit: Visit, user: User, index: int, start_ms: int, data: bytes
+    *,
+    visit: Visit,
+    user: User,
+    index: int,
+    start_ms: int,
+    data: bytes,
+    head_overlap_ms: int = 0,
+    tail_overlap_ms: int = 0,
 ) -> ChunkReceipt:
     """Store one live chunk of the user's own microphone; idempotent on (recording, index).
 
     A repeat of the same bytes is a harmless no-op; different bytes for a stored index are a
     conflict. Nothing is stored without recording consent; without AI consent it is stored
-    but not transcribed.
+    but not transcribed. The overlaps say how much audio the chunk shares with the previous
+    and the next chunk of the track (the recorder overlaps them so no word is cut).
     """
     speaker = _speaker_of(visit=visit, user=user)
     if not consent_given(visit=visit, purpose=ConsentPurpose.RECORDING):
         raise AudioRejected("The patient has not consented to recording this consult.", status=403)
     if not 0 <= index <= MAX_CHUNK_INDEX or not 0 <= start_ms <= 24 * 3600 * 1000:
         raise AudioRejected("The chunk index or start offset is out of range.")
+    if not (0 <= head_overlap_ms <= MAX_OVERLAP_MS and 0 <= tail_overlap_ms <= MAX_OVERLAP_MS):
+        raise AudioRejected(f"A chunk overlap must be between 0 and {MAX_OVERLAP_MS} ms.")
     kind = _check_audio(data=data, limit=MAX_CHUNK_BYTES)
     digest = hashlib.sha256(data).hexdigest()
     recording, _ = Recording.objects.get_or_create(
@@ -206,6 +222,8 @@ def chunk_receive(
                 recording=recording,
                 index=index,
                 start_s=start_ms / 1000,
+                head_overlap_s=head_overlap_ms / 1000,
+                tail_overlap_s=tail_overlap_ms / 1000,
                 path=path,
                 content_type=CONTENT_TYPES[kind],
                 sha256=digest,
@@ -328,6 +346,7 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
     propagate so that the task retries.
     """
     from consults.speech.audio import CorruptAudio, UnsupportedAudio
+    from consults.speech.stitch import keep_window
 
     chunk = _claim(chunk_id=chunk_id)
     if chunk is None:
@@ -342,15 +361,23 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
         if recording.source == Recording.Source.UPLOAD:
             segments, duration, no_speech = _transcribe_in_windows(chunk=chunk, data=data)
         else:
-            result = _transcriber().transcribe(audio=data, offset_s=chunk.start_s)
-            segments, duration = list(result.segments), result.duration_s
+            with model_timer(f"whisper-{settings.SPEECH_MODEL}"):
+                result = _transcriber().transcribe(audio=data, offset_s=chunk.start_s)
+            duration = result.duration_s
+            head, tail = chunk.head_overlap_s, chunk.tail_overlap_s
+            segments = keep_window(
+                result.segments,
+                keep_from=chunk.start_s + head / 2 if head else None,
+                keep_until=chunk.start_s + duration - tail / 2 if tail else None,
+            )
             no_speech = result.status == "no_speech"
     except (CorruptAudio, UnsupportedAudio) as exc:
         chunk_fail(chunk_id=chunk.pk, reason=str(exc))
         chunk.refresh_from_db()
         return chunk
     rows = _segments_store(chunk=chunk, segments=segments, duration=duration, no_speech=no_speech)
-    _after_transcription(chunk=chunk, rows=rows)
+    if rows is not None:
+        _after_transcription(chunk=chunk, rows=rows)
     chunk.refresh_from_db()
     return chunk
 
@@ -358,17 +385,29 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
 def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, float, bool]:
     from consults.speech import SAMPLE_RATE as rate
     from consults.speech.audio import decode_audio
+    from consults.speech.stitch import keep_window
 
     samples = decode_audio(data)
-    window = int(UPLOAD_WINDOW_S * rate)
+    window, overlap = int(UPLOAD_WINDOW_S * rate), int(UPLOAD_OVERLAP_S * rate)
     total = max(1, -(-len(samples) // window))
     segments = []
     for n in range(total):
-        piece = samples[n * window : (n + 1) * window]
-        result = _transcriber().transcribe_array(
-            samples=piece, offset_s=chunk.start_s + n * UPLOAD_WINDOW_S
+        # Each window also hears the last UPLOAD_OVERLAP_S of the one before, and keeps the
+        # words from the middle of that overlap on (consults/speech/stitch.py).
+        begin = max(0, n * window - overlap)
+        piece = samples[begin : (n + 1) * window]
+        with model_timer(f"whisper-{settings.SPEECH_MODEL}"):
+            result = _transcriber().transcribe_array(
+                samples=piece, offset_s=chunk.start_s + begin / rate
+            )
+        cut = UPLOAD_WINDOW_S - UPLOAD_OVERLAP_S / 2
+        segments.extend(
+            keep_window(
+                result.segments,
+                keep_from=chunk.start_s + (n - 1) * UPLOAD_WINDOW_S + cut if n else None,
+                keep_until=chunk.start_s + n * UPLOAD_WINDOW_S + cut if n < total - 1 else None,
+            )
         )
-        segments.extend(result.segments)
         Recording.objects.filter(pk=chunk.recording_id).update(
             progress=min(99, int(100 * (n + 1) / total))
         )
@@ -377,9 +416,20 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, flo
 
 def _segments_store(
     *, chunk: AudioChunk, segments: list, duration: float, no_speech: bool
-) -> list[TranscriptSegment]:
+) -> list[TranscriptSegment] | None:
+    """Replace the chunk's lines with these; None when a later claim took the chunk over."""
     recording = chunk.recording
     with transaction.atomic():
+        # The attempt number fences the write: when a redelivered or re-sent task claimed the
+        # chunk after this run (which was merely slow), that run alone may store its lines.
+        current = (
+            AudioChunk.objects.select_for_update()
+            .filter(pk=chunk.pk)
+            .values_list("status", "attempts")
+            .first()
+        )
+        if current != (ChunkStatus.TRANSCRIBING, chunk.attempts):
+            return None
         TranscriptSegment.objects.filter(chunk=chunk).delete()
         rows = TranscriptSegment.objects.bulk_create(
             TranscriptSegment(
@@ -476,3 +526,80 @@ def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -
             detail="correction" if segment.corrected_text else "correction removed",
         )
     return segment
+
+
+# --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
+
+# Older work is left alone: after a day it needs a person, not another automatic try.
+RESEND_WITHIN = timedelta(days=1)
+
+
+def chunks_lost(*, now) -> QuerySet[AudioChunk]:
+    """Chunks whose task message may be lost: still waiting LOST_WORK_AFTER after arriving.
+
+    A chunk a worker already claimed is redelivered by the broker itself once the visibility
+    timeout passes (the worker died), so it counts as lost only after that as well.
+    """
+    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
+    claimed = waited - timedelta(seconds=settings.BROKER_VISIBILITY_TIMEOUT)
+    return (
+        AudioChunk.objects.filter(created_at__gte=now - RESEND_WITHIN)
+        .filter(
+            Q(status=ChunkStatus.RECEIVED, created_at__lt=waited)
+            | Q(status=ChunkStatus.TRANSCRIBING, created_at__lt=claimed)
+        )
+        .select_related("recording")
+        .order_by("created_at", "id")
+    )
+
+
+def visits_note_lost(*, now) -> QuerySet[Visit]:
+    """Finished consults whose transcript is complete but whose note was never drafted.
+
+    Either the last chunk's task died between storing its lines and requesting the note (its
+    redelivery finds the chunk done), or the draft task's message was lost. Re-drafts that a
+    physician asked for are not covered: nothing records when they were asked for.
+    """
+    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
+    return (
+        Visit.objects.filter(
+            status=VisitStatus.COMPLETED,
+            ended_at__gte=now - RESEND_WITHIN,
+            ended_at__lt=waited,
+            recordings__chunks__isnull=False,
+        )
+        .filter(
+            Q(note__isnull=True)
+            | Q(note__status=ClinicalNote.Status.DRAFTING, note__drafted_at__isnull=True)
+        )
+        .exclude(recordings__chunks__status__in=[ChunkStatus.RECEIVED, ChunkStatus.TRANSCRIBING])
+        # The note is requested when the last chunk finishes: give that request time too.
+        .exclude(recordings__chunks__created_at__gte=waited)
+        .exclude(recordings__chunks__transcribed_at__gte=waited)
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def _note_resend(*, visit: Visit) -> bool:
+    from consults.clinical_notes import note_request
+    from consults.tasks import draft_note_for_visit
+
+    if not ClinicalNote.objects.filter(visit=visit).exists():
+        return note_request(visit=visit) is not None
+    draft_note_for_visit.delay_on_commit(visit.pk)
+    return True
+
+
+def transcription_resend_lost(*, now) -> dict[str, list[int]]:
+    """Re-send the tasks of lost chunks and note drafts; call it through ``lost_work_resend``.
+
+    That checks first that no message is merely waiting. A re-send that meets a slow original
+    is harmless: the attempt number fences the chunk's lines, and a draft replaces the unsigned
+    draft.
+    """
+    chunks = list(chunks_lost(now=now))
+    for chunk in chunks:
+        _enqueue(chunk=chunk)
+    notes = [visit.pk for visit in visits_note_lost(now=now) if _note_resend(visit=visit)]
+    return {"chunks": [chunk.pk for chunk in chunks], "notes": notes}

@@ -35,7 +35,8 @@ def _int(value: str | None) -> int | None:
 @role_required(Role.PATIENT, Role.PHYSICIAN)
 def chunk_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     """POST one chunk of the caller's own microphone (multipart ``audio``, ``index``,
-    ``start_ms``); GET the next index of the caller's track (after a page reload)."""
+    ``start_ms``, optional ``head_overlap_ms``/``tail_overlap_ms``); GET the next index of the
+    caller's track (after a page reload)."""
     visit = transcription.capture_visit(user=request.user, visit_id=visit_id)
     if visit is None:
         raise not_found_and_audit(request=request, object_type="audio", object_id=visit_id)
@@ -47,11 +48,22 @@ def chunk_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     index, start_ms = _int(request.POST.get("index")), _int(request.POST.get("start_ms"))
     if upload is None or index is None or start_ms is None:
         return JsonResponse({"error": "Send the audio with its index and start_ms."}, status=400)
+    # Optional: how much audio this chunk shares with the previous and the next one.
+    head_overlap_ms = _int(request.POST.get("head_overlap_ms") or "0")
+    tail_overlap_ms = _int(request.POST.get("tail_overlap_ms") or "0")
+    if head_overlap_ms is None or tail_overlap_ms is None:
+        return JsonResponse({"error": "The chunk overlaps must be whole milliseconds."}, status=400)
     if upload.size > transcription.MAX_CHUNK_BYTES:
         return JsonResponse({"error": "The chunk is larger than 2 MB."}, status=413)
     try:
         receipt = transcription.chunk_receive(
-            visit=visit, user=request.user, index=index, start_ms=start_ms, data=upload.read()
+            visit=visit,
+            user=request.user,
+            index=index,
+            start_ms=start_ms,
+            data=upload.read(),
+            head_overlap_ms=head_overlap_ms,
+            tail_overlap_ms=tail_overlap_ms,
         )
     except AudioRejected as exc:
         return JsonResponse({"error": str(exc)}, status=exc.status)
@@ -153,7 +165,8 @@ def recording_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
 @role_required(Role.PHYSICIAN, Role.ADMIN)
 def chunk_audio(request: HttpRequest, visit_id: int, chunk_id: int) -> HttpResponse:
     visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
-    chunk = AudioChunk.objects.filter(pk=chunk_id, recording__visit=visit).first()
+    # A chunk whose audio the retention policy already removed has no file ("" path).
+    chunk = AudioChunk.objects.filter(pk=chunk_id, recording__visit=visit).exclude(path="").first()
     if chunk is None:
         raise not_found_and_audit(request=request, object_type="audio", object_id=chunk_id)
     audit_read(request=request, object_type="audio", object_id=chunk.pk, patient=visit.patient)

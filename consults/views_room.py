@@ -90,7 +90,9 @@ def chat(request: HttpRequest, visit_id: int) -> HttpResponse:
     if request.method == "POST":
         form = ChatForm(request.POST, request.FILES)
         if not form.is_valid():
-            return JsonResponse({"error": "Messages are limited to 2,000 characters."}, status=400)
+            # The form's own words: "limited to 2,000" for a NUL byte or an empty file misleads.
+            error = next(iter(form.errors.values()))[0]
+            return JsonResponse({"error": error}, status=400)
         upload = form.cleaned_data["attachment"]
         if upload is not None and upload.size > MAX_ATTACHMENT_BYTES:
             return JsonResponse({"error": "The file is larger than 10 MB."}, status=400)

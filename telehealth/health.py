@@ -37,22 +37,41 @@ def check_broker() -> None:
 
 
 async def _layer_round_trip() -> None:
-    # A layer of its own: channels_redis refuses receive() from a second event loop while the
-    # server's consumers are receiving on the shared one, so probing that would fail falsely.
-    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+    # This process's own layer: with the Redis pub/sub layer that is the subscriber connection
+    # the sockets depend on, so the probe fails exactly when their relays would.
+    layer = channel_layers[DEFAULT_CHANNEL_LAYER]
+    channel = await layer.new_channel("healthz.")
+    arrived = asyncio.get_running_loop().create_future()
+
+    async def listen() -> None:
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except Exception as error:
+                if not arrived.done():
+                    arrived.set_exception(error)
+                raise
+            if not arrived.done():
+                arrived.set_result(message)
+
+    listener = asyncio.ensure_future(listen())
     try:
-        channel = await layer.new_channel("healthz.")
         await layer.send(channel, {"type": "healthz.ping"})
-        message = await asyncio.wait_for(layer.receive(channel), TIMEOUT_S)
+        message = await arrived
     finally:
-        if hasattr(layer, "close_pools"):
-            await layer.close_pools()
+        # Channels tells a layer a channel is finished by cancelling its receive(): the pub/sub
+        # layer then unsubscribes it, so probes leave nothing behind.
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
     if message.get("type") != "healthz.ping":
         raise RuntimeError("channel layer returned a different message")
 
 
 def check_channel_layer() -> None:
-    async_to_sync(_layer_round_trip)()
+    async def bounded() -> None:
+        await asyncio.wait_for(_layer_round_trip(), TIMEOUT_S)
+
+    async_to_sync(bounded)()
 
 
 CRITICAL_CHECKS: dict[str, Callable[[], None]] = {

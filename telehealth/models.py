@@ -1,4 +1,4 @@
-"""Users with roles, and the append-only audit log of access to health data."""
+"""Users with roles, the append-only audit log of access to health data, erasure requests."""
 
 import zoneinfo
 
@@ -77,6 +77,7 @@ class AuditAction(models.TextChoices):
     WRITE = "write", "Write"
     DENIED = "denied", "Denied"
     EXPORT = "export", "Export"
+    DELETE = "delete", "Delete"
 
 
 class AuditEvent(models.Model):
@@ -116,3 +117,37 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only")
+
+
+class ErasureRequest(models.Model):
+    """A patient's request to erase their data; a clinic administrator processes it.
+
+    ``report`` says, per kind of data, what was removed and what was kept and why
+    (``telehealth.retention``); it holds counts, dates and fixed texts, never health data.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for the clinic"
+        DONE = "done", "Done"
+
+    patient = models.ForeignKey(User, on_delete=models.PROTECT, related_name="erasure_requests")
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient"],
+                condition=models.Q(status="pending"),
+                name="one_pending_erasure_request_per_patient",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Erasure request #{self.pk} ({self.get_status_display()})"

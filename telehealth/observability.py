@@ -10,7 +10,8 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
 
@@ -119,6 +121,72 @@ LATENCY = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
+
+
+TASK_DURATION = Histogram(
+    "telehealth_task_duration_seconds",
+    "Celery task run time by task name and final state (SUCCESS, FAILURE, RETRY).",
+    ["task", "state"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+MODEL_LATENCY = Histogram(
+    "telehealth_model_latency_seconds",
+    "Time spent inside one model call (transcription of a chunk, one photo), by model.",
+    ["model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60, 120),
+    registry=REGISTRY,
+)
+
+
+@contextmanager
+def model_timer(model: str) -> Iterator[None]:
+    """Time a model call into ``telehealth_model_latency_seconds`` (also when it raises)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        MODEL_LATENCY.labels(model).observe(time.perf_counter() - started)
+
+
+_task_started: dict[str, float] = {}
+
+
+@celery_signals.task_prerun.connect
+def _task_timer_start(task_id: str = "", **kwargs) -> None:
+    _task_started[task_id] = time.perf_counter()
+
+
+@celery_signals.task_postrun.connect
+def _task_timer_stop(task_id: str = "", task=None, state: str | None = None, **kwargs) -> None:
+    started = _task_started.pop(task_id, None)
+    if started is not None and task is not None:
+        TASK_DURATION.labels(task.name, state or "UNKNOWN").observe(time.perf_counter() - started)
+
+
+@celery_signals.worker_ready.connect
+def _worker_metrics_server(**kwargs) -> None:
+    """With CELERY_METRICS_PORT set, a worker serves its task and model metrics for Prometheus.
+
+    The tasks run in pool processes, so with the prefork pool the pool processes must share
+    PROMETHEUS_MULTIPROC_DIR (docs/deploy.md); the main process then serves all of them.
+    """
+    port = env_str("CELERY_METRICS_PORT", "")
+    if not port:
+        return
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    address = env_str("CELERY_METRICS_ADDR", "127.0.0.1")
+    start_http_server(int(port), addr=address, registry=registry)
+
+
+@celery_signals.worker_process_shutdown.connect
+def _pool_process_gone(pid: int | None = None, **kwargs) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and pid:
+        multiprocess.mark_process_dead(pid)
 
 
 def _route_name(request: HttpRequest) -> str:

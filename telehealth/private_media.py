@@ -1,56 +1,76 @@
 """Private storage for health data files: outside the web root, unguessable names.
 
-Files are only ever served by authorized views through ``private_response``, which hands the
-transfer to the reverse proxy (X-Accel-Redirect) in production.
+Every photo, audio chunk, heat map and attachment goes through the four functions below, which
+use the ``private`` entry of ``settings.STORAGES``: a folder outside the web root by default
+(``PrivateFileSystemStorage``), or a private S3-compatible bucket in production
+(``PRIVATE_MEDIA_S3_BUCKET``, docs/deploy.md). Files are only ever served by authorized views
+through ``private_response``: from a folder, the reverse proxy sends the bytes
+(X-Accel-Redirect); from a bucket, Django streams them, so no bucket URL ever reaches a browser.
 """
 
 import secrets
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.http import FileResponse, HttpResponse
 
 
-def _root() -> Path:
-    return Path(settings.PRIVATE_MEDIA_ROOT)
+class PrivateFileSystemStorage(FileSystemStorage):
+    """A folder outside the web root (``PRIVATE_MEDIA_ROOT``) with no public URL."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("location", settings.PRIVATE_MEDIA_ROOT)
+        kwargs["base_url"] = None
+        super().__init__(**kwargs)
+
+    def url(self, name):
+        raise NotImplementedError("Private files have no URL; serve them with private_response")
+
+
+def private_storage() -> Storage:
+    return storages["private"]
+
+
+def _checked(relative: str) -> str:
+    """Refuse names that could leave the category folders (absolute, ``..``, empty)."""
+    path = PurePosixPath(relative)
+    if not relative or path.is_absolute() or ".." in path.parts or "\\" in relative:
+        raise ValueError("Path escapes the private media root")
+    return str(path)
 
 
 def private_save(*, category: str, data: bytes, suffix: str) -> str:
-    """Store bytes under a random name; return the relative path to keep in the database."""
-    relative = Path(category) / f"{secrets.token_urlsafe(24)}{suffix}"
-    target = _root() / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(target.suffix + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    return str(relative)
-
-
-def private_path(relative: str) -> Path:
-    """The absolute path of a stored file, refusing anything that escapes the root."""
-    root = _root().resolve()
-    path = (root / relative).resolve()
-    if root not in path.parents:
-        raise ValueError("Path escapes the private media root")
-    return path
+    """Store bytes under a random name; return the relative name to keep in the database."""
+    name = f"{category}/{secrets.token_urlsafe(24)}{suffix}"
+    saved = private_storage().save(_checked(name), ContentFile(data))
+    return saved
 
 
 def private_read(relative: str) -> bytes:
-    return private_path(relative).read_bytes()
+    with private_storage().open(_checked(relative), "rb") as handle:
+        return handle.read()
 
 
 def private_delete(relative: str) -> None:
-    private_path(relative).unlink(missing_ok=True)
+    """Remove a stored file; a file already gone is not an error (deletion is idempotent)."""
+    storage = private_storage()
+    name = _checked(relative)
+    if storage.exists(name):
+        storage.delete(name)
 
 
 def private_response(*, relative: str, content_type: str, download_name: str) -> HttpResponse:
     """Serve a stored file to an already-authorized user; never cached by shared caches."""
+    name = _checked(relative)
+    storage = private_storage()
     accel_prefix = getattr(settings, "PRIVATE_MEDIA_ACCEL_PREFIX", "")
-    if accel_prefix:
+    if accel_prefix and isinstance(storage, FileSystemStorage):
         response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{relative}"
+        response["X-Accel-Redirect"] = f"{accel_prefix.rstrip('/')}/{name}"
     else:
-        response = FileResponse(private_path(relative).open("rb"), content_type=content_type)
+        response = FileResponse(storage.open(name, "rb"), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{download_name}"'
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"

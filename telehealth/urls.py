@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from telehealth import health, observability, two_factor, views
+from telehealth import health, observability, two_factor, views, views_privacy
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,7 +14,19 @@ urlpatterns = [
     path("accounts/2fa/setup/", two_factor.setup, name="two_factor_setup"),
     path("accounts/2fa/verify/", two_factor.verify, name="two_factor_verify"),
     path("accounts/record-access/", views.my_record_access, name="record_access"),
+    path("accounts/privacy/", views_privacy.privacy, name="privacy"),
+    path(
+        "accounts/privacy/erasure/<int:request_id>/",
+        views_privacy.erasure_request,
+        name="erasure_request",
+    ),
     path("audit/", views.audit_log, name="audit_log"),
+    path("privacy/erasure-requests/", views_privacy.erasure_requests, name="erasure_requests"),
+    path(
+        "privacy/erasure-requests/<int:request_id>/process/",
+        views_privacy.erasure_process,
+        name="erasure_process",
+    ),
     path("admin/", admin.site.urls),
     path("", include("consults.urls")),
     path("", include("triage.urls")),

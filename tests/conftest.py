@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from consults.selectors import free_slots
 from tests.factories import AdminFactory, PatientFactory, PhysicianFactory, open_every_day
+from tests.services import private_redis  # noqa: F401  (a fixture)
 
 
 @pytest.fixture
@@ -62,11 +63,22 @@ def _db_for_django_tests(request):
 
 @pytest.fixture
 def celery_worker_process(transactional_db, tmp_path):
-    """A real ``celery worker`` subprocess sharing the test database and broker."""
+    """A real ``celery worker`` subprocess sharing the test database and broker.
+
+    It serves its Prometheus metrics (task durations, model latency) at ``process.metrics_url``.
+    """
+    from tests.services import free_port
     from tests.workers import start_worker, stop_worker
 
     log = tmp_path / "worker.log"
-    process = start_worker(log)
+    port = free_port()
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    process = start_worker(
+        log,
+        extra_env={"CELERY_METRICS_PORT": str(port), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+    )
+    process.metrics_url = f"http://127.0.0.1:{port}/metrics"
     yield process
     stop_worker(process)
 

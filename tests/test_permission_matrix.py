@@ -22,6 +22,7 @@ from consults.models import (
     TranscriptSegment,
 )
 from telehealth.asgi import application
+from telehealth.models import ErasureRequest
 from telehealth.private_media import private_save
 from tests.factories import AdminFactory, PatientFactory, PhysicianFactory, open_every_day
 from triage.models import Photo, PhotoAnalysis, PhotoConcern
@@ -41,6 +42,10 @@ MATRIX = {
     "two_factor_verify": ("get", {}, (L, Y, Y, Y, Y, Y)),
     "record_access": ("get", {}, (L, Y, Y, D, D, D)),
     "audit_log": ("get", {}, (L, D, D, D, D, Y)),
+    "privacy": ("get", {}, (L, Y, Y, D, D, D)),
+    "erasure_request": ("get", {"request_id": "e"}, (L, Y, D, D, D, Y)),
+    "erasure_requests": ("get", {}, (L, D, D, D, D, Y)),
+    "erasure_process": ("post", {"request_id": "e"}, (L, D, D, D, D, Y)),
     "consults:visit_list": ("get", {}, (L, Y, Y, D, D, D)),
     "consults:book_start": ("get", {}, (L, Y, Y, D, D, D)),
     "consults:book_on_demand": ("get", {}, (L, Y, Y, D, D, D)),
@@ -204,6 +209,7 @@ def world(db):
         "p": photo.pk,
         "c": chunk.pk,
         "s": segment.pk,
+        "e": ErasureRequest.objects.create(patient=users["patient_a"]).pk,
     }
     return users, ids
 

@@ -1,12 +1,14 @@
 """The shipped ONNX models, run by a real Celery worker, reach the physician's page and queue."""
 
 import io
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 
 from consults import services as visit_services
 from consults.models import ConsentPurpose
@@ -63,6 +65,33 @@ def test_melanoma_photo_is_triaged_by_worker_and_jumps_the_queue(
     assert "Differential" in page and analysis.model_version in page
     heatmap = client.get(reverse("triage:photo_image", args=[photo.pk, "heatmap"]))
     assert heatmap.status_code == 200 and heatmap["Content-Type"] == "image/png"
+
+    # The worker's own metrics endpoint counted the task and timed the model call.
+    metrics = _scrape(celery_worker_process.metrics_url)
+    assert _sample(metrics, "telehealth_model_latency_seconds_count", model="skin") >= 1
+    assert (
+        _sample(
+            metrics,
+            "telehealth_task_duration_seconds_count",
+            task="triage.tasks.analyse_photo",
+            state="SUCCESS",
+        )
+        >= 1
+    )
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (local worker)
+        return response.read().decode()
+
+
+def _sample(exposition: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text exposition (0 when absent)."""
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
 
 
 def test_wound_photo_is_outlined_and_measured_by_worker(

@@ -17,8 +17,9 @@ from consults import services, tasks, transcription
 from consults.models import AudioChunk, ChunkStatus, Recording, TranscriptSegment, VisitStatus
 from consults.speech.audio import decode_audio
 from consults.speech.factory import clear_transcribers
-from consults.speech.types import Segment, Transcript
+from consults.speech.types import Segment, Transcript, Word
 from telehealth.models import AuditAction, AuditEvent
+from telehealth.private_media import private_read
 from tests.test_permissions import login
 from triage.models import UrgencyChange
 
@@ -384,6 +385,8 @@ def test_uploaded_file_is_transcribed_with_progress_to_done(
 ):
     settings_window = transcription.UPLOAD_WINDOW_S
     transcription.UPLOAD_WINDOW_S = 0.5
+    overlap = transcription.UPLOAD_OVERLAP_S
+    transcription.UPLOAD_OVERLAP_S = 0.2
     try:
         services.visit_end(visit=consented, actor=physician)
         audio = io.BytesIO(wav_bytes(seconds=1.2))
@@ -402,11 +405,114 @@ def test_uploaded_file_is_transcribed_with_progress_to_done(
         tasks.transcribe_upload(recording.chunks.get().pk)
     finally:
         transcription.UPLOAD_WINDOW_S = settings_window
+        transcription.UPLOAD_OVERLAP_S = overlap
     recording.refresh_from_db()
     assert recording.status == Recording.Status.DONE and recording.progress == 100
     assert TranscriptSegment.objects.filter(chunk__recording=recording).count() == 3  # 3 windows
     status = client.get(reverse("consults:transcript_status", args=[consented.pk])).json()
     assert status["state"] == "complete"
+
+
+class WordClockTranscriber(FakeTranscriber):
+    """'Hears' one word per second of the consult timeline, w{t} spoken from t+0.7 to t+1.3 s
+    (so w9 straddles 10 s), whenever the whole word lies inside the piece it is given: a word
+    cut by the piece's edge is lost, as a real model would mangle it."""
+
+    def transcribe_array(self, *, samples, offset_s: float = 0.0) -> Transcript:
+        end = offset_s + len(samples) / 16_000
+        words = tuple(
+            Word(t + 0.7, t + 1.3, f" w{t}")
+            for t in range(math.floor(offset_s), math.ceil(end))
+            if t + 0.7 >= offset_s and t + 1.3 <= end
+        )
+        segment = Segment(offset_s, end, "".join(w.text for w in words), -0.2, 0.01, words)
+        return Transcript(
+            segments=(segment,) if words else (),
+            language="en",
+            duration_s=len(samples) / 16_000,
+            processing_s=0.01,
+            status="ok" if words else "no_speech",
+        )
+
+
+def test_upload_windows_overlap_so_each_word_is_kept_exactly_once(
+    client, physician, consented, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SPEECH_BACKEND = "tests.test_transcription.WordClockTranscriber"
+    clear_transcribers()
+    monkeypatch.setattr(transcription, "UPLOAD_WINDOW_S", 10.0)
+    services.visit_end(visit=consented, actor=physician)
+    audio = io.BytesIO(wav_bytes(seconds=34.3))
+    audio.name = "visit.wav"
+    login(client, physician)
+    with django_capture_on_commit_callbacks():
+        client.post(
+            reverse("consults:audio_upload", args=[consented.pk]),
+            {"audio": audio, "speaker": "patient"},
+        )
+    recording = Recording.objects.get(source=Recording.Source.UPLOAD)
+    tasks.transcribe_upload(recording.chunks.get().pk)
+    text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
+    # Windows [0, 10), [8.5, 20), [18.5, 30), [28.5, 34.3): w9, w19 and w29 straddle a window
+    # end and are heard whole only by the next window; none is lost, none doubled.
+    assert text.split() == [f"w{t}" for t in range(34)]
+    # Without the overlap the straddling words are lost: the fake is strict about it.
+    monkeypatch.setattr(transcription, "UPLOAD_OVERLAP_S", 0.0)
+    chunk = recording.chunks.get()
+    segments, _, _ = transcription._transcribe_in_windows(
+        chunk=chunk, data=private_read(chunk.path)
+    )
+    hard = " ".join(s.text for s in segments).split()
+    assert {"w9", "w19", "w29"}.isdisjoint(hard) and len(hard) == 31
+
+
+def test_live_chunk_overlaps_are_stored_and_the_shared_audio_is_stitched(
+    client, patient, consented, settings, django_capture_on_commit_callbacks
+):
+    settings.SPEECH_BACKEND = "tests.test_transcription.WordClockTranscriber"
+    clear_transcribers()
+    login(client, patient)
+    # Chunk 0 is 0-6 s, chunk 1 is 5-11 s: they share 1 s, cut in its middle at 5.5 s.
+    first = io.BytesIO(wav_bytes(seconds=6.0))
+    first.name = "c0.webm"
+    second = io.BytesIO(wav_bytes(seconds=6.0))
+    second.name = "c1.webm"
+    url = reverse("consults:audio_chunk", args=[consented.pk])
+    with django_capture_on_commit_callbacks():
+        for index, (audio, start, head, tail) in enumerate(
+            [(first, 0, 0, 1000), (second, 5000, 1000, 0)]
+        ):
+            response = client.post(
+                url,
+                {
+                    "audio": audio,
+                    "index": index,
+                    "start_ms": start,
+                    "head_overlap_ms": head,
+                    "tail_overlap_ms": tail,
+                },
+            )
+            assert response.status_code == 201, response.content
+    chunks = AudioChunk.objects.order_by("index")
+    assert [(c.head_overlap_s, c.tail_overlap_s) for c in chunks] == [(0, 1.0), (1.0, 0)]
+    for chunk in chunks:
+        tasks.transcribe_chunk(chunk.pk)
+    text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
+    # w4 (4.7-5.3 s) is heard by both chunks and kept once; w5 (5.7-6.3 s) is cut by the end of
+    # chunk 0 and comes whole from chunk 1.
+    assert text.split() == [f"w{t}" for t in range(10)]
+
+
+@pytest.mark.parametrize("head", ["-1", "3001", "one"])
+def test_chunk_overlap_out_of_range_is_refused(client, patient, consented, head):
+    audio = io.BytesIO(wav_bytes())
+    audio.name = "chunk.webm"
+    response = login(client, patient).post(
+        reverse("consults:audio_chunk", args=[consented.pk]),
+        {"audio": audio, "index": 0, "start_ms": 0, "head_overlap_ms": head},
+    )
+    assert response.status_code == 400 and "overlap" in response.json()["error"]
+    assert not AudioChunk.objects.exists()
 
 
 def test_upload_of_a_non_audio_file_is_415(client, physician, consented):

@@ -2,15 +2,19 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import kombu.pools
 from django.conf import settings
 from django.db import connection
 
 from telehealth.celery import app
+from triage.vision.onnx_backend import OnnxSkinClassifier
 
 
 def database_url() -> str:
@@ -31,9 +35,20 @@ def purge_broker() -> None:
         app.control.purge()
 
 
-def start_worker(log_path: Path, *, queues: str = "default,ml", extra_env: dict | None = None):
-    """Start ``celery worker`` as a subprocess and wait until it reports ready."""
-    purge_broker()
+def start_worker(
+    log_path: Path,
+    *,
+    queues: str = "default,ml",
+    extra_env: dict | None = None,
+    purge: bool = True,
+):
+    """Start ``celery worker`` as a subprocess and wait until it reports ready.
+
+    ``purge`` first empties the broker; drills that queued work before the worker starts
+    pass False.
+    """
+    if purge:
+        purge_broker()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "telehealth.settings.test",
@@ -77,6 +92,72 @@ def stop_worker(process) -> None:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait(timeout=10)
+
+
+def worker_children(process) -> list[int]:
+    """The pids of the worker's pool processes (its direct children), from /proc."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (command) state ppid ..."; the command may itself hold spaces or parentheses.
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == process.pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL each process that still exists."""
+    for pid in pids:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_worker(process) -> None:
+    """SIGKILL the whole worker, main process first so that it cannot hand its task back."""
+    children = worker_children(process)
+    process.kill()
+    process.wait(timeout=10)
+    kill_pids(children)
+
+
+def reset_connections() -> None:
+    """Forget this process's pooled broker connections (after the broker moved or restarted)."""
+    kombu.pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def tasks_sent_to(url: str, **transport_options):
+    """Send this process's tasks to the broker at ``url`` (a drill's private Redis) meanwhile."""
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = transport_options
+    reset_connections()
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = saved
+        reset_connections()
+
+
+class CountingSkinClassifier(OnnxSkinClassifier):
+    """The shipped ONNX skin classifier, which lets a drill count and catch its runs.
+
+    Each call first appends its pid to the file ``$DRILL_CALLS`` and then holds for
+    ``$DRILL_HOLD_S`` seconds (default none) before classifying: a drill kills the worker
+    while it holds, certainly mid-analysis.
+    """
+
+    def predict(self, rgb):
+        with open(os.environ["DRILL_CALLS"], "a") as calls:
+            calls.write(f"{os.getpid()}\n")
+        time.sleep(float(os.environ.get("DRILL_HOLD_S", "0")))
+        return super().predict(rgb)
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2):

@@ -6,6 +6,7 @@ Consumers only forward "something changed" events; pages fetch the fresh view ov
 from channels.db import database_sync_to_async
 
 from consults.selectors import visit_get_for_user
+from consults.signaling import InvalidMessage, validate_inbound
 from telehealth.consumers import BoundedJsonConsumer
 from triage.realtime import ADMIN_GROUP, ON_DEMAND_GROUP, physician_group, visit_group
 
@@ -29,10 +30,15 @@ class _ForwardingConsumer(BoundedJsonConsumer):
 
     async def receive_json(self, content, **kwargs):
         # Only a ping (the device check's round-trip test) is accepted from the page.
-        if isinstance(content, dict) and content.get("type") == "ping" and len(content) <= 2:
-            await self.send_json({"type": "pong", "t": content.get("t")})
+        if not isinstance(content, dict) or content.get("type") != "ping":
+            await self.send_json({"type": "error", "error": "Unknown message type."})
             return
-        await self.send_json({"type": "error", "error": "Unknown message type."})
+        try:
+            message = validate_inbound(content)
+        except InvalidMessage as error:
+            await self.send_json({"type": "error", "error": str(error)})
+            return
+        await self.send_json({"type": "pong", "t": message["t"]})
 
     async def queue_event(self, message):
         await self.send_json({"type": "queue.changed", "event": message["event"]})

@@ -6,14 +6,17 @@ the ml worker through ``photo_analyse``.
 
 import hashlib
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from consults.models import ConsentPurpose, Visit
 from consults.selectors import consent_given
 from telehealth.models import User
+from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
 from triage.models import Photo, PhotoAnalysis, PhotoConcern, PhotoKind, UrgencyChange
 from triage.realtime import queue_changed
@@ -149,7 +152,8 @@ def photo_mark_failed(*, photo_id: int, reason: str) -> None:
 def _skin_fields(rgb) -> dict:
     from triage.vision.skin import assess_skin_image
 
-    result = assess_skin_image(rgb, backend=settings.VISION_SKIN_BACKEND)
+    with model_timer("skin"):
+        result = assess_skin_image(rgb, backend=settings.VISION_SKIN_BACKEND)
     heatmap = (
         private_save(category="heatmaps", data=result.heatmap_png, suffix=".png")
         if result.heatmap_png
@@ -170,9 +174,10 @@ def _skin_fields(rgb) -> dict:
 def _wound_fields(rgb, *, stated_area_cm2: float | None) -> dict:
     from triage.vision.wound import segment_wound
 
-    result = segment_wound(
-        rgb, stated_area_cm2=stated_area_cm2, backend=settings.VISION_WOUND_BACKEND
-    )
+    with model_timer("wound"):
+        result = segment_wound(
+            rgb, stated_area_cm2=stated_area_cm2, backend=settings.VISION_WOUND_BACKEND
+        )
     area = f"{result.area_cm2:.1f} cm²" if result.area_cm2 else f"{result.area_px} pixels"
     return {
         "model_version": result.model_version,
@@ -235,3 +240,33 @@ def wound_trend(*, concern: PhotoConcern):
         for a in PhotoAnalysis.objects.filter(photo__concern=concern, can_assess=True)
     ]
     return area_trend(points)
+
+
+# --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
+
+# Older work is left alone: after a day it needs a person, not another automatic try.
+RESEND_WITHIN = timedelta(days=1)
+
+
+def photos_lost(*, now) -> QuerySet[Photo]:
+    """Photos whose analysis message may be lost: still queued LOST_WORK_AFTER after upload."""
+    return Photo.objects.filter(
+        status=Photo.Status.QUEUED,
+        analysis__isnull=True,
+        created_at__gte=now - RESEND_WITHIN,
+        created_at__lt=now - timedelta(seconds=settings.LOST_WORK_AFTER),
+    ).order_by("created_at", "id")
+
+
+def photos_resend_lost(*, now) -> list[int]:
+    """Re-send the analysis of lost photos; call it through ``lost_work_resend``.
+
+    That checks first that no message is merely waiting. One analysis per photo is a database
+    constraint, so a re-send that meets a slow original adds nothing.
+    """
+    from triage.tasks import analyse_photo
+
+    ids = list(photos_lost(now=now).values_list("pk", flat=True))
+    for pk in ids:
+        analyse_photo.delay_on_commit(pk)
+    return ids

@@ -1,12 +1,25 @@
 """Celery tasks for photo triage. Thin: re-fetch by id, call one service, own the retries."""
 
 from celery import shared_task
+from celery.contrib.django.task import DjangoTask
 
 from triage import photos
 
 
+class _AnalysisTask(DjangoTask):
+    """Marks the photo failed once retries are spent, so the sweeper stops re-sending it."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        photo_id = args[0] if args else kwargs.get("photo_id")
+        if photo_id is not None:
+            photos.photo_mark_failed(
+                photo_id=photo_id, reason=f"analysis failed: {type(exc).__name__}"
+            )
+
+
 @shared_task(
     bind=True,
+    base=_AnalysisTask,
     acks_late=True,
     soft_time_limit=120,
     time_limit=150,

@@ -74,6 +74,10 @@ class AudioChunk(models.Model):
     # Seconds on the visit timeline (from the consult's start) where this chunk begins.
     start_s = models.FloatField()
     duration_s = models.FloatField(null=True, blank=True)
+    # Seconds this chunk shares with the previous / next chunk of the same track: words are
+    # kept by the piece that owns the middle of each overlap (consults/speech/stitch.py).
+    head_overlap_s = models.FloatField(default=0)
+    tail_overlap_s = models.FloatField(default=0)
     path = models.CharField(max_length=300)
     content_type = models.CharField(max_length=64)
     sha256 = models.CharField(max_length=64)

@@ -13,7 +13,7 @@ import numpy as np
 
 from consults.speech.audio import SAMPLE_RATE, decode_audio
 from consults.speech.guards import GuardOptions, filter_segments, is_silent
-from consults.speech.types import Segment, Transcript
+from consults.speech.types import Segment, Transcript, Word
 from consults.speech.weights import model_files
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class FasterWhisperTranscriber:
         language: str | None = None,
         languages: tuple[str, ...] | list[str] | None = None,
         vad: bool = True,
+        word_timestamps: bool = True,
         guards: GuardOptions | None = None,
     ) -> None:
         self.model_name = model
@@ -50,6 +51,8 @@ class FasterWhisperTranscriber:
         # English TTS read as Thai); an allow-list keeps detection among the clinic's languages.
         self.languages = tuple(languages) if languages else None
         self.vad = vad
+        # Word times let overlapping chunks be stitched without cutting a word (stitch.py).
+        self.word_timestamps = word_timestamps
         self.guards = guards or GuardOptions()
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
@@ -113,6 +116,14 @@ class FasterWhisperTranscriber:
                 text=s.text.strip(),
                 avg_logprob=s.avg_logprob,
                 no_speech_prob=s.no_speech_prob,
+                words=tuple(
+                    Word(
+                        start=round(offset_s + w.start, 3),
+                        end=round(offset_s + w.end, 3),
+                        text=w.word,
+                    )
+                    for w in s.words or ()
+                ),
             )
             for s in raw  # a generator: decoding happens while we iterate
         ]
@@ -134,6 +145,7 @@ class FasterWhisperTranscriber:
             "log_prob_threshold": self.guards.min_avg_logprob,
             "compression_ratio_threshold": 2.4,
             "hallucination_silence_threshold": None,
+            "word_timestamps": self.word_timestamps,
         }
 
     def _pick_language(

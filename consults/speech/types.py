@@ -12,6 +12,15 @@ TranscriptStatus = Literal["ok", "no_speech"]
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word with its times (seconds on the caller's timeline)."""
+
+    start: float
+    end: float
+    text: str  # as Whisper spells it, with its leading space
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     """One recognised stretch of speech; times are seconds on the caller's timeline."""
 
@@ -20,6 +29,7 @@ class Segment:
     text: str
     avg_logprob: float
     no_speech_prob: float
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

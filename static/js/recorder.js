@@ -3,8 +3,12 @@
 // With the patient's recording consent, each side records ITS OWN microphone and uploads a chunk
 // every ~5 s. A MediaRecorder timeslice chunk after the first has no container header, so the
 // recorder is stopped and restarted for every chunk: each upload is a complete, decodable file.
-// Unsent chunks stay in memory and are retried with backoff; the server is idempotent on index.
+// Consecutive chunks overlap by OVERLAP_MS, and each upload says how much it shares with its
+// neighbours: the server keeps every word from the chunk that heard it whole, once
+// (consults/speech/stitch.py). Unsent chunks stay in memory and are retried with backoff; the
+// server is idempotent on index.
 const CHUNK_MS = 5000;
+const OVERLAP_MS = 1000;
 const MAX_QUEUED = 120; // ~10 minutes of audio kept while the connection is down
 const MIME_TYPES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm"];
 
@@ -33,8 +37,8 @@ function initRoom(root) {
     failed: 0,
     backoff: 0,
     uploading: false,
-    recorder: null,
-    timer: null,
+    recorders: new Set(),
+    timers: new Set(),
   };
   window.__recorder = state;
 
@@ -72,31 +76,52 @@ function initRoom(root) {
     if (!state.running) return;
     show("This consult is being recorded (with the patient's consent).");
     const stream = new MediaStream([track]);
-    const record = () => {
+    const record = (previous) => {
       const recorder = new MediaRecorder(stream, { mimeType: mime });
-      const startMs = Math.round(consultNow());
+      const piece = { startMs: Math.round(consultNow()), endMs: null, sent: false, next: null };
       const parts = [];
       recorder.addEventListener("dataavailable", (e) => e.data.size && parts.push(e.data));
       recorder.addEventListener("stop", () => {
+        state.recorders.delete(recorder);
+        piece.endMs = Math.round(consultNow());
         if (!parts.length) return;
-        enqueue({ index: state.nextIndex++, startMs, blob: new Blob(parts, { type: mime }) });
+        piece.sent = true;
+        // The previous piece stopped first; the next one (if any) is still recording.
+        const head = previous?.sent ? Math.max(0, previous.endMs - piece.startMs) : 0;
+        const tail = piece.next ? Math.max(0, piece.endMs - piece.next.startMs) : 0;
+        enqueue({
+          index: state.nextIndex++,
+          startMs: piece.startMs,
+          headOverlapMs: Math.min(head, 3000),
+          tailOverlapMs: Math.min(tail, 3000),
+          blob: new Blob(parts, { type: mime }),
+        });
       });
       recorder.start();
-      state.recorder = recorder;
-      state.timer = setTimeout(() => {
-        // Start the next chunk before stopping this one, so no speech falls in a gap.
-        if (state.running) record();
-        recorder.stop();
-      }, CHUNK_MS);
+      state.recorders.add(recorder);
+      later(() => {
+        // Start the next piece OVERLAP_MS before this one stops, so no word is cut.
+        if (state.running) piece.next = record(piece);
+        later(() => recorder.state !== "inactive" && recorder.stop(), OVERLAP_MS);
+      }, CHUNK_MS - OVERLAP_MS);
+      return piece;
     };
-    record();
+    const later = (fn, ms) => {
+      const id = setTimeout(() => {
+        state.timers.delete(id);
+        fn();
+      }, ms);
+      state.timers.add(id);
+    };
+    record(null);
   }
 
   function stop() {
     state.running = false;
-    clearTimeout(state.timer);
-    if (state.recorder && state.recorder.state !== "inactive") state.recorder.stop();
-    state.recorder = null;
+    state.timers.forEach(clearTimeout);
+    state.timers.clear();
+    // Oldest first, so indices stay in time order.
+    [...state.recorders].forEach((recorder) => recorder.state !== "inactive" && recorder.stop());
   }
 
   function enqueue(item) {
@@ -115,6 +140,8 @@ function initRoom(root) {
         body.append("audio", item.blob, `chunk-${item.index}`);
         body.append("index", String(item.index));
         body.append("start_ms", String(item.startMs));
+        body.append("head_overlap_ms", String(item.headOverlapMs));
+        body.append("tail_overlap_ms", String(item.tailOverlapMs));
         let response = null;
         try {
           response = await fetch(root.dataset.audioUrl, {

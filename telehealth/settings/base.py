@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Right after the user is known: an unreachable database becomes a 503 page, not a 500.
+    "telehealth.outage.DatabaseOutageMiddleware",
     "telehealth.security.IdleSessionTimeoutMiddleware",
     "telehealth.two_factor.StaffTwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -129,6 +131,66 @@ PRIVATE_MEDIA_ROOT = Path(env_str("TELEHEALTH_PRIVATE_MEDIA_ROOT", str(VAR_DIR /
 # means Django streams the file itself.
 PRIVATE_MEDIA_ACCEL_PREFIX = env_str("PRIVATE_MEDIA_ACCEL_PREFIX", "")
 
+# Where health data files live (telehealth/private_media.py): a private folder by default, or a
+# private S3-compatible bucket (django-storages; `pip install -r requirements/s3.txt`).
+PRIVATE_MEDIA_S3_BUCKET = env_str("PRIVATE_MEDIA_S3_BUCKET", "")
+if PRIVATE_MEDIA_S3_BUCKET:
+    PRIVATE_STORAGE: dict = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": PRIVATE_MEDIA_S3_BUCKET,
+            "endpoint_url": env_str("PRIVATE_MEDIA_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("PRIVATE_MEDIA_S3_REGION", "") or None,
+            "access_key": env_str("PRIVATE_MEDIA_S3_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("PRIVATE_MEDIA_S3_SECRET_ACCESS_KEY", "") or None,
+            "location": env_str("PRIVATE_MEDIA_S3_PREFIX", "private"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": 60,
+            "file_overwrite": False,
+            "object_parameters": {"ServerSideEncryption": "AES256"},
+        },
+    }
+else:
+    PRIVATE_STORAGE = {"BACKEND": "telehealth.private_media.PrivateFileSystemStorage"}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "private": PRIVATE_STORAGE,
+}
+
+
+def retention_days(value: str, default: int | None) -> int | None:
+    """A retention period from the environment: whole days (at least 1), or "never" to keep."""
+    value = value.strip().lower()
+    if not value:
+        return default
+    if value == "never":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"A retention period is whole days (at least 1) or 'never', not {value!r}")
+    return int(value)
+
+
+# How long each kind of health data is kept, in days (None: kept for good), enforced daily by
+# telehealth.tasks.retention_enforce; docs/privacy.md gives the reasons. Raw material is short-lived
+# because the signed note is the medical record; the legal period applies to signed notes.
+RETENTION = {
+    "audio": retention_days(env_str("RETENTION_AUDIO_DAYS"), 30),
+    "transcripts": retention_days(env_str("RETENTION_TRANSCRIPTS_DAYS"), 90),
+    "unsigned_drafts": retention_days(env_str("RETENTION_UNSIGNED_DRAFTS_DAYS"), 90),
+    "chat_attachments": retention_days(env_str("RETENTION_CHAT_ATTACHMENTS_DAYS"), 90),
+    "photos": retention_days(env_str("RETENTION_PHOTOS_DAYS"), 365),
+    # Of ended visits that have no signed note; with a signed note they follow the note.
+    "chat_messages": retention_days(env_str("RETENTION_CHAT_MESSAGES_DAYS"), 365),
+    "intakes": retention_days(env_str("RETENTION_INTAKES_DAYS"), 365),
+    "signed_notes": retention_days(env_str("RETENTION_SIGNED_NOTES_DAYS"), 3650),
+    # Append-only: never deleted by the application.
+    "audit_log": None,
+}
+# A minor's signed notes are kept for the legal period counted from this birthday, not earlier.
+RETENTION_AGE_OF_MAJORITY = env_int("RETENTION_AGE_OF_MAJORITY", 18)
+
 # SESSION_COOKIE_AGE is the absolute limit; SESSION_IDLE_TIMEOUT signs out an idle session.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 8)
 SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
@@ -206,18 +268,51 @@ def filesystem_broker_options(folder: Path) -> dict:
     }
 
 
+# A message a worker took but never acknowledged (it died) goes back to the Redis queue after
+# this many seconds. It must exceed the longest task's time limit (transcribe_upload: 1900 s), or
+# a task still running is handed to a second worker. Drills shorten it (tests/test_drills_worker).
+BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+# Work still waiting this many seconds after it was queued may have lost its task message; the
+# beat sweeper re-sends it (docs/deploy.md, "Broker durability and lost work").
+LOST_WORK_AFTER = env_int("LOST_WORK_AFTER", 900)
+
 # Redis switches the channel layer, the Celery broker and the result backend at once.
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
+    # Pub/sub: each process keeps its sockets' groups in memory and resubscribes when its Redis
+    # connection comes back, so a Redis restart does not strand open sockets; the key-based
+    # RedisChannelLayer keeps groups in Redis, where a restart loses them (docs/deploy.md).
+    # Pub/sub ignores the database number, so the default prefix carries it. Commands retry on
+    # a dropped connection (redis-py does not by default): after a restart, every pooled
+    # connection is stale once, and each would otherwise cost a socket a failed send.
+    from urllib.parse import urlsplit
+
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "asgi")},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": 2,
+                        "retry": Retry(ExponentialBackoff(cap=1, base=0.1), 5),
+                        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+                    }
+                ],
+                "prefix": env_str(
+                    "CHANNELS_PREFIX", "asgi" + (urlsplit(REDIS_URL).path.strip("/") or "0")
+                ),
+            },
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
 else:
     # In-process channel layer: pushes from the web process are live; pushes from the
     # worker reach pages through their periodic refresh (see docs/architecture.md).
@@ -290,5 +385,9 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 CELERY_BEAT_SCHEDULE = {
     "mark-no-shows": {"task": "consults.tasks.visits_mark_no_shows", "schedule": 300.0},
+    # Chunks, note drafts and photo analyses whose task message was lost (docs/deploy.md).
+    "resend-lost-work": {"task": "consults.tasks.lost_work_resend", "schedule": 300.0},
+    # Daily; idempotent, so a missed or repeated run is harmless.
+    "enforce-retention": {"task": "telehealth.tasks.retention_enforce", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

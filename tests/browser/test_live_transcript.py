@@ -58,6 +58,11 @@ def _chunks(**filters):
     return list(AudioChunk.objects.filter(**filters).values_list("recording__speaker", "status"))
 
 
+def _overlaps(visit_id):
+    chunks = AudioChunk.objects.filter(recording__visit_id=visit_id, recording__speaker="patient")
+    return list(chunks.order_by("index").values_list("head_overlap_s", "tail_overlap_s"))
+
+
 def test_patient_speech_reaches_the_physicians_live_transcript(
     live_asgi, tiny_worker, speaking_patient_browser, physician_browser
 ):
@@ -77,6 +82,10 @@ def test_patient_speech_reaches_the_physicians_live_transcript(
     patient_page.wait_for_function("() => window.__recorder.sent >= 2", timeout=60_000)
     doctor_page.wait_for_function("() => window.__recorder.sent >= 1", timeout=60_000)
     assert patient_page.locator("#transcript-panel").count() == 0
+    # Consecutive chunks overlap by about a second, and each says so, so no word is cut.
+    overlaps = in_thread(_overlaps, visit_id=visit.pk)
+    assert overlaps[0][0] == 0 and all(0.5 < o[1] < 1.6 for o in overlaps[:-1]), overlaps
+    assert all(0.5 < o[0] < 1.6 for o in overlaps[1:]), overlaps
 
     def transcribed():
         rows = in_thread(_chunks, recording__visit_id=visit.pk)

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000  # a 48 MP phone photo is ~48e6; 40e6 leaves room under a 24 GiB box
 JPEG_QUALITY = 90
+MAX_SIDE = 65_500  # the JPEG the photo is stored as cannot be wider or taller
 
 
 class ImageError(ValueError):
@@ -69,7 +70,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def load_image(
@@ -101,9 +102,21 @@ def load_image(
                     f"The photo is {width}x{height} pixels; the limit is {max_pixels / 1e6:.0f}"
                     " megapixels."
                 )
+            if max(width, height) > MAX_SIDE:
+                raise ImageTooLarge(
+                    f"The photo is {width}x{height} pixels; a side may be at most {MAX_SIDE:,}."
+                )
             image.load()
-            image = ImageOps.exif_transpose(image)
+            # In place, and no copy for an RGB photo: a 40 MP photo held three times over
+            # peaked at 700 MiB; see tests/fuzz/test_decoders.py.
+            ImageOps.exif_transpose(image, in_place=True)
             rgb_image = _to_rgb(image)
+            del image
+            # Re-encoding bare pixels drops EXIF (GPS, device), XMP and ICC, which save() writes
+            # only when asked; the comment it would take from info goes with info.
+            rgb_image.info = {}
+            buffer = io.BytesIO()
+            rgb_image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -114,10 +127,7 @@ def load_image(
         raise CorruptImage(
             "The photo could not be read; it may be damaged or incomplete."
         ) from error
-    rgb = np.asarray(rgb_image, dtype=np.uint8).copy()
-    # Re-encoding from bare pixels drops EXIF (GPS, device), XMP, ICC and comments.
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    rgb = np.array(rgb_image, dtype=np.uint8)  # a writable copy
     return LoadedImage(
         rgb=rgb,
         jpeg=buffer.getvalue(),

@@ -1,0 +1,43 @@
+"""Work whose task message the broker lost: the sweeper that re-sends it (docs/deploy.md).
+
+The selectors of what may be lost live with their work (consults.transcription, triage.photos);
+this module holds the one rule they share: never re-send while the ml queue holds messages.
+"""
+
+import logging
+
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+# Transcription, note drafting and photo analysis are routed here (CELERY_TASK_ROUTES).
+ML_QUEUE = "ml"
+
+
+def queue_waiting(*, queue: str = ML_QUEUE) -> int:
+    """Messages waiting in ``queue``; those a worker has taken and not yet acknowledged excluded."""
+    from telehealth.celery import app
+
+    with app.connection_for_read() as connection:
+        return connection.default_channel.queue_declare(queue=queue).message_count
+
+
+def lost_work_resend(*, now=None) -> dict[str, list[int]]:
+    """Re-send the tasks of chunks, note drafts and photos whose message may be lost; say which.
+
+    Nothing is re-sent while the ml queue still holds messages, so a message that is merely
+    waiting is never doubled. A re-send that meets a slow original does no harm: see
+    ``transcription_resend_lost`` and ``photos_resend_lost``.
+    """
+    from consults.transcription import transcription_resend_lost
+    from triage.photos import photos_resend_lost
+
+    if queue_waiting():
+        return {"chunks": [], "notes": [], "photos": []}
+    now = now or timezone.now()
+    resent = {**transcription_resend_lost(now=now), "photos": photos_resend_lost(now=now)}
+    if any(resent.values()):
+        logger.warning(
+            "re-sent lost work: %s", ", ".join(f"{len(ids)} {kind}" for kind, ids in resent.items())
+        )
+    return resent

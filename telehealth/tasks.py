@@ -1,0 +1,12 @@
+"""Celery tasks of the core app. Thin: call one service, idempotent."""
+
+from celery import shared_task
+
+from telehealth import retention
+
+
+@shared_task(acks_late=True, soft_time_limit=1700, time_limit=1800)
+def retention_enforce() -> dict[str, dict[str, int]]:
+    """Remove health data past its retention period; return what went, per kind."""
+    results = retention.retention_enforce()
+    return {kind: {"items": r.items, "files": r.files} for kind, r in results.items()}
