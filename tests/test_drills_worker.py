@@ -311,7 +311,7 @@ def test_forgetful_redis_restart_loses_messages_and_the_sweeper_resends_them(
         run_until_done(
             forgetful_redis,
             tmp_path / "worker.log",
-            worker_env(forgetful_redis, DRILL_CALLS=str(calls), LOST_WORK_AFTER="1"),
+            worker_env(forgetful_redis, DRILL_CALLS=str(calls), LOST_WORK_AFTER="0"),
             chunks,
             photos,
             sweep=True,

@@ -26,8 +26,9 @@ from consults.models import (
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment
 from telehealth.celery import app
-from telehealth.lost_work import lost_work_resend
+from telehealth.lost_work import lost_work_resend, queue_waiting
 from telehealth.private_media import private_save
+from telehealth.settings.base import filesystem_broker_options
 from tests.test_transcription import wav_bytes
 from tests.workers import tasks_sent_to
 from triage import photos as photo_services
@@ -177,6 +178,15 @@ def test_sweeper_resends_nothing_while_the_ml_queue_holds_messages(visit, broker
     with broker.client() as client:
         client.delete("ml")
     assert lost_work_resend(now=NOW) == {"chunks": [chunk.pk], "notes": [], "photos": [photo.pk]}
+
+
+def test_the_queue_check_counts_waiting_messages_on_the_embedded_broker_too(tmp_path):
+    with tasks_sent_to("filesystem://", **filesystem_broker_options(tmp_path / "broker")):
+        assert queue_waiting() == 0
+        consult_tasks.transcribe_chunk.delay(1)
+        consult_tasks.visits_mark_no_shows.delay()
+        assert queue_waiting() == 1
+        assert queue_waiting(queue="default") == 1
 
 
 def ended(visit, *, at):
