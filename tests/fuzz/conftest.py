@@ -1,5 +1,6 @@
-"""Fuzz suite plumbing: every test here is marked ``fuzz``, has its memory measured against its
-module's ``MEMORY_BOUND_MIB``, and the run ends with how many inputs each target was tried on."""
+"""Fuzz suite plumbing: every test here is marked ``fuzz``, has its peak memory checked against
+its module's ``MEMORY_BOUND_MIB`` (or its own ``@memory_bound``), and the run ends with how many
+inputs each target was tried on."""
 
 import pytest
 
@@ -16,11 +17,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _bounded_memory(request):
-    """Fail the test when its peak RSS rises more than MEMORY_BOUND_MIB over where it started."""
+    """Fail the test when its peak RSS rises more than its bound over where it started."""
     if not support.reset_peak_rss():  # no /proc (not Linux): nothing to measure
         yield
         return
-    bound = getattr(request.module, "MEMORY_BOUND_MIB", DEFAULT_MEMORY_BOUND_MIB) * support.MiB
+    bound = getattr(request.module, "MEMORY_BOUND_MIB", DEFAULT_MEMORY_BOUND_MIB)
+    bound = getattr(request.function, "memory_bound_mib", bound) * support.MiB
     start = support.rss()
     yield
     peak, end = support.peak_rss() - start, support.rss() - start

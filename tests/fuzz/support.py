@@ -66,6 +66,16 @@ def _status_bytes(field: str) -> int:
     raise OSError(f"{field} not in /proc/self/status")
 
 
+def memory_bound(mib: int):
+    """Give one test its own peak RSS bound instead of its module's MEMORY_BOUND_MIB."""
+
+    def mark(test):
+        test.memory_bound_mib = mib
+        return test
+
+    return mark
+
+
 def reset_peak_rss() -> bool:
     """Reset the peak RSS (VmHWM) to the current RSS; False where /proc cannot do it."""
     try:

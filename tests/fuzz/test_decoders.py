@@ -33,6 +33,7 @@ from tests.fuzz.support import (
 )
 from triage.photos import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS
 from triage.vision.imageio import (
+    MAX_SIDE,
     CorruptImage,
     ImageTooLarge,
     UnsupportedImage,
@@ -45,7 +46,7 @@ from triage.vision.quality import assess_quality
 MEMORY_BOUND_MIB = 512
 
 
-@fuzz_settings(300)
+@fuzz_settings(1200)
 @given(data=audio_bytes())
 # Regressions: a 1 Hz WAV resampled to 16 kHz turned 2 KiB into 130 MB of samples (a 2 MB chunk
 # would have been 128 GB); an IEEE-float WAV of garbage decoded to NaN and infinity.
@@ -77,7 +78,7 @@ def test_decoding_stops_at_max_seconds():
         decode_audio(tone_wav(seconds=1.0), max_seconds=0.5)
 
 
-@fuzz_settings(300)
+@fuzz_settings(1000)
 @given(data=image_bytes())
 @example(data=IMAGE_SEEDS[0] + b"PK\x03\x04" + b"\x00" * 64)  # JPEG + zip tail
 # Declares 4 Gi x 4 Gi pixels in 67 bytes: refused from the header, nothing allocated.
@@ -104,7 +105,7 @@ def test_image_loader_raises_only_its_image_errors(data):
     assert all(flag.message for flag in report.flags)
 
 
-@fuzz_settings(150)
+@fuzz_settings(600)
 @given(data=forged_png())
 def test_declared_png_size_is_checked_before_any_decoding(data):
     tally("decoder: load_image on forged PNG headers")
@@ -112,9 +113,9 @@ def test_declared_png_size_is_checked_before_any_decoding(data):
     try:
         image = load_image(data, max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
     except ImageTooLarge:
-        assert width * height > MAX_PHOTO_PIXELS
+        assert width * height > MAX_PHOTO_PIXELS or max(width, height) > MAX_SIDE
         return
     except (UnsupportedImage, CorruptImage):
         return
     assert (image.width, image.height) == (width, height)
-    assert width * height <= MAX_PHOTO_PIXELS
+    assert width * height <= MAX_PHOTO_PIXELS and max(width, height) <= MAX_SIDE
