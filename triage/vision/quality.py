@@ -62,6 +62,8 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 
 def sharpness(gray: np.ndarray) -> float:
     """Laplacian energy relative to local contrast, so dim or low-contrast skin is not 'blurred'."""
+    if min(gray.shape) < 3:  # no interior pixel to take a Laplacian of
+        return 0.0
     image = Image.fromarray((gray * 255).astype(np.uint8))
     smooth = np.asarray(image.filter(ImageFilter.GaussianBlur(2)), dtype=np.float32) / 255.0
     lap = (
