@@ -134,9 +134,10 @@ def main() -> None:
     ports = [8811, 8812]
     servers = start_servers(2, {**os.environ}, ports=ports, log_dir=args.server_logs)
     try:
-        print(
-            f"two uvicorn processes (ports {ports}), Redis channel layer {os.environ['REDIS_URL']}"
-        )
+        from django.conf import settings
+
+        backend = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+        print(f"two uvicorn processes (ports {ports}), {backend} on {os.environ['REDIS_URL']}")
         header = ("rooms", "msgs", "p50 ms", "p99 ms", "max ms", "errors", "secs")
         widths = (6, 6, 8, 8, 8, 6, 6)
         print(" ".join(f"{name:>{width}}" for name, width in zip(header, widths, strict=True)))

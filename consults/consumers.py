@@ -56,8 +56,10 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
     async def disconnect(self, code):
         if self.visit_id is None:
             return
-        await self.channel_layer.group_discard(room_group(self.visit_id), self.channel_name)
+        # Presence first: with Redis down the layer calls below raise, and the room must not
+        # go on showing this side as present.
         await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
+        await self.channel_layer.group_discard(room_group(self.visit_id), self.channel_name)
         await self._relay({"type": "peer.left", "role": self.role})
 
     async def receive_json(self, content, **kwargs):

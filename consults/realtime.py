@@ -19,4 +19,6 @@ def room_push(*, visit_id: int, payload: dict) -> None:
                 room_group(visit_id), {"type": "room.push", "payload": payload}
             )
 
-    transaction.on_commit(send)
+    # A push is a hint (pages also refresh on their own): with Redis down, the change is
+    # saved and the request answers; the failure is logged, not raised.
+    transaction.on_commit(send, robust=True)

@@ -12,13 +12,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from consults.routing import websocket_urlpatterns as consults_ws  # noqa: E402
+from telehealth.outage import RefuseSocketsWhenUnavailable  # noqa: E402
 from triage.routing import websocket_urlpatterns as triage_ws  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(consults_ws + triage_ws))
-        ),
-    }
+# A socket opened while the database or Redis is down is refused cleanly (one log line), not
+# with a traceback from the session lookup.
+application = RefuseSocketsWhenUnavailable(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(consults_ws + triage_ws))
+            ),
+        }
+    )
 )

@@ -32,6 +32,7 @@ from tests.asgi_servers import (
     start_servers,
     stop_servers,
 )
+from tests.test_permissions import login
 
 RECOVERY_S = 30
 
@@ -174,8 +175,10 @@ def test_database_outage_gives_clean_503_pages_and_recovers_by_itself(
         visit=services.visit_join_on_demand(patient=patient, reason="Itchy rash on left forearm"),
         physician=physician,
     )
+    patient.last_name = "Quarrington-Vale"  # distinctive, so a match cannot be a coincidence
+    patient.save(update_fields=["last_name"])
     session = session_for(patient)
-    private = [b"Itchy rash", patient.email.encode(), patient.last_name.encode()]
+    private = [b"Itchy rash", patient.email.encode(), b"Quarrington"]
     # The embedded layer and broker (no Redis): this drill is about the database alone.
     env = server_env(None, database_url=outage.database_url())
     (server,) = start_servers(1, env, log_dir=tmp_path)
@@ -246,3 +249,20 @@ async def test_socket_refused_with_try_again_while_the_database_is_down(patient)
     with mock.patch("django.contrib.sessions.backends.db.SessionStore.load", side_effect=down):
         connected, code = await communicator.connect()
     assert (connected, code) == (False, 1013)
+
+
+def test_database_error_in_a_view_gives_the_503_page_not_a_500(client, patient, caplog):
+    """The drill's outage is met by the session lookup; this one only by the view's own query."""
+    login(client, patient)
+    down = OperationalError("server closed the connection unexpectedly")
+    with mock.patch("consults.views.visits_for_patient", side_effect=down):
+        response = client.get("/visits/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(RETRY_AFTER_S)
+    assert b"Briefly unavailable" in response.content
+    assert "database unavailable: OperationalError on GET /visits/" in caplog.messages
+    assert not any(record.exc_info for record in caplog.records)
+    # Other errors are not disguised as an outage.
+    with mock.patch("consults.views.visits_for_patient", side_effect=ValueError("bug")):
+        client.raise_request_exception = False
+        assert client.get("/visits/").status_code == 500

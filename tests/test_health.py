@@ -10,7 +10,6 @@ from django.db.utils import ConnectionHandler
 from kombu import Connection
 
 from telehealth.celery import app as celery_app
-from tests.workers import wait_for
 
 BROKEN_DATABASE = {
     "default": {
@@ -71,16 +70,16 @@ def test_missing_channel_layer_gives_503(client, settings):
 
 
 def test_probe_passes_while_a_socket_is_receiving_on_the_shared_layer(client):
-    # channels_redis allows receive() from one event loop at a time per layer object; consumers
-    # on the server's loop are always receiving, so the probe must not use that object.
+    # Consumers on the server's loop are always receiving on the shared layer; the probe must
+    # pass meanwhile (channels_redis' key-based layer refused a second loop's receive()).
     layer = get_channel_layer()
     loop = asyncio.new_event_loop()
     channel = loop.run_until_complete(layer.new_channel())
     pending = loop.create_task(layer.receive(channel))
-    thread = threading.Thread(target=loop.run_until_complete, args=(pending,))
+    thread = threading.Thread(target=loop.run_until_complete, args=(pending,), daemon=True)
     thread.start()
-    # channels_redis counts receivers; the in-memory layer has no such limit (nor counter).
-    wait_for(lambda: getattr(layer, "receive_count", 1) > 0, timeout=10, interval=0.01)
+    # Once the loop runs a later callback, the receive() has started and is waiting.
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(timeout=10)
     try:
         response = client.get("/healthz")
         assert response.status_code == 200, response.content

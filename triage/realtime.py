@@ -41,4 +41,6 @@ def queue_changed(*, visit, event: str, previous_physician_id: int | None = None
         for group in groups:
             async_to_sync(layer.group_send)(group, message)
 
-    transaction.on_commit(send)
+    # A push is a hint (pages also refresh on their own): with Redis down, the change is
+    # saved and the request answers; the failure is logged, not raised.
+    transaction.on_commit(send, robust=True)

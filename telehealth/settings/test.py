@@ -7,6 +7,7 @@ from pathlib import Path
 from telehealth.settings.base import *  # noqa: F403
 from telehealth.settings.base import (
     CELERY_BROKER_URL,
+    CHANNEL_LAYERS,
     DATABASES,
     VAR_DIR,
     filesystem_broker_options,
@@ -28,6 +29,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{TEST_RUN_ID}.sqlite3")}
 # Threads of the live ASGI server must not keep connections that block test-database teardown.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+if "default" in CHANNEL_LAYERS and "CONFIG" in CHANNEL_LAYERS["default"]:
+    # Concurrent Redis-mode runs on one Redis must not hear each other's group messages.
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] += f"-test{TEST_RUN_ID}"
 if CELERY_BROKER_URL == "filesystem://":
     # Test workers get a broker folder of their own, never the one `make run` uses.
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(
