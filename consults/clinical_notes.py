@@ -23,6 +23,7 @@ from consults.models import (
 from consults.realtime import room_push
 from consults.selectors import consent_given
 from consults.transcription import transcript_lines, transcript_status
+from telehealth.lost_work import send_on_commit
 from telehealth.models import User
 
 MAX_ITEM_CHARS = 1000
@@ -105,7 +106,7 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
     ClinicalNote.objects.filter(pk=note.pk).update(status=ClinicalNote.Status.DRAFTING)
     from consults.tasks import draft_note_for_visit
 
-    transaction.on_commit(lambda: draft_note_for_visit.delay(visit.pk))
+    send_on_commit(draft_note_for_visit, visit.pk)
     return note
 
 

@@ -31,6 +31,7 @@ from consults.models import (
 from consults.realtime import room_push
 from consults.selectors import consent_given
 from telehealth.audit import audit_record
+from telehealth.lost_work import send_on_commit
 from telehealth.models import AuditAction, User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
@@ -258,7 +259,7 @@ def _enqueue(*, chunk: AudioChunk) -> None:
         if chunk.recording.source == Recording.Source.UPLOAD
         else (tasks.transcribe_chunk)
     )
-    task.delay_on_commit(chunk.pk)
+    send_on_commit(task, chunk.pk)
 
 
 def recording_upload(*, visit: Visit, physician: User, data: bytes, speaker: str) -> Recording:
@@ -587,7 +588,7 @@ def _note_resend(*, visit: Visit) -> bool:
 
     if not ClinicalNote.objects.filter(visit=visit).exists():
         return note_request(visit=visit) is not None
-    draft_note_for_visit.delay_on_commit(visit.pk)
+    send_on_commit(draft_note_for_visit, visit.pk)
     return True
 
 

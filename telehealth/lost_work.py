@@ -6,12 +6,32 @@ this module holds the one rule they share: never re-send while the ml queue hold
 
 import logging
 
+from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
 
 # Transcription, note drafting and photo analysis are routed here (CELERY_TASK_ROUTES).
 ML_QUEUE = "ml"
+
+
+def send_on_commit(task, *args) -> None:
+    """Send ``task`` once the transaction commits; a broker that cannot be reached fails
+    nothing. The work is already saved (a chunk ``received``, a photo queued, a note drafting),
+    so the request still answers, and the lost-work sweeper re-sends the task later."""
+
+    def send() -> None:
+        try:
+            task.delay(*args)
+        except (OperationalError, OSError) as exc:
+            logger.warning(
+                "%s not sent (%s); the lost-work sweeper will re-send it",
+                task.name,
+                type(exc).__name__,
+            )
+
+    transaction.on_commit(send)
 
 
 def queue_waiting(*, queue: str = ML_QUEUE) -> int:

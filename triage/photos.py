@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from consults.models import ConsentPurpose, Visit
 from consults.selectors import consent_given
+from telehealth.lost_work import send_on_commit
 from telehealth.models import User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
@@ -104,7 +105,7 @@ def photos_submit(
             from triage.tasks import analyse_photo
 
             for photo in photos:
-                transaction.on_commit(lambda pk=photo.pk: analyse_photo.delay(pk))
+                send_on_commit(analyse_photo, photo.pk)
     queue_changed(visit=visit, event="photos")
     return photos, rejected
 
@@ -268,5 +269,5 @@ def photos_resend_lost(*, now) -> list[int]:
 
     ids = list(photos_lost(now=now).values_list("pk", flat=True))
     for pk in ids:
-        analyse_photo.delay_on_commit(pk)
+        send_on_commit(analyse_photo, pk)
     return ids
