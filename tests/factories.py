@@ -46,3 +46,11 @@ def open_every_day(physician: User, start: time = time(0, 0), end: time = time(2
         AvailabilityRule.objects.create(
             physician=physician, weekday=weekday, start_time=start, end_time=end, slot_minutes=20
         )
+
+
+def admitted_visit(patient: User, physician: User, reason: str = "Rash"):
+    """An on-demand visit the physician has admitted: both are in the consult room."""
+    from consults.services import visit_admit, visit_join_on_demand
+
+    visit = visit_join_on_demand(patient=patient, reason=reason)
+    return visit_admit(visit=visit, physician=physician)

@@ -135,3 +135,14 @@ def private_redis(tmp_path):
     server.start()
     yield server
     server.stop(kill=True)
+
+
+@pytest.fixture
+def forgetful_redis(tmp_path):
+    """A private Redis without persistence: what it held is gone once it stops."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    server = PrivateRedis(tmp_path / "forgetful-redis", persistent=False)
+    server.start()
+    yield server
+    server.stop(kill=True)

@@ -25,7 +25,7 @@ from consults import tasks as consult_tasks
 from consults import transcription
 from consults.models import AudioChunk, ChunkStatus, Recording, Speaker, TranscriptSegment
 from telehealth.lost_work import lost_work_resend
-from tests.services import REDIS_SERVER, PrivateRedis
+from tests.services import PrivateRedis
 from tests.workers import (
     kill_pids,
     kill_worker,
@@ -284,17 +284,6 @@ def test_persistent_redis_restart_keeps_queued_work(
     result = figures(chunks, photos, calls)
     print(f"\ndrill 3a (persistent Redis SIGKILLed and restarted): {result}")
     assert result == {"submitted": 5, "completed": 5, "lost": 0, "duplicated": 0}
-
-
-@pytest.fixture
-def forgetful_redis(tmp_path):
-    """A private Redis without persistence: what it held is gone once it stops."""
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path / "forgetful-redis", persistent=False)
-    server.start()
-    yield server
-    server.stop(kill=True)
 
 
 def test_forgetful_redis_restart_loses_messages_and_the_sweeper_resends_them(

@@ -24,7 +24,7 @@ from tests.asgi_servers import (
     start_servers,
     stop_servers,
 )
-from tests.services import REDIS_SERVER, PrivateRedis
+from tests.factories import admitted_visit
 
 OFFER_SDP = "v=0\r\na=offer-from-physician\r\n"
 ANSWER_SDP = "v=0\r\na=answer-from-patient\r\n"
@@ -32,25 +32,10 @@ RECOVERY_S = 30  # the bound: redis-py retries with backoff capped at 1 s, plus 
 
 
 @pytest.fixture
-def forgetful_redis(tmp_path):
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(tmp_path / "redis", persistent=False)
-    server.start()
-    yield server
-    server.stop(kill=True)
-
-
-@pytest.fixture
 def two_servers(forgetful_redis, transactional_db, tmp_path):
     servers = start_servers(2, server_env(forgetful_redis.url()), log_dir=tmp_path)
     yield servers
     stop_servers(servers)
-
-
-def admitted(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
-    return services.visit_admit(visit=visit, physician=physician)
 
 
 async def until(attempt, *, timeout: float):
@@ -73,7 +58,7 @@ def test_call_survives_a_redis_restart_that_loses_every_key(
     two_servers, forgetful_redis, patient, other_patient, physician
 ):
     one, two = two_servers
-    visit = admitted(patient, physician)
+    visit = admitted_visit(patient, physician)
     waiting = services.visit_join_on_demand(patient=other_patient, reason="Cough")
     doctor_session, patient_session = session_for(physician), session_for(patient)
     waiting_session = session_for(other_patient)

@@ -21,7 +21,7 @@ from tests.asgi_servers import (
     start_servers,
     stop_servers,
 )
-from tests.factories import PatientFactory, PhysicianFactory
+from tests.factories import PatientFactory, PhysicianFactory, admitted_visit
 
 STEP_S = 10  # generous per message: the machine running CI may be busy
 
@@ -33,11 +33,6 @@ def two_servers(private_redis, transactional_db, tmp_path):
     stop_servers(servers)
 
 
-def admitted(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
-    return services.visit_admit(visit=visit, physician=physician)
-
-
 OFFER_SDP = "v=0\r\na=offer-from-physician\r\n"
 ANSWER_SDP = "v=0\r\na=answer-from-patient\r\n"
 
@@ -46,8 +41,8 @@ def test_offer_answer_and_queue_events_cross_between_two_processes(
     two_servers, patient, other_patient, physician
 ):
     one, two = two_servers
-    visit = admitted(patient, physician)
-    bystander = admitted(PatientFactory(), PhysicianFactory(serves_on_demand=True))
+    visit = admitted_visit(patient, physician)
+    bystander = admitted_visit(PatientFactory(), PhysicianFactory(serves_on_demand=True))
     waiting = services.visit_join_on_demand(patient=other_patient, reason="Cough")
     sessions = {
         user.pk: session_for(user)
