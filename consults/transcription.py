@@ -47,6 +47,8 @@ UPLOAD_WINDOW_S = 30.0
 UPLOAD_OVERLAP_S = 1.5
 # The most audio a live chunk may say it shares with its neighbour (the recorder uses 1 s).
 MAX_OVERLAP_MS = 3000
+# Live chunks are ~6 s; one that decodes to more than this is refused as corrupt.
+LIVE_CHUNK_MAX_SECONDS = 120
 MAX_ATTEMPTS = 4
 CONTENT_TYPES = {
     "wav": "audio/wav",
@@ -346,7 +348,7 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
     Corrupt or unsupported audio fails only this chunk, with the reason. Other errors
     propagate so that the task retries.
     """
-    from consults.speech.audio import CorruptAudio, UnsupportedAudio
+    from consults.speech.audio import CorruptAudio, UnsupportedAudio, decode_audio
     from consults.speech.stitch import keep_window
 
     chunk = _claim(chunk_id=chunk_id)
@@ -362,8 +364,10 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
         if recording.source == Recording.Source.UPLOAD:
             segments, duration, no_speech = _transcribe_in_windows(chunk=chunk, data=data)
         else:
+            # A live chunk is ~6 s: refuse one that decodes to minutes (a decompression bomb).
+            samples = decode_audio(data, max_seconds=LIVE_CHUNK_MAX_SECONDS)
             with model_timer(f"whisper-{settings.SPEECH_MODEL}"):
-                result = _transcriber().transcribe(audio=data, offset_s=chunk.start_s)
+                result = _transcriber().transcribe_array(samples=samples, offset_s=chunk.start_s)
             duration = result.duration_s
             head, tail = chunk.head_overlap_s, chunk.tail_overlap_s
             segments = keep_window(

@@ -534,3 +534,19 @@ def test_room_page_shows_the_live_panel_only_to_the_physician(
     assert b'id="transcript-panel"' in login(client, physician).get(room).content
     page = login(client, patient).get(room).content
     assert b'id="transcript-panel"' not in page and b"data-audio-url" in page
+
+
+def test_live_chunk_that_decodes_too_long_fails_alone(
+    client, patient, consented, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(transcription, "LIVE_CHUNK_MAX_SECONDS", 0.2)
+    login(client, patient)
+    with django_capture_on_commit_callbacks():
+        assert (
+            post_chunk(client, consented, index=0, data=wav_bytes(seconds=0.5)).status_code == 201
+        )
+    chunk = AudioChunk.objects.get()
+    tasks.transcribe_chunk(chunk.pk)
+    chunk.refresh_from_db()
+    assert chunk.status == ChunkStatus.FAILED and "longer than 0.2 s" in chunk.failure_reason
+    assert not TranscriptSegment.objects.exists()
