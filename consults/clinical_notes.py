@@ -103,7 +103,9 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
     note, created = ClinicalNote.objects.get_or_create(visit=visit)
     if note.status == ClinicalNote.Status.SIGNED or not (created or redraft):
         return note
-    ClinicalNote.objects.filter(pk=note.pk).update(status=ClinicalNote.Status.DRAFTING)
+    ClinicalNote.objects.filter(pk=note.pk).update(
+        status=ClinicalNote.Status.DRAFTING, requested_at=timezone.now()
+    )
     from consults.tasks import draft_note_for_visit
 
     send_on_commit(draft_note_for_visit, visit.pk)

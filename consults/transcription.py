@@ -563,7 +563,7 @@ def visits_note_lost(*, now) -> QuerySet[Visit]:
 
     Either the last chunk's task died between storing its lines and requesting the note (its
     redelivery finds the chunk done), or the draft task's message was lost. Re-drafts that a
-    physician asked for are not covered: nothing records when they were asked for.
+    physician asked for are ``visits_redraft_lost``.
     """
     waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
     return (
@@ -586,6 +586,18 @@ def visits_note_lost(*, now) -> QuerySet[Visit]:
     )
 
 
+def visits_redraft_lost(*, now) -> QuerySet[Visit]:
+    """Visits whose note a physician asked to re-draft, still drafting LOST_WORK_AFTER later
+    (the draft task's time limit is far shorter: its message was lost)."""
+    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
+    return Visit.objects.filter(
+        note__status=ClinicalNote.Status.DRAFTING,
+        note__drafted_at__isnull=False,
+        note__requested_at__gte=now - RESEND_WITHIN,
+        note__requested_at__lt=waited,
+    ).order_by("pk")
+
+
 def _note_resend(*, visit: Visit) -> bool:
     from consults.clinical_notes import note_request
     from consults.tasks import draft_note_for_visit
@@ -606,5 +618,6 @@ def transcription_resend_lost(*, now) -> dict[str, list[int]]:
     chunks = list(chunks_lost(now=now))
     for chunk in chunks:
         _enqueue(chunk=chunk)
-    notes = [visit.pk for visit in visits_note_lost(now=now) if _note_resend(visit=visit)]
+    lost = {*visits_note_lost(now=now), *visits_redraft_lost(now=now)}
+    notes = sorted(visit.pk for visit in lost if _note_resend(visit=visit))
     return {"chunks": [chunk.pk for chunk in chunks], "notes": notes}

@@ -13,6 +13,7 @@ from django.utils import timezone
 from consults import services as visit_services
 from consults import tasks as consult_tasks
 from consults import transcription
+from consults.clinical_notes import note_request
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -212,6 +213,27 @@ def test_a_note_whose_draft_message_was_lost_is_drafted_again(visit, broker):
 
     assert lost_work_resend(now=NOW)["notes"] == [visit.pk]
     assert broker.queued_tasks("ml") == [("consults.tasks.draft_note_for_visit", [visit.pk])]
+
+
+@pytest.mark.parametrize("requested", ["stale", "fresh"])
+def test_a_physicians_redraft_whose_message_was_lost_is_sent_again(visit, broker, requested):
+    make_chunk(visit, status=ChunkStatus.DONE, created_at=STALE, index=0, transcribed_at=STALE)
+    ended(visit, at=STALE)
+    # Drafted once, then the physician corrected the transcript and asked for a re-draft.
+    ClinicalNote.objects.create(visit=visit, status=ClinicalNote.Status.DRAFT, drafted_at=STALE)
+    assert note_request(visit=visit, redraft=True) is not None
+    assert broker.queued_tasks("ml") == [("consults.tasks.draft_note_for_visit", [visit.pk])]
+    with broker.client() as client:
+        client.delete("ml")  # the message is lost
+    note = ClinicalNote.objects.get(visit=visit)
+    assert note.status == ClinicalNote.Status.DRAFTING and note.requested_at is not None
+    when = STALE if requested == "stale" else FRESH
+    ClinicalNote.objects.filter(pk=note.pk).update(requested_at=when)
+
+    expected = [visit.pk] if requested == "stale" else []
+    assert lost_work_resend(now=NOW)["notes"] == expected
+    queued = broker.queued_tasks("ml")
+    assert queued == [("consults.tasks.draft_note_for_visit", [visit.pk])] * len(expected)
 
 
 @pytest.mark.parametrize(

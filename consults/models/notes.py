@@ -24,6 +24,9 @@ class ClinicalNote(models.Model):
     engine_version = models.CharField(max_length=100, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     drafted_at = models.DateTimeField(null=True, blank=True)
+    # When drafting was last asked for (after the consult, or a physician's re-draft): the
+    # lost-work sweeper re-sends a draft still not done long after it.
+    requested_at = models.DateTimeField(null=True, blank=True)
     signed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
