@@ -7,6 +7,7 @@ connection comes back, so sockets that were open before the outage work again af
 """
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -67,6 +68,10 @@ def test_call_survives_a_redis_restart_that_loses_every_key(
         doctor = await open_consult(one, visit.pk, doctor_session)
         patient_ws = await open_consult(two, visit.pk, patient_session)
         queue = await open_socket(two, "/ws/queue/", doctor_session)
+        # A live page's liveness ping: answered through the channel layer.
+        pinger = await open_socket(one, "/ws/queue/", doctor_session)
+        await pinger.send(json.dumps({"type": "ping", "t": 1}))
+        assert (await recv_type(pinger, "pong", RECOVERY_S))["t"] == 1
         await doctor.send(signal_frame("dr", "offer", OFFER_SDP))
         await recv_type(patient_ws, "signal", RECOVERY_S)
 
@@ -85,6 +90,11 @@ def test_call_survives_a_redis_restart_that_loses_every_key(
         with pytest.raises(ConnectionClosed):
             await recv_type(doctor, "signal", RECOVERY_S)
         assert doctor.close_code == 1013
+        # An idle page finds out too, at its next ping: live.js then shows "Reconnecting…".
+        await pinger.send(json.dumps({"type": "ping", "t": 2}))
+        with pytest.raises(ConnectionClosed):
+            await recv_type(pinger, "pong", RECOVERY_S)
+        assert pinger.close_code == 1013
         with pytest.raises(InvalidStatus):  # a new socket is refused, not left hanging
             await open_socket(one, "/ws/queue/", doctor_session)
 

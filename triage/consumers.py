@@ -29,7 +29,7 @@ class _ForwardingConsumer(BoundedJsonConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
-        # Only a ping (the device check's round-trip test) is accepted from the page.
+        # Only a ping (live pages' liveness check, the device check's round trip) is accepted.
         if not isinstance(content, dict) or content.get("type") != "ping":
             await self.send_json({"type": "error", "error": "Unknown message type."})
             return
@@ -38,6 +38,12 @@ class _ForwardingConsumer(BoundedJsonConsumer):
         except InvalidMessage as error:
             await self.send_json({"type": "error", "error": str(error)})
             return
+        # The pong goes out through the channel layer and back: a page's periodic ping proves
+        # that live events can still reach it. With Redis down the send fails and the socket
+        # is closed with 1013, so the page shows "Reconnecting…" instead of silently going stale.
+        await self.channel_layer.send(self.channel_name, {"type": "socket.pong", "t": message["t"]})
+
+    async def socket_pong(self, message):
         await self.send_json({"type": "pong", "t": message["t"]})
 
     async def queue_event(self, message):

@@ -2,6 +2,10 @@
 // A periodic refresh covers events pushed from other processes when no shared channel layer
 // is configured, and any notification lost while the socket was reconnecting.
 const FALLBACK_REFRESH_MS = 30000;
+// A ping answered through the channel layer: no pong in time means live events cannot reach
+// this page (e.g. Redis is down), so the socket is dropped and the page says it is reconnecting.
+const PING_MS = window.__livePingMs || 20000;
+const PONG_WAIT_MS = Math.min(10000, PING_MS);
 
 function setStatus(text, state) {
   const el = document.getElementById("live-status");
@@ -35,16 +39,28 @@ async function refresh(region) {
 function connect(region, attempt = 0) {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${window.location.host}${region.dataset.socket}`);
+  let pinger = null;
+  let pongDue = null;
   socket.addEventListener("open", () => {
     attempt = 0;
     setStatus("Live", "live");
     refresh(region);
+    pinger = setInterval(() => {
+      socket.send(JSON.stringify({ type: "ping", t: Date.now() }));
+      pongDue ??= setTimeout(() => socket.close(4000, "no pong"), PONG_WAIT_MS);
+    }, PING_MS);
   });
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "queue.changed") refresh(region);
+    if (message.type === "pong") {
+      clearTimeout(pongDue);
+      pongDue = null;
+    }
   });
   socket.addEventListener("close", (event) => {
+    clearInterval(pinger);
+    clearTimeout(pongDue);
     if (event.code === 4403) {
       setStatus("Not allowed to follow this queue.", "error");
       return;
