@@ -31,7 +31,7 @@ from consults.models import (
 from consults.realtime import room_push
 from consults.selectors import consent_given
 from telehealth.audit import audit_record
-from telehealth.lost_work import send_on_commit
+from telehealth.lost_work import RESEND_WITHIN, send_on_commit
 from telehealth.models import AuditAction, User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
@@ -534,9 +534,6 @@ def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -
 
 
 # --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
-
-# Older work is left alone: after a day it needs a person, not another automatic try.
-RESEND_WITHIN = timedelta(days=1)
 
 
 def chunks_lost(*, now) -> QuerySet[AudioChunk]:

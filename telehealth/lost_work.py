@@ -5,6 +5,7 @@ this module holds the one rule they share: never re-send while the ml queue hold
 """
 
 import logging
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 # Transcription, note drafting and photo analysis are routed here (CELERY_TASK_ROUTES).
 ML_QUEUE = "ml"
+# Older work is left alone: after a day it needs a person, not another automatic try.
+RESEND_WITHIN = timedelta(days=1)
 
 
 def send_on_commit(task, *args) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from consults.models import ConsentPurpose, Visit
 from consults.selectors import consent_given
-from telehealth.lost_work import send_on_commit
+from telehealth.lost_work import RESEND_WITHIN, send_on_commit
 from telehealth.models import User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
@@ -244,9 +244,6 @@ def wound_trend(*, concern: PhotoConcern):
 
 
 # --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
-
-# Older work is left alone: after a day it needs a person, not another automatic try.
-RESEND_WITHIN = timedelta(days=1)
 
 
 def photos_lost(*, now) -> QuerySet[Photo]:
