@@ -395,6 +395,9 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, flo
     samples = decode_audio(data)
     window, overlap = int(UPLOAD_WINDOW_S * rate), int(UPLOAD_OVERLAP_S * rate)
     total = max(1, -(-len(samples) // window))
+    # Window n owns the timeline from the middle of its overlap with window n-1 to the middle
+    # of its overlap with window n+1: `cut` seconds into each window.
+    cut = UPLOAD_WINDOW_S - UPLOAD_OVERLAP_S / 2
     segments = []
     for n in range(total):
         # Each window also hears the last UPLOAD_OVERLAP_S of the one before, and keeps the
@@ -405,7 +408,6 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, flo
             result = _transcriber().transcribe_array(
                 samples=piece, offset_s=chunk.start_s + begin / rate
             )
-        cut = UPLOAD_WINDOW_S - UPLOAD_OVERLAP_S / 2
         segments.extend(
             keep_window(
                 result.segments,
