@@ -94,9 +94,19 @@ class Photo(models.Model):
     stated_area_cm2 = models.FloatField(null=True, blank=True)
     quality_score = models.FloatField()
     quality_flags = models.JSONField(default=list, blank=True)
+    # Score of each quality check by code, so the page can say which one held the score down.
+    quality_checks = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.STORED)
     failure_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The photo's scale, from a known length a clinician marked on it (e.g. 1 cm of a ruler).
+    scale_px_per_cm = models.FloatField(null=True, blank=True)
+    scale_points = models.JSONField(default=list, blank=True)
+    scale_length_cm = models.FloatField(null=True, blank=True)
+    scale_set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scale_set_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

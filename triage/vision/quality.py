@@ -25,6 +25,19 @@ DOCUMENT_MIN_INK = 0.02  # ... plus this share of grey, colourless pixels looks 
 SUBJECT_MIN_AREA = 0.01
 SUBJECT_MAX_OFFSET = 0.30  # centroid distance from centre, as a share of the half-diagonal
 
+# What each check means to the clinician reading the result: (when it failed, when borderline).
+CHECK_WORDS = {
+    "low_resolution": ("too small to see detail", "low resolution"),
+    "too_dark": ("too dark", "rather dark"),
+    "overexposed": ("overexposed", "bright, some detail lost"),
+    "uniform": ("shows no detail", "little detail"),
+    "blurred": ("blurred", "slightly soft focus"),
+    "document": ("looks like a document or screenshot", "partly like a document"),
+    "not_skin": ("little or no skin in view", "little skin in view"),
+    "subject_too_small": ("the spot is small in the frame", "the spot is small in the frame"),
+    "not_centred": ("the spot is off-centre", "the spot is a little off-centre"),
+}
+
 
 @dataclass(frozen=True)
 class QualityFlag:
@@ -37,11 +50,12 @@ class QualityFlag:
 
 @dataclass(frozen=True)
 class QualityReport:
-    """Overall score in [0, 1], flags, and the raw measurements behind them."""
+    """Overall score in [0, 1] (the weakest check), flags, per-check scores and measurements."""
 
     score: float
     flags: tuple[QualityFlag, ...]
     measures: dict[str, float] = field(default_factory=dict)
+    checks: dict[str, float] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -136,10 +150,10 @@ def assess_quality(rgb: np.ndarray) -> QualityReport:
     """Check an RGB uint8 photo and say, in plain words, what to fix."""
     m = measure(rgb)
     flags: list[QualityFlag] = []
-    scores: list[float] = []
+    scores: dict[str, float] = {}
 
     def check(ok: bool, score: float, code: str, message: str, *, blocking: bool = True) -> None:
-        scores.append(score)
+        scores[code] = round(score, 3)
         if not ok:
             flags.append(QualityFlag(code=code, message=message, blocking=blocking))
 
@@ -166,7 +180,7 @@ def assess_quality(rgb: np.ndarray) -> QualityReport:
             False, 0.0, "uniform", "The photo shows no detail. Please photograph the affected skin."
         )
         # Sharpness, skin colour and framing mean nothing on a flat image.
-        return QualityReport(score=0.0, flags=tuple(flags), measures=m)
+        return QualityReport(score=0.0, flags=tuple(flags), measures=m, checks=scores)
     check(
         m["sharpness"] >= BLUR_MIN_SHARPNESS,
         _ramp(m["sharpness"], BLUR_MIN_SHARPNESS / 2, BLUR_MIN_SHARPNESS * 2),
@@ -204,4 +218,6 @@ def assess_quality(rgb: np.ndarray) -> QualityReport:
         "Please put the skin problem in the middle of the photo.",
         blocking=False,
     )
-    return QualityReport(score=round(float(min(scores)), 3), flags=tuple(flags), measures=m)
+    return QualityReport(
+        score=round(float(min(scores.values())), 3), flags=tuple(flags), measures=m, checks=scores
+    )

@@ -275,13 +275,27 @@ def _clean_and_assess(mask: np.ndarray) -> tuple[np.ndarray, bool, str]:
     return mask, True, "ok"
 
 
+def scale_from_points(
+    start: tuple[float, float], end: tuple[float, float], *, length_cm: float
+) -> float:
+    """Pixels per centimetre from two points on the photo a known length apart."""
+    if length_cm <= 0:
+        raise ValueError("length_cm must be positive")
+    return math.dist(start, end) / length_cm
+
+
+def area_cm2_from_px(area_px: int, *, px_per_cm: float) -> float:
+    """An area in photo pixels, in cm², given the photo's scale."""
+    if px_per_cm <= 0:
+        raise ValueError("px_per_cm must be positive")
+    return round(area_px / px_per_cm**2, 3)
+
+
 def _area_cm2(
     *, area_px: int, px_per_cm: float | None, stated_area_cm2: float | None
 ) -> tuple[float | None, str | None]:
     if px_per_cm is not None:
-        if px_per_cm <= 0:
-            raise ValueError("px_per_cm must be positive")
-        return round(area_px / px_per_cm**2, 3), "scale_reference"
+        return area_cm2_from_px(area_px, px_per_cm=px_per_cm), "scale_reference"
     if stated_area_cm2 is not None:
         # Without a reference in the photo pixels have no size; a measured area from the
         # clinician or patient is the only honest number.
