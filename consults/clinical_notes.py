@@ -25,6 +25,7 @@ from consults.selectors import consent_given
 from consults.transcription import transcript_lines, transcript_status
 from telehealth.lost_work import send_on_commit
 from telehealth.models import User
+from triage.realtime import queue_changed
 
 MAX_ITEM_CHARS = 1000
 # Items the engine must never write without a cited line (the grounding check enforces it).
@@ -145,7 +146,9 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
         NoteRevision.objects.create(
             note=note, version=note.version, kind=NoteRevision.Kind.DRAFTED, content=content
         )
-    room_push(visit_id=visit.pk, payload={"type": "note.drafted"})
+    room_push(visit_id=visit.pk, payload={"type": "note.drafted"}, staff_only=True)
+    # Staff pages (the note review waiting for it, the physician's "to sign" list) refresh.
+    queue_changed(visit=visit, event="note_drafted")
     return note
 
 
@@ -153,6 +156,9 @@ def note_mark_failed(*, visit_id: int, reason: str) -> None:
     ClinicalNote.objects.filter(visit_id=visit_id).exclude(
         status=ClinicalNote.Status.SIGNED
     ).update(status=ClinicalNote.Status.FAILED, failure_reason=reason[:300])
+    visit = Visit.objects.filter(pk=visit_id).first()
+    if visit is not None:
+        queue_changed(visit=visit, event="note_drafted")
 
 
 def _require_author(*, note: ClinicalNote, physician: User) -> None:
@@ -220,6 +226,9 @@ def note_sign(*, note: ClinicalNote, physician: User) -> ClinicalNote:
         kind=NoteRevision.Kind.SIGNED,
         status=ClinicalNote.Status.SIGNED,
     )
+    # The patient's visit page learns (live) that their after-visit summary is ready; the
+    # physician's "to sign" list drops the visit.
+    queue_changed(visit=note.visit, event="summary_ready")
     return note
 
 
@@ -269,3 +278,32 @@ def after_visit_summary(*, content: dict) -> str:
         parts.append("Your medicines as discussed:\n" + "\n".join(f"- {t}" for t in meds))
     parts.append("When to get help: " + SAFETY_NET)
     return "\n\n".join(parts)
+
+
+def note_progress(*, visit: Visit) -> dict:
+    """Where the visit's note stands, for the review page while it is not ready (no health data).
+
+    ``state``: in_consult, transcribing (with ``pending`` audio pieces), drafting, ready
+    (a draft or a signed note to show), failed, or no_draft (nothing will be drafted
+    automatically, e.g. no consent to AI notes).
+    """
+    note = ClinicalNote.objects.filter(visit=visit).first()
+    if note is not None and note.status in (ClinicalNote.Status.DRAFT, ClinicalNote.Status.SIGNED):
+        return {"state": "ready", "pending": 0}
+    if note is not None and note.status == ClinicalNote.Status.FAILED:
+        return {"state": "failed", "pending": 0}
+    if visit.status == VisitStatus.IN_CONSULT:
+        return {"state": "in_consult", "pending": 0}
+    status = transcript_status(visit=visit)
+    if status["state"] == "processing":
+        return {"state": "transcribing", "pending": status["pending"]}
+    if note is not None:
+        return {"state": "drafting", "pending": 0}
+    if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
+        return {"state": "no_consent", "pending": 0}
+    return {"state": "no_draft", "pending": 0}
+
+
+def summary_is_ready(*, visit: Visit) -> bool:
+    """Whether the patient may read an after-visit summary (the note is signed)."""
+    return ClinicalNote.objects.filter(visit=visit, status=ClinicalNote.Status.SIGNED).exists()

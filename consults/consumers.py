@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from consults import selectors, services
-from consults.realtime import room_group
+from consults.realtime import room_group, room_staff_group
 from consults.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
 from telehealth.consumers import BoundedJsonConsumer
 
@@ -33,7 +33,8 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
             return
         self.visit_id = visit.pk
         self.role = "physician" if user.pk == visit.physician_id else "patient"
-        await self.channel_layer.group_add(room_group(visit.pk), self.channel_name)
+        for group in self._groups():
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         peers, consent = await database_sync_to_async(self._join)(visit, user)
         await self.send_json(
@@ -45,6 +46,13 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
                 "iceServers": settings.WEBRTC_ICE_SERVERS,
             }
         )
+
+    def _groups(self) -> list[str]:
+        """The room; the physician also hears staff-only pushes (AI output)."""
+        groups = [room_group(self.visit_id)]
+        if self.role == "physician":
+            groups.append(room_staff_group(self.visit_id))
+        return groups
 
     def _join(self, visit, user):
         services.presence_join(visit=visit, user=user, channel_name=self.channel_name)
@@ -59,7 +67,8 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
         # Presence first: with Redis down the layer calls below raise, and the room must not
         # go on showing this side as present.
         await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
-        await self.channel_layer.group_discard(room_group(self.visit_id), self.channel_name)
+        for group in self._groups():
+            await self.channel_layer.group_discard(group, self.channel_name)
         await self._relay({"type": "peer.left", "role": self.role})
 
     async def receive_json(self, content, **kwargs):

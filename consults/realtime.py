@@ -1,4 +1,10 @@
-"""Group names and pushes for consult rooms (Channels)."""
+"""Group names and pushes for consult rooms (Channels).
+
+Everyone in the room (patient and physician) hears call events: consent changed, chat, ended.
+What the AI produces while the call runs (transcript updated, a red flag heard, the note
+drafted) goes to the staff group only: nothing unreviewed reaches the patient, not even its
+event name.
+"""
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -9,15 +15,21 @@ def room_group(visit_id: int) -> str:
     return f"consult.{visit_id}"
 
 
-def room_push(*, visit_id: int, payload: dict) -> None:
-    """Send ``payload`` to everyone in the visit's consult room once the transaction commits."""
+def room_staff_group(visit_id: int) -> str:
+    return f"consult.{visit_id}.staff"
+
+
+def room_push(*, visit_id: int, payload: dict, staff_only: bool = False) -> None:
+    """Send ``payload`` to the visit's consult room once the transaction commits.
+
+    ``staff_only`` keeps it from the patient's socket (AI output and anything derived from it).
+    """
+    group = room_staff_group(visit_id) if staff_only else room_group(visit_id)
 
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(
-                room_group(visit_id), {"type": "room.push", "payload": payload}
-            )
+            async_to_sync(layer.group_send)(group, {"type": "room.push", "payload": payload})
 
     # A push is a hint (pages also refresh on their own): with Redis down, the change is
     # saved and the request answers; the failure is logged, not raised.

@@ -188,3 +188,21 @@ def room_roles_present(*, visit: Visit) -> list[str]:
     if visit.physician_id in user_ids:
         roles.append("physician")
     return roles
+
+
+def patient_left_call(*, visit: Visit) -> bool:
+    """True when the patient was in this consult's call and has no socket open there now."""
+    if visit.status != VisitStatus.IN_CONSULT:
+        return False
+    presence = RoomPresence.objects.filter(visit=visit, user_id=visit.patient_id)
+    return presence.exists() and not presence.filter(left_at__isnull=True).exists()
+
+
+def visits_to_sign(*, physician: User) -> QuerySet[Visit]:
+    """The physician's finished visits whose note is not signed yet, oldest first."""
+    return (
+        Visit.objects.select_related("patient", "note")
+        .filter(physician=physician, status=VisitStatus.COMPLETED)
+        .exclude(note__status="signed")
+        .order_by("ended_at", "pk")
+    )

@@ -467,7 +467,7 @@ def _segments_store(
 
 def _after_transcription(*, chunk: AudioChunk, rows: list[TranscriptSegment]) -> None:
     visit = chunk.recording.visit
-    room_push(visit_id=visit.pk, payload={"type": "transcript.updated"})
+    room_push(visit_id=visit.pk, payload={"type": "transcript.updated"}, staff_only=True)
     _request_note_when_complete(visit_id=visit.pk)
     if chunk.recording.speaker != Speaker.PATIENT:
         return
@@ -487,7 +487,7 @@ def _after_transcription(*, chunk: AudioChunk, rows: list[TranscriptSegment]) ->
             reason=f"Patient said: {row.text}"[:300],
             source=UrgencyChange.Source.TRANSCRIPT,
         )
-        room_push(visit_id=visit.pk, payload={"type": "alert"})
+        room_push(visit_id=visit.pk, payload={"type": "alert"}, staff_only=True)
 
 
 def chunk_fail(*, chunk_id: int, reason: str) -> None:
@@ -500,7 +500,9 @@ def chunk_fail(*, chunk_id: int, reason: str) -> None:
         chunk = AudioChunk.objects.select_related("recording").get(pk=chunk_id)
         if chunk.recording.source == Recording.Source.UPLOAD:
             Recording.objects.filter(pk=chunk.recording_id).update(status=Recording.Status.FAILED)
-    room_push(visit_id=chunk.recording.visit_id, payload={"type": "transcript.updated"})
+    room_push(
+        visit_id=chunk.recording.visit_id, payload={"type": "transcript.updated"}, staff_only=True
+    )
     _request_note_when_complete(visit_id=chunk.recording.visit_id)
 
 

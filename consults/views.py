@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from consults import services
+from consults.clinical_notes import summary_is_ready
 from consults.forms import (
     AvailabilityExceptionForm,
     AvailabilityRuleForm,
@@ -16,8 +17,14 @@ from consults.forms import (
     IntakeForm,
     SlotForm,
 )
-from consults.models import AvailabilityException, AvailabilityRule
-from consults.selectors import free_slots, physicians, visit_get_for_user, visits_for_patient
+from consults.models import AvailabilityException, AvailabilityRule, ClinicalNote
+from consults.selectors import (
+    free_slots,
+    patient_left_call,
+    physicians,
+    visit_get_for_user,
+    visits_for_patient,
+)
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -102,15 +109,25 @@ def book_on_demand(request: HttpRequest) -> HttpResponse:
     return render(request, "consults/book_on_demand.html", {"form": form})
 
 
+def _patient_left_call(request: HttpRequest, visit) -> bool:
+    # Only the patient's own page offers "rejoin" instead of taking them straight back in.
+    return request.user.pk == visit.patient_id and patient_left_call(visit=visit)
+
+
 @role_required(Role.PATIENT, Role.PHYSICIAN, Role.ADMIN)
 def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     audit_read(request=request, object_type="visit", object_id=visit.pk, patient=visit.patient)
+    staff = not request.user.is_patient
     context = {
         "visit": visit,
         "intake": getattr(visit, "intake", None),
         "place": waiting_place(visit=visit),
-        "urgency_history": visit.urgency_changes.all()[:10],
+        "left_call": _patient_left_call(request, visit),
+        "summary_ready": summary_is_ready(visit=visit),
+        # Urgency (and its history) can come from the AI: staff only, never the patient.
+        "urgency_history": visit.urgency_changes.all()[:10] if staff else [],
+        "note": ClinicalNote.objects.filter(visit=visit).first() if staff else None,
         "tz": _patient_tz(request),
     }
     return render(request, "consults/visit_detail.html", context)
@@ -120,7 +137,12 @@ def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
 def visit_place(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The live part of the waiting page, re-fetched when the queue changes."""
     visit = visit_or_404(request, visit_id)
-    context = {"visit": visit, "place": waiting_place(visit=visit)}
+    context = {
+        "visit": visit,
+        "place": waiting_place(visit=visit),
+        "left_call": _patient_left_call(request, visit),
+        "summary_ready": summary_is_ready(visit=visit),
+    }
     return render(request, "consults/_visit_place.html", context)
 
 

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from consults import clinical_notes
 from consults.models import ClinicalNote
+from consults.selectors import visits_to_sign
 from consults.views import visit_or_404
 from telehealth.audit import audit_read, audit_record
 from telehealth.models import AuditAction, Role
@@ -17,22 +18,48 @@ def _note_or_none(visit) -> ClinicalNote | None:
     return ClinicalNote.objects.filter(visit=visit).first()
 
 
+def _next_steps(request: HttpRequest, visit) -> dict:
+    """After signing: the next note waiting for this physician, and their queue."""
+    if request.user.pk != visit.physician_id:
+        return {}
+    to_sign = list(visits_to_sign(physician=request.user).exclude(pk=visit.pk)[:1])
+    return {"next_to_sign": to_sign[0] if to_sign else None}
+
+
 @role_required(Role.PHYSICIAN, Role.ADMIN)
 def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     audit_read(request=request, object_type="note", object_id=visit.pk, patient=visit.patient)
+    progress = clinical_notes.note_progress(visit=visit)
     context = {
         "visit": visit,
         "note": note,
+        "progress": progress,
         "sections": clinical_notes.note_sections_for_display(note=note) if note else [],
         "can_edit": (
             note is not None
             and note.status == ClinicalNote.Status.DRAFT
             and request.user.pk == visit.physician_id
         ),
+        **(_next_steps(request, visit) if note and note.status == "signed" else {}),
     }
     return render(request, "consults/note.html", context)
+
+
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def note_progress(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The review page's live part while the note is not ready: counts and states only."""
+    visit = visit_or_404(request, visit_id)
+    context = {"visit": visit, "progress": clinical_notes.note_progress(visit=visit)}
+    return render(request, "consults/_note_progress.html", context)
+
+
+@role_required(Role.PHYSICIAN)
+def notes_to_sign(request: HttpRequest) -> HttpResponse:
+    """The queue page's "to sign" list: this physician's unsigned notes, oldest first."""
+    visits = list(visits_to_sign(physician=request.user)[:50])
+    return render(request, "consults/_to_sign.html", {"visits": visits})
 
 
 @require_POST

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from consults import selectors, services
 from consults.attachments import MAX_ATTACHMENT_BYTES, AttachmentRejected
-from consults.forms import ChatForm, ConsentForm
+from consults.forms import AdmitForm, ChatForm, ConsentForm
 from consults.models import VisitStatus
 from consults.views import visit_or_404
 from telehealth.audit import audit_read
@@ -27,9 +27,29 @@ def _roomvisit_or_404(request: HttpRequest, visit_id: int):
 @require_POST
 @role_required(Role.PHYSICIAN)
 def admit(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """Admit from the queue; passing over a more urgent or overdue patient asks for a reason."""
     visit = visit_or_404(request, visit_id)
+    form = AdmitForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        services.visit_admit(visit=visit, physician=request.user)
+        services.visit_admit(visit=visit, physician=request.user, reason=reason)
+    except services.AdmitNeedsReason as exc:
+        for passed in exc.passed_over:
+            other = passed.entry.visit
+            audit_read(
+                request=request,
+                object_type="queue_entry",
+                object_id=other.pk,
+                patient=other.patient,
+            )
+        context = {
+            "visit": visit,
+            "passed_over": exc.passed_over,
+            "form": form,
+            # The queue's Admit button sends no reason; this page's form sends one.
+            "asked": "reason" in request.POST,
+        }
+        return render(request, "consults/admit_reason.html", context, status=409)
     except services.BookingError as exc:
         messages.error(request, str(exc))
         return redirect("triage:queue")
@@ -61,6 +81,21 @@ def end(request: HttpRequest, visit_id: int) -> HttpResponse:
         services.visit_end(visit=visit, actor=request.user)
     except services.BookingError as exc:
         messages.error(request, str(exc))
+        return redirect("consults:visit_detail", visit_id=visit.pk)
+    # Hang-up lands on the note review, which shows drafting progress until the draft is ready.
+    return redirect("consults:note", visit_id=visit.pk)
+
+
+@require_POST
+@role_required(Role.PATIENT)
+def leave(request: HttpRequest, visit_id: int) -> HttpResponse:
+    """The patient hangs up; the visit goes on, and their visit page offers to rejoin."""
+    visit = selectors.visit_get_for_user(user=request.user, visit_id=visit_id)
+    if visit is not None and visit.status != VisitStatus.IN_CONSULT:
+        # Ended while they were leaving: nothing to leave.
+        return redirect("consults:visit_detail", visit_id=visit.pk)
+    visit = _roomvisit_or_404(request, visit_id)
+    services.visit_leave(visit=visit, user=request.user)
     return redirect("consults:visit_detail", visit_id=visit.pk)
 
 

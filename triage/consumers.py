@@ -8,7 +8,14 @@ from channels.db import database_sync_to_async
 from consults.selectors import visit_get_for_user
 from consults.signaling import InvalidMessage, validate_inbound
 from telehealth.consumers import BoundedJsonConsumer
-from triage.realtime import ADMIN_GROUP, ON_DEMAND_GROUP, physician_group, visit_group
+from triage.realtime import (
+    ADMIN_GROUP,
+    ON_DEMAND_GROUP,
+    line_group,
+    physician_group,
+    visit_group,
+    visit_patient_group,
+)
 
 CLOSE_FORBIDDEN = 4403
 MAX_MESSAGE_BYTES = 1024
@@ -70,7 +77,11 @@ class StaffQueueConsumer(_ForwardingConsumer):
 
 
 class VisitWaitConsumer(_ForwardingConsumer):
-    """A patient's waiting page: their visit and the queue it stands in."""
+    """A visit page, live.
+
+    The visit's patient hears their own visit's patient-safe events and "line moved" for the
+    line they wait in; staff hear every event of the visit and of its queue.
+    """
 
     async def connect(self):
         user = self.scope.get("user")
@@ -80,6 +91,9 @@ class VisitWaitConsumer(_ForwardingConsumer):
             visit = await database_sync_to_async(visit_get_for_user)(user=user, visit_id=visit_id)
         if visit is None:
             await self.close(code=CLOSE_FORBIDDEN)
+            return
+        if user.pk == visit.patient_id:
+            await self._join([visit_patient_group(visit.pk), line_group(visit.physician_id)])
             return
         queue = physician_group(visit.physician_id) if visit.physician_id else ON_DEMAND_GROUP
         await self._join([visit_group(visit.pk), queue])

@@ -7,6 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from consults import services as visit_services
+from consults.selectors import visits_to_sign
 from consults.views import visit_or_404
 from telehealth.audit import audit_record
 from telehealth.models import AuditAction, Role
@@ -37,7 +38,11 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 
 @role_required(Role.PHYSICIAN)
 def queue(request: HttpRequest) -> HttpResponse:
-    return render(request, "triage/queue.html", {"urgency_form": UrgencyOverrideForm()})
+    context = {
+        "urgency_form": UrgencyOverrideForm(),
+        "visits": list(visits_to_sign(physician=request.user)[:50]),
+    }
+    return render(request, "triage/queue.html", context)
 
 
 @role_required(Role.PHYSICIAN)

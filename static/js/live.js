@@ -28,8 +28,9 @@ async function refresh(region) {
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     region.innerHTML = await response.text();
     region.dataset.refreshedAt = String(Date.now());
-    // The lobby: when the physician admits the patient, go straight into the consult.
-    const join = region.querySelector("[data-auto-join]");
+    // The lobby: when the physician admits the patient, go straight into the consult; the
+    // note review: when the draft is ready, open it.
+    const join = region.querySelector("[data-auto-join], [data-auto-go]");
     if (join) window.location.assign(join.href);
   } catch (err) {
     setStatus("Could not refresh. Retrying…", "degraded");
