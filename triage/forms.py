@@ -80,3 +80,13 @@ class PhotoReviewForm(forms.Form):
     )
     note = forms.CharField(max_length=300, required=False)
     level = forms.ChoiceField(choices=[("", "Keep urgency"), *Urgency.choices], required=False)
+
+
+class PhotoScaleForm(forms.Form):
+    """Two points on the photo (in the photo's own pixels) and the known length between them."""
+
+    x1 = forms.FloatField(min_value=0)
+    y1 = forms.FloatField(min_value=0)
+    x2 = forms.FloatField(min_value=0)
+    y2 = forms.FloatField(min_value=0)
+    length_cm = forms.FloatField(min_value=0.1, max_value=50, initial=1, label="Known length (cm)")

@@ -5,8 +5,8 @@ the ml worker through ``photo_analyse``.
 """
 
 import hashlib
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -14,12 +14,24 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from consults.models import ConsentPurpose, Visit
-from consults.selectors import consent_given
+from consults.selectors import consent_given, visits_visible_to
+from telehealth.audit import audit_record
 from telehealth.lost_work import RESEND_WITHIN, send_on_commit
-from telehealth.models import User
+from telehealth.models import AuditAction, User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
 from triage.models import Photo, PhotoAnalysis, PhotoConcern, PhotoKind, UrgencyChange
+from triage.photo_summary import (
+    AreaPoint,
+    Diagnosis,
+    QualityWords,
+    WoundSize,
+    WoundTrend,
+    differential,
+    quality_words,
+    wound_size,
+    wound_trend_words,
+)
 from triage.realtime import queue_changed
 from triage.services import TriageError, visit_urgency_override, visit_urgency_raise
 
@@ -97,6 +109,7 @@ def photos_submit(
                 stated_area_cm2=stated_area_cm2,
                 quality_score=quality.score,
                 quality_flags=[{"code": f.code, "message": f.message} for f in quality.flags],
+                quality_checks=quality.checks,
                 status=Photo.Status.QUEUED if analyse else Photo.Status.STORED,
             )
             for jpeg, width, height, quality in accepted
@@ -179,7 +192,8 @@ def _wound_fields(rgb, *, stated_area_cm2: float | None) -> dict:
         result = segment_wound(
             rgb, stated_area_cm2=stated_area_cm2, backend=settings.VISION_WOUND_BACKEND
         )
-    area = f"{result.area_cm2:.1f} cm²" if result.area_cm2 else f"{result.area_px} pixels"
+    # Pixels are not a size: without a scale or a stated area the reason names no number.
+    size = f", about {result.area_cm2:.1f} cm² as stated" if result.area_cm2 else ""
     return {
         "model_version": result.model_version,
         "can_assess": result.can_assess,
@@ -187,7 +201,7 @@ def _wound_fields(rgb, *, stated_area_cm2: float | None) -> dict:
         "probabilities": result.type_probabilities or {},
         "urgency": "standard",
         "urgency_reason": (
-            f"Wound outlined, area {area}; review the trend across visits."
+            f"Wound outlined{size}; review the trend across visits."
             if result.can_assess
             else "The wound could not be outlined automatically; a clinician will review it."
         ),
@@ -232,15 +246,167 @@ def photos_for_visit(*, visit: Visit) -> list[Photo]:
     )
 
 
-def wound_trend(*, concern: PhotoConcern):
-    """Area trend of one wound across the visits where it was photographed."""
-    from triage.vision.wound import area_trend
+def photo_may_measure(*, user: User, visit: Visit) -> bool:
+    """Only the visit's physician or an administrator sets a photo's scale."""
+    return user.is_clinic_admin or (user.is_physician and user.pk == visit.physician_id)
 
-    points = [
-        (a.created_at, a.area_cm2 if a.area_cm2 is not None else float(a.area_px or 0))
-        for a in PhotoAnalysis.objects.filter(photo__concern=concern, can_assess=True)
+
+def photo_get_for_measuring(*, user: User, photo_id: int) -> Photo | None:
+    """The photo if this user may set its scale (the visit's physician, or an admin), else None."""
+    photo = Photo.objects.select_related("visit", "concern").filter(pk=photo_id).first()
+    if photo is None or not photo_may_measure(user=user, visit=photo.visit):
+        return None
+    return photo
+
+
+MIN_SCALE_PX = 10
+MAX_SCALE_LENGTH_CM = 50.0
+
+
+def photo_scale_set(
+    *,
+    photo: Photo,
+    user: User,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    length_cm: float,
+) -> Photo:
+    """Store the photo's scale from two points a known length apart (e.g. 1 cm on a ruler)."""
+    from triage.vision.wound import scale_from_points
+
+    if not photo_may_measure(user=user, visit=photo.visit):
+        raise TriageError("Only the visit's physician or an administrator can set a scale.")
+    if photo.concern.kind != PhotoKind.WOUND:
+        raise TriageError("Only wound photos are measured.")
+    if not 0 < length_cm <= MAX_SCALE_LENGTH_CM:
+        raise TriageError(f"Give the known length in cm, up to {MAX_SCALE_LENGTH_CM:.0f} cm.")
+    for x, y in (start, end):
+        if not (0 <= x <= photo.width and 0 <= y <= photo.height):
+            raise TriageError("Both points must be on the photo.")
+    px_per_cm = scale_from_points(start, end, length_cm=length_cm)
+    if px_per_cm * length_cm < MIN_SCALE_PX:
+        raise TriageError("The two points are too close: mark the ends of a longer length.")
+    photo.scale_px_per_cm = round(px_per_cm, 3)
+    photo.scale_points = [[round(v, 1) for v in start], [round(v, 1) for v in end]]
+    photo.scale_length_cm = length_cm
+    photo.scale_set_by = user
+    photo.scale_set_at = timezone.now()
+    photo.save(
+        update_fields=[
+            "scale_px_per_cm",
+            "scale_points",
+            "scale_length_cm",
+            "scale_set_by",
+            "scale_set_at",
+        ]
+    )
+    audit_record(
+        actor=user,
+        action=AuditAction.WRITE,
+        object_type="photo_scale",
+        object_id=photo.pk,
+        patient=photo.visit.patient,
+        detail=f"{length_cm:g} cm = {px_per_cm:.1f} px",
+    )
+    return photo
+
+
+def _measured_cm2(photo: Photo) -> float | None:
+    analysis = getattr(photo, "analysis", None)
+    if analysis is None or not analysis.can_assess or analysis.area_px is None:
+        return None
+    size = wound_size(area_px=analysis.area_px, px_per_cm=photo.scale_px_per_cm, stated_cm2=None)
+    return size.cm2
+
+
+def wound_area_points(*, concern: PhotoConcern, viewer: User) -> list[AreaPoint]:
+    """Measured area of this wound at each visit the viewer may see, one point per visit.
+
+    A wound is followed across visits by patient and body site (each upload starts a concern).
+    """
+    photos = (
+        Photo.objects.filter(
+            concern__patient_id=concern.patient_id,
+            concern__kind=PhotoKind.WOUND,
+            concern__body_site__iexact=concern.body_site.strip(),
+            visit__in=visits_visible_to(viewer),
+            scale_px_per_cm__isnull=False,
+        )
+        .select_related("analysis")
+        .order_by("created_at", "id")
+    )
+    by_visit: dict[int, list[tuple[datetime, float]]] = {}
+    for photo in photos:
+        cm2 = _measured_cm2(photo)
+        if cm2 is not None:
+            by_visit.setdefault(photo.visit_id, []).append((photo.created_at, cm2))
+    return [
+        AreaPoint(when=values[0][0], cm2=sum(v for _, v in values) / len(values))
+        for values in by_visit.values()
     ]
-    return area_trend(points)
+
+
+@dataclass(frozen=True)
+class PhotoItem:
+    """One photo and, for staff only, what the models and the physician made of it."""
+
+    photo: Photo
+    quality: QualityWords
+    analysis: PhotoAnalysis | None = None
+    differential: list[Diagnosis] = field(default_factory=list)
+    size: WoundSize | None = None
+
+
+@dataclass(frozen=True)
+class PhotoGroup:
+    concern: PhotoConcern
+    items: list[PhotoItem]
+    trend: WoundTrend | None = None
+
+
+def photos_page(*, visit: Visit, viewer: User) -> list[PhotoGroup]:
+    """The photo page's content. Nothing a model produced is included for a patient."""
+    show_ai = not viewer.is_patient
+    groups: dict[int, PhotoGroup] = {}
+    for photo in photos_for_visit(visit=visit):
+        group = groups.setdefault(photo.concern_id, PhotoGroup(concern=photo.concern, items=[]))
+        ignored = WOUND_IGNORED_FLAGS if photo.concern.kind == PhotoKind.WOUND else ()
+        quality = quality_words(
+            score=photo.quality_score,
+            flags=photo.quality_flags,
+            checks=photo.quality_checks,
+            ignored=ignored,
+        )
+        if not show_ai:
+            group.items.append(PhotoItem(photo=photo, quality=quality))
+            continue
+        analysis = getattr(photo, "analysis", None)
+        size = None
+        if photo.concern.kind == PhotoKind.WOUND:
+            outlined = analysis is not None and analysis.can_assess
+            size = wound_size(
+                area_px=analysis.area_px if outlined else None,
+                px_per_cm=photo.scale_px_per_cm,
+                stated_cm2=photo.stated_area_cm2,
+            )
+        probabilities = analysis.probabilities if analysis is not None else {}
+        group.items.append(
+            PhotoItem(
+                photo=photo,
+                quality=quality,
+                analysis=analysis,
+                differential=differential(probabilities)
+                if photo.concern.kind == PhotoKind.SKIN
+                else [],
+                size=size,
+            )
+        )
+    if show_ai:
+        for key, group in groups.items():
+            if group.concern.kind == PhotoKind.WOUND:
+                points = wound_area_points(concern=group.concern, viewer=viewer)
+                groups[key] = replace(group, trend=wound_trend_words(points))
+    return list(groups.values())
 
 
 # --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------

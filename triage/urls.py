@@ -15,5 +15,6 @@ urlpatterns = [
     path("visits/<int:visit_id>/photos/", views_photos.photo_list, name="photo_list"),
     path("visits/<int:visit_id>/photos/add/", views_photos.photo_add, name="photo_add"),
     path("photos/<int:photo_id>/review/", views_photos.photo_review, name="photo_review"),
+    path("photos/<int:photo_id>/scale/", views_photos.photo_scale, name="photo_scale"),
     path("photos/<int:photo_id>/<str:variant>/", views_photos.photo_image, name="photo_image"),
 ]

@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from consults.models import ConsentPurpose
@@ -14,7 +15,7 @@ from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
 from telehealth.private_media import private_response
 from triage import photos
-from triage.forms import PhotoReviewForm, PhotoUploadForm
+from triage.forms import PhotoReviewForm, PhotoScaleForm, PhotoUploadForm
 from triage.models import Photo, PhotoAnalysis
 from triage.services import TriageError
 
@@ -62,22 +63,15 @@ def photo_add(request: HttpRequest, visit_id: int) -> HttpResponse:
 def photo_list(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     audit_read(request=request, object_type="photos", object_id=visit.pk, patient=visit.patient)
-    # Nothing the AI produces reaches a patient: they see their photos and their status only.
-    show_ai = not request.user.is_patient
-    groups: dict[int, dict] = {}
-    for photo in photos.photos_for_visit(visit=visit):
-        group = groups.setdefault(photo.concern_id, {"concern": photo.concern, "photos": []})
-        group["photos"].append(photo)
-    if show_ai:
-        for group in groups.values():
-            if group["concern"].kind == "wound":
-                group["trend"] = photos.wound_trend(concern=group["concern"])
+    user = request.user
     context = {
         "visit": visit,
-        "groups": list(groups.values()),
-        "show_ai": show_ai,
+        # Nothing the AI produces reaches a patient: they see their photos and their status only.
+        "groups": photos.photos_page(visit=visit, viewer=user),
+        "show_ai": not user.is_patient,
         "review_form": PhotoReviewForm(),
-        "can_review": request.user.pk == visit.physician_id,
+        "can_review": user.pk == visit.physician_id,
+        "can_measure": photos.photo_may_measure(user=user, visit=visit),
     }
     return render(request, "triage/photo_list.html", context)
 
@@ -126,3 +120,29 @@ def photo_review(request: HttpRequest, photo_id: int) -> HttpResponse:
         else:
             messages.success(request, "Review saved.")
     return redirect("triage:photo_list", visit_id=analysis.photo.visit_id)
+
+
+@require_POST
+@role_required(Role.PHYSICIAN, Role.ADMIN)
+def photo_scale(request: HttpRequest, photo_id: int) -> HttpResponse:
+    photo = photos.photo_get_for_measuring(user=request.user, photo_id=photo_id)
+    if photo is None:
+        raise not_found_and_audit(request=request, object_type="photo", object_id=photo_id)
+    form = PhotoScaleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Click two points on the photo and give the length between them.")
+    else:
+        data = form.cleaned_data
+        try:
+            photos.photo_scale_set(
+                photo=photo,
+                user=request.user,
+                start=(data["x1"], data["y1"]),
+                end=(data["x2"], data["y2"]),
+                length_cm=data["length_cm"],
+            )
+        except TriageError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Scale saved: the wound is now measured in cm².")
+    return redirect(f"{reverse('triage:photo_list', args=[photo.visit_id])}#photo-{photo.pk}")
