@@ -17,3 +17,9 @@ class SignupForm(UserCreationForm):
         self.fields["first_name"].required = True
         self.fields["last_name"].required = True
         self.fields["time_zone"].help_text = "Appointment times are shown in this time zone."
+        if not self.is_bound:
+            # static/js/signup.js picks the browser's zone; a form sent back keeps the choice.
+            self.fields["time_zone"].widget.attrs["data-browser-default"] = "true"
+
+    def validate_unique(self) -> None:
+        """Never say here whether the address has an account: patient_sign_up e-mails it."""

@@ -1,4 +1,7 @@
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -7,8 +10,13 @@ from django.shortcuts import redirect, render
 from telehealth.forms import SignupForm
 from telehealth.models import Role, User
 from telehealth.permissions import role_required
-from telehealth.selectors import audit_events, record_openers_for_patient
-from telehealth.services import patient_register
+from telehealth.security import RateLimit, rate_limit_hit
+from telehealth.selectors import (
+    audit_events,
+    record_openers_for_patient,
+    user_from_activation_link,
+)
+from telehealth.services import login_lockouts_clear, patient_activate, patient_sign_up
 
 
 @login_required
@@ -21,13 +29,74 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("consults:visit_list")
 
 
+def _rate_limited(request: HttpRequest, *, limit: RateLimit, what: str) -> HttpResponse:
+    context = {"what": what, "minutes_left": limit.minutes_left}
+    return render(request, "registration/rate_limited.html", context, status=429)
+
+
+def _base_url(request: HttpRequest) -> str:
+    return f"{request.scheme}://{request.get_host()}"
+
+
 def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        user = patient_register(form=form)
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("consults:visit_list")
+        limit = rate_limit_hit(
+            request=request, scope="signup", per_hour=settings.SIGNUP_RATE_PER_HOUR
+        )
+        if not limit.allowed:
+            return _rate_limited(request, limit=limit, what="sign-ups")
+        data = form.cleaned_data
+        patient_sign_up(
+            email=data["email"],
+            password=data["password1"],
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            date_of_birth=data["date_of_birth"],
+            time_zone=data["time_zone"],
+            base_url=_base_url(request),
+        )
+        return redirect("signup_sent")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def signup_sent(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/signup_sent.html")
+
+
+def signup_activate(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    """The link in the activation e-mail: a button, so that mail scanners opening it activate
+    nothing and sign nobody in."""
+    user = user_from_activation_link(uidb64=uidb64, token=token)
+    if user is not None and request.method == "POST":
+        patient_activate(user=user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Your account is active. Welcome!")
+        return redirect("consults:visit_list")
+    return render(request, "registration/signup_activate.html", {"valid": user is not None})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's view, limited per address: each request can send an e-mail."""
+
+    def form_valid(self, form):
+        limit = rate_limit_hit(
+            request=self.request,
+            scope="password_reset",
+            per_hour=settings.PASSWORD_RESET_RATE_PER_HOUR,
+        )
+        if not limit.allowed:
+            return _rate_limited(self.request, limit=limit, what="password reset requests")
+        return super().form_valid(form)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Django's view; a new password also lifts the account's sign-in lockout."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        login_lockouts_clear(user=form.user)
+        return response
 
 
 @role_required(Role.ADMIN)

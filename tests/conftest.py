@@ -84,6 +84,14 @@ def celery_worker_process(transactional_db, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Rate-limit counters (sign-up, password reset) start from zero in every test."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """A channel layer per test: the Redis layer binds its locks to the loop that made it."""
     from channels.layers import channel_layers

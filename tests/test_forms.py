@@ -57,7 +57,7 @@ def test_signup_explains_weak_password(client):
     assert response.status_code == 200 and b"too short" in response.content
 
 
-def test_signup_creates_patient_and_signs_in(client):
+def test_signup_creates_an_inactive_patient_and_does_not_sign_in(client, mailoutbox):
     response = client.post(
         reverse("signup"),
         {
@@ -69,10 +69,29 @@ def test_signup_creates_patient_and_signs_in(client):
             "password2": "a-long-passphrase-42",
         },
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == reverse("signup_sent")
     from telehealth.models import User
 
-    assert User.objects.get(email="new@example.org").role == "patient"
+    user = User.objects.get(email="new@example.org")
+    assert user.role == "patient" and not user.is_active and user.time_zone == "Europe/Paris"
+    assert "_auth_user_id" not in client.session
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["new@example.org"]
+
+
+def test_signup_form_never_says_an_address_is_taken(client, physician):
+    response = client.post(
+        reverse("signup"),
+        {
+            "email": physician.email.upper(),
+            "first_name": "N",
+            "last_name": "P",
+            "time_zone": "UTC",
+            "password1": "123",
+            "password2": "123",
+        },
+    )
+    assert response.status_code == 200 and b"too short" in response.content
+    assert b"already exists" not in response.content
 
 
 def test_urgency_override_form_rejects_bad_level(client, admin_user, patient):

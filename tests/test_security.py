@@ -86,6 +86,12 @@ def _fail_login(client, email, *, remote_addr="127.0.0.1"):
     )
 
 
+def _sign_in(client, email, *, remote_addr="127.0.0.1"):
+    return client.post(
+        reverse("login"), {"username": email, "password": PASSWORD}, REMOTE_ADDR=remote_addr
+    )
+
+
 def test_login_locks_out_after_five_failures_even_with_the_right_password(client, patient):
     assert settings.AXES_FAILURE_LIMIT == 5
     for attempt in range(4):
@@ -93,34 +99,82 @@ def test_login_locks_out_after_five_failures_even_with_the_right_password(client
         assert response.status_code == 200, attempt  # the form again, with an error
     response = _fail_login(client, patient.email)
     assert response.status_code == 429
-    response = client.post(reverse("login"), {"username": patient.email, "password": PASSWORD})
+    response = _sign_in(client, patient.email)
     assert response.status_code == 429
-    assert b"Sign-in paused" in response.content and b"15 minutes" in response.content
+    assert b"Sign-in paused" in response.content and b"15 more minutes" in response.content
+    assert b"to this account from your" in response.content
+    assert b"Other accounts on the same network are not affected" in response.content
     assert "_auth_user_id" not in client.session
 
 
 def test_lockout_counts_case_variants_of_one_email_together(client, patient):
     for attempt in range(5):
-        email = patient.email.upper() if attempt % 2 else patient.email
-        # Different addresses each time: the email alone is what gets locked.
-        _fail_login(client, email, remote_addr=f"198.51.100.{attempt + 1}")
-    response = client.post(
-        reverse("login"),
-        {"username": patient.email, "password": PASSWORD},
-        REMOTE_ADDR="203.0.113.9",
-    )
-    assert response.status_code == 429
+        _fail_login(client, patient.email.upper() if attempt % 2 else patient.email)
+    assert _sign_in(client, patient.email).status_code == 429
 
 
-def test_one_address_failing_across_many_accounts_is_locked(client, patient):
-    for attempt in range(5):
-        _fail_login(client, f"guess{attempt}@example.org", remote_addr="192.0.2.7")
-    response = client.post(
-        reverse("login"),
-        {"username": patient.email, "password": PASSWORD},
-        REMOTE_ADDR="192.0.2.7",
-    )
+def test_one_persons_typos_lock_only_their_account_from_their_address(client, patient, physician):
+    # Patient A and physician B share the clinic's address X; A mistypes five times.
+    clinic, home = "192.0.2.10", "198.51.100.20"
+    for _ in range(5):
+        _fail_login(client, patient.email, remote_addr=clinic)
+    assert _sign_in(client, patient.email, remote_addr=clinic).status_code == 429
+    assert _sign_in(client, physician.email, remote_addr=clinic).status_code == 302
+    client.logout()
+    # The lockout is of the (account, address) pair: A can still sign in from home.
+    assert _sign_in(client, patient.email, remote_addr=home).status_code == 302
+
+
+def test_refused_attempts_during_a_lockout_do_not_count_towards_the_address(client, patient):
+    for _ in range(5 + 60):
+        _fail_login(client, patient.email, remote_addr="192.0.2.10")
+    assert _sign_in(client, "someone.else@example.org", remote_addr="192.0.2.10").status_code == 200
+
+
+def test_fifty_failures_from_one_address_across_accounts_lock_the_address(
+    client, patient, physician
+):
+    assert settings.LOGIN_ADDRESS_FAILURE_LIMIT == 50
+    sprayer, elsewhere = "192.0.2.7", "203.0.113.9"
+    for attempt in range(49):
+        response = _fail_login(client, f"guess{attempt}@example.org", remote_addr=sprayer)
+        assert response.status_code == 200, attempt
+    response = _fail_login(client, "guess49@example.org", remote_addr=sprayer)
     assert response.status_code == 429
+    response = _sign_in(client, physician.email, remote_addr=sprayer)
+    assert response.status_code == 429
+    assert b"from this network address is" in response.content
+    assert b"paused for every account, for 15 more minutes" in response.content
+    assert "_auth_user_id" not in client.session
+    # Only that address: the same accounts sign in from anywhere else.
+    assert _sign_in(client, patient.email, remote_addr=elsewhere).status_code == 302
+
+
+def test_address_lockout_page_counts_down_to_when_enough_failures_age_out(
+    client, patient, settings
+):
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.utils import timezone
+
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 10
+    now = timezone.now()
+    # Six failures 12 minutes ago and four 2 minutes ago: once the older six age out (in three
+    # minutes) four remain, below the limit.
+    for index, (failures, minutes_ago) in enumerate([(3, 12), (3, 12), (4, 2)]):
+        attempt = AccessAttempt.objects.create(
+            username=f"guess{index}@example.org",
+            ip_address="192.0.2.8",
+            user_agent="",
+            failures_since_start=failures,
+        )
+        # attempt_time is auto_now_add: set it afterwards.
+        AccessAttempt.objects.filter(pk=attempt.pk).update(
+            attempt_time=now - timedelta(minutes=minutes_ago)
+        )
+    response = _sign_in(client, patient.email, remote_addr="192.0.2.8")
+    assert response.status_code == 429 and b"for 3 more minutes" in response.content
 
 
 def test_a_successful_login_resets_the_failure_count(client, patient):

@@ -206,18 +206,43 @@ PERMISSIONS_POLICY = (
     "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=(), usb=()"
 )
 
-# Login throttling (django-axes): 5 failures lock that email for 15 minutes from any address (a
-# distributed guesser gains nothing), and lock that address for every email (password spraying).
-# The address is REMOTE_ADDR only, never a header a client can forge: behind nginx, uvicorn's
+# Login throttling (django-axes + telehealth.security): 5 failures lock that email *from that
+# address* for 15 minutes, so one person's typos never lock the rest of a clinic's shared network;
+# 50 failures from one address across all emails lock that address (password spraying). The
+# address is REMOTE_ADDR only, never a header a client can forge: behind nginx, uvicorn's
 # --proxy-headers sets it (docs/deploy.md), or every client would share the proxy's address.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 50)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "telehealth.security.ClinicLockoutHandler"
+AXES_LOCKOUT_CALLABLE = "telehealth.security.lockout_response"
+# Attempts refused during a lockout are not counted: the lockout ends when the page says, and
+# one locked-out person pressing "Sign in" again cannot push a shared address to its limit.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "telehealth.security.axes_username"
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
+# Sign-ups and password resets send e-mail: at most this many per hour from one address.
+SIGNUP_RATE_PER_HOUR = env_int("SIGNUP_RATE_PER_HOUR", 10)
+PASSWORD_RESET_RATE_PER_HOUR = env_int("PASSWORD_RESET_RATE_PER_HOUR", 10)
+# Activation and password-reset links stay valid this long (seconds).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 60 * 60 * 24)
+
+# E-mail: printed to the console unless EMAIL_HOST names an SMTP server.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Open Telehealth <no-reply@localhost>")
 
 # TOTP two-factor for staff (telehealth.two_factor); on by default in production only.
 STAFF_TWO_FACTOR_REQUIRED = env_bool("STAFF_TWO_FACTOR_REQUIRED", False)
@@ -322,6 +347,17 @@ else:
         Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "celery-broker")))
     )
     CELERY_RESULT_BACKEND = None
+
+# The cache holds rate-limit counters (telehealth.security.rate_limit_hit), which every web
+# process must share: Redis when there is one, else this process's memory.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_PREFIX", "telehealth"),
+        }
+    }
 
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -37,3 +37,6 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(
         VAR_DIR / "test-celery-broker" / TEST_RUN_ID
     )
+# Rate-limit counters stay in this process, where tests/conftest.py clears them per test
+# (clearing a shared Redis would wipe other runs' data).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
