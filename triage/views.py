@@ -36,12 +36,16 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(fallback)
 
 
+def _with_urgency_forms(
+    entries: list[QueueEntry],
+) -> list[tuple[QueueEntry, UrgencyOverrideForm]]:
+    # Each row's "Change urgency" starts at that visit's level, so a hurried Save changes nothing.
+    return [(e, UrgencyOverrideForm(initial={"level": e.visit.urgency})) for e in entries]
+
+
 @role_required(Role.PHYSICIAN)
 def queue(request: HttpRequest) -> HttpResponse:
-    context = {
-        "urgency_form": UrgencyOverrideForm(),
-        "visits": list(visits_to_sign(physician=request.user)[:50]),
-    }
+    context = {"visits": list(visits_to_sign(physician=request.user)[:50])}
     return render(request, "triage/queue.html", context)
 
 
@@ -49,8 +53,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 def queue_partial(request: HttpRequest) -> HttpResponse:
     entries = queue_for_physician(physician=request.user)
     _audit_queue_reads(request, entries)
-    context = {"entries": entries, "urgency_form": UrgencyOverrideForm()}
-    return render(request, "triage/_queue_table.html", context)
+    return render(request, "triage/_queue_table.html", {"rows": _with_urgency_forms(entries)})
 
 
 @role_required(Role.ADMIN)
@@ -64,10 +67,9 @@ def board_partial(request: HttpRequest) -> HttpResponse:
     for entries in queues.values():
         _audit_queue_reads(request, entries)
     context = {
-        "queues": queues,
+        "queues": {name: _with_urgency_forms(entries) for name, entries in queues.items()},
         "stats": queue_stats(board=queues),
         "reassign_form": ReassignForm(),
-        "urgency_form": UrgencyOverrideForm(),
         "admin_view": True,
     }
     return render(request, "triage/_board.html", context)
