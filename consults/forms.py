@@ -104,3 +104,14 @@ class ConsentForm(forms.Form):
 class ChatForm(forms.Form):
     text = forms.CharField(required=False, max_length=2000)
     attachment = forms.FileField(required=False)
+
+
+class AdmitForm(forms.Form):
+    """Admit from the queue; a reason only when passing over a more urgent or overdue patient."""
+
+    reason = forms.CharField(
+        required=False,
+        max_length=300,
+        label="Your reason",
+        widget=forms.Textarea(attrs={"rows": 3, "maxlength": 300}),
+    )

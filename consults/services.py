@@ -21,7 +21,8 @@ from consults.selectors import slot_is_free, slot_minutes_at
 from telehealth.models import User
 from telehealth.private_media import private_save
 from triage.realtime import queue_changed
-from triage.services import intake_record
+from triage.selectors import PassedOver, queue_passed_over
+from triage.services import intake_record, queue_skip_record
 
 # Patients may check in this long before their slot starts.
 CHECK_IN_WINDOW = timedelta(minutes=30)
@@ -29,6 +30,14 @@ CHECK_IN_WINDOW = timedelta(minutes=30)
 
 class BookingError(Exception):
     """A booking request that cannot be carried out; the message is shown to the user."""
+
+
+class AdmitNeedsReason(BookingError):
+    """Admitting this patient would pass over more urgent or overdue ones: a reason is needed."""
+
+    def __init__(self, passed_over: list[PassedOver]):
+        super().__init__("Say why you are admitting this patient before the others.")
+        self.passed_over = passed_over
 
 
 def _require_patient(user: User) -> None:
@@ -262,8 +271,12 @@ def availability_exception_add(
 CONSENT_VERSION = "2026-11"
 
 
-def visit_admit(*, visit: Visit, physician: User) -> Visit:
-    """The physician lets exactly this waiting patient into the consult room."""
+def visit_admit(*, visit: Visit, physician: User, reason: str = "") -> Visit:
+    """The physician lets exactly this waiting patient into the consult room.
+
+    Taking them before a more urgent or overdue patient of the same queue needs ``reason``
+    (else ``AdmitNeedsReason``, listing whom they would pass); the reason is kept and audited.
+    """
     if not physician.is_physician:
         raise BookingError("Only physicians can admit patients.")
     with transaction.atomic():
@@ -273,12 +286,18 @@ def visit_admit(*, visit: Visit, physician: User) -> Visit:
         if locked.physician_id is None:
             if not physician.serves_on_demand:
                 raise BookingError("You do not serve the on-demand queue.")
-            locked.physician = physician
         elif locked.physician_id != physician.pk:
             raise BookingError("This patient is waiting for another physician.")
+        passed_over = queue_passed_over(visit=locked, physician=physician)
+        if passed_over and not reason.strip():
+            raise AdmitNeedsReason(passed_over)
+        locked.physician = physician
         locked.status = VisitStatus.IN_CONSULT
+        # The consult clock: the room's call timer counts from here, across reloads.
         locked.started_at = timezone.now()
         locked.save(update_fields=["physician", "status", "started_at"])
+        if passed_over:
+            queue_skip_record(visit=locked, actor=physician, passed_over=passed_over, reason=reason)
     queue_changed(visit=locked, event="admitted")
     return locked
 
@@ -317,6 +336,17 @@ def consent_record(*, visit: Visit, patient: User, choices: dict[str, bool]) -> 
 
     room_push(visit_id=visit.pk, payload={"type": "consent", "state": consent_state(visit=visit)})
     return rows
+
+
+def visit_leave(*, visit: Visit, user: User) -> None:
+    """The patient hangs up: the visit stays in consult, and they may rejoin until it ends."""
+    if user.pk != visit.patient_id:
+        raise BookingError("Only the patient leaves the call; the physician ends the visit.")
+    # The socket's own disconnect also does this, but later: the visit page must already
+    # know that the patient left, or it would send them straight back into the room.
+    RoomPresence.objects.filter(visit=visit, user=user, left_at__isnull=True).update(
+        left_at=timezone.now()
+    )
 
 
 def presence_join(*, visit: Visit, user: User, channel_name: str) -> RoomPresence:

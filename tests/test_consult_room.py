@@ -72,6 +72,76 @@ def test_patient_cannot_end_the_visit(client, patient, in_consult):
     assert response.status_code == 403
 
 
+def test_the_room_passes_the_consult_start_for_the_call_timer(client, physician, in_consult):
+    response = login(client, physician).get(reverse("consults:room", args=[in_consult.pk]))
+    started = int(in_consult.started_at.timestamp())
+    assert f'data-started-at="{started}"' in response.content.decode()
+
+
+def test_end_visit_asks_for_confirmation_in_a_dialog(client, physician, patient, in_consult):
+    url = reverse("consults:room", args=[in_consult.pk])
+    page = login(client, physician).get(url).content.decode()
+    # The toolbar button only opens the dialog; the dialog's form ends the visit.
+    assert 'id="btn-end" aria-haspopup="dialog"' in page
+    dialog = page[page.index('<dialog id="end-dialog"') : page.index("</dialog>")]
+    assert reverse("consults:end", args=[in_consult.pk]) in dialog
+    assert "Yes, end the visit" in dialog and "Keep the call going" in dialog
+    page = login(client, patient).get(url).content.decode()
+    assert "end-dialog" not in page
+    assert reverse("consults:leave", args=[in_consult.pk]) in page
+
+
+def test_chat_and_transcript_are_logs_and_chat_items_have_ids(client, patient, in_consult):
+    login(client, patient)
+    page = client.get(reverse("consults:room", args=[in_consult.pk])).content.decode()
+    assert 'id="chat-log" class="chat-log" role="log"' in page
+    client.post(reverse("consults:chat", args=[in_consult.pk]), {"text": "hello"})
+    message = in_consult.chat_messages.get()
+    fragment = client.get(reverse("consults:chat", args=[in_consult.pk])).content.decode()
+    assert f'id="chat-message-{message.pk}"' in fragment
+
+
+# --- Leaving the call (patient) ---------------------------------------------------------------
+
+
+def test_patient_leaving_keeps_the_visit_open_and_offers_to_rejoin(client, patient, in_consult):
+    services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket")
+    login(client, patient)
+    place_url = reverse("consults:visit_place", args=[in_consult.pk])
+    assert "data-auto-join" in client.get(place_url).content.decode()
+
+    response = client.post(reverse("consults:leave", args=[in_consult.pk]))
+    assert response["Location"] == reverse("consults:visit_detail", args=[in_consult.pk])
+    in_consult.refresh_from_db()
+    assert in_consult.status == VisitStatus.IN_CONSULT
+    assert not RoomPresence.objects.filter(visit=in_consult, left_at__isnull=True).exists()
+    # The visit page says so and offers to rejoin, instead of sending them straight back in.
+    for url in (place_url, reverse("consults:visit_detail", args=[in_consult.pk])):
+        page = client.get(url).content.decode()
+        assert "You left the call." in page and "data-auto-join" not in page
+        assert reverse("consults:room", args=[in_consult.pk]) in page
+    # Back in the room: the visit page would take them in again.
+    services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket-2")
+    assert "data-auto-join" in client.get(place_url).content.decode()
+
+
+def test_a_patient_not_yet_in_the_call_is_taken_in_not_told_they_left(patient, in_consult):
+    assert not selectors.patient_left_call(visit=in_consult)
+
+
+def test_physician_cannot_leave_the_call_only_end_it(client, physician, in_consult):
+    response = login(client, physician).post(reverse("consults:leave", args=[in_consult.pk]))
+    assert response.status_code == 403
+    with pytest.raises(services.BookingError, match="physician ends"):
+        services.visit_leave(visit=in_consult, user=physician)
+
+
+def test_leaving_after_the_visit_ended_goes_to_the_visit(client, patient, physician, in_consult):
+    services.visit_end(visit=in_consult, actor=physician)
+    response = login(client, patient).post(reverse("consults:leave", args=[in_consult.pk]))
+    assert response["Location"] == reverse("consults:visit_detail", args=[in_consult.pk])
+
+
 # --- Consent ----------------------------------------------------------------------------------
 
 

@@ -1,10 +1,13 @@
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from consults import services as visit_services
+from telehealth.models import AuditEvent
 from triage import services
+from triage.models import QueueSkip
 from triage.selectors import queue_board, queue_for_physician, queue_stats, waiting_place
 from triage.urgency import Urgency
 
@@ -95,3 +98,101 @@ def test_board_stats_count_overdue_and_no_shows(admin_user, physician, three_wai
     board = queue_board()
     stats = queue_stats(board=board)
     assert stats.waiting == 2 and stats.overdue == 1
+
+
+# --- Admitting out of order -------------------------------------------------------------------
+
+
+def test_admitting_past_a_more_urgent_patient_needs_a_reason(physician, three_waiting):
+    calm, _early, flagged = three_waiting
+    with pytest.raises(visit_services.AdmitNeedsReason) as refused:
+        visit_services.visit_admit(visit=calm, physician=physician, reason="  ")
+    [passed] = refused.value.passed_over
+    assert passed.entry.visit == flagged and passed.more_urgent
+    assert passed.why == "Very urgent"
+    calm.refresh_from_db()
+    assert calm.status == "checked_in" and not QueueSkip.objects.exists()
+
+
+def test_admitting_with_a_reason_records_and_audits_it(physician, three_waiting):
+    calm, _early, flagged = three_waiting
+    visit_services.visit_admit(visit=calm, physician=physician, reason="Booked follow-up, 2 min")
+    calm.refresh_from_db()
+    assert calm.status == "in_consult" and calm.started_at is not None
+    skip = QueueSkip.objects.get()
+    assert (skip.visit, skip.passed_over, skip.actor) == (calm, flagged, physician)
+    assert skip.passed_over_urgency == Urgency.VERY_URGENT
+    assert skip.reason == "Booked follow-up, 2 min"
+    event = AuditEvent.objects.get(object_type="queue_skip")
+    assert event.actor == physician and event.patient == calm.patient
+    assert event.object_id == str(calm.pk) and "Booked follow-up" in event.detail
+    assert f"#{flagged.pk} (Very urgent)" in event.detail
+
+
+def test_an_overdue_patient_of_the_same_level_is_passed_over_too(physician, three_waiting):
+    calm, early, flagged = three_waiting
+    visit_services.visit_admit(visit=flagged, physician=physician)  # first in line: no reason
+    _wait(calm, 130)  # standard allows 120 minutes
+    with pytest.raises(visit_services.AdmitNeedsReason) as refused:
+        visit_services.visit_admit(visit=early, physician=physician)
+    [passed] = refused.value.passed_over
+    assert passed.entry.visit == calm and not passed.more_urgent
+    assert passed.why == "waiting 10 min past the limit"
+
+
+def test_taking_the_next_patient_in_order_needs_no_reason(physician, three_waiting):
+    calm, early, flagged = three_waiting
+    visit_services.visit_admit(visit=flagged, physician=physician)
+    # Calm is ahead of early at the same level but within its maximum wait: ordinary choice.
+    visit_services.visit_admit(visit=early, physician=physician)
+    visit_services.visit_admit(visit=calm, physician=physician)
+    assert not QueueSkip.objects.exists()
+
+
+def test_a_more_urgent_patient_goes_before_an_overdue_less_urgent_one(physician, three_waiting):
+    calm, _early, flagged = three_waiting
+    _wait(calm, 300)
+    visit_services.visit_admit(visit=flagged, physician=physician)
+    assert not QueueSkip.objects.exists()
+
+
+def test_admit_view_asks_why_then_admits_with_the_reason(client, physician, db):
+    from tests.factories import PatientFactory
+
+    calm = visit_services.visit_join_on_demand(
+        patient=PatientFactory(first_name="Cal", last_name="Calm"), reason="calm"
+    )
+    urgent = _wait(
+        visit_services.visit_join_on_demand(
+            patient=PatientFactory(first_name="Vera", last_name="Ahead"),
+            reason="chest",
+            red_flags=["chest_pain"],
+        ),
+        50,
+    )
+    client.force_login(physician)
+    url = reverse("consults:admit", args=[calm.pk])
+
+    response = client.post(url)
+    assert response.status_code == 409
+    question = (
+        "Why admit this patient before Vera Ahead, who is Very urgent and waiting 40 min past "
+        "the limit?"
+    )
+    assert question in response.content.decode()
+    assert reverse("consults:admit", args=[urgent.pk]) in response.content.decode()
+    calm.refresh_from_db()
+    assert calm.status == "checked_in"
+
+    response = client.post(url, {"reason": " "})
+    assert response.status_code == 409
+    assert "Write a reason" in response.content.decode()
+
+    response = client.post(url, {"reason": "Interpreter only available now"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("consults:room", args=[calm.pk])
+    skip = QueueSkip.objects.get()
+    assert skip.passed_over == urgent and skip.overdue_minutes == 40
+    assert skip.reason == "Interpreter only available now"
+    # The other patient's queue entry shown on the page is an audited read.
+    assert AuditEvent.objects.filter(object_type="queue_entry", object_id=str(urgent.pk)).exists()

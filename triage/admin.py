@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from triage.models import Intake, UrgencyChange
+from triage.models import Intake, QueueSkip, UrgencyChange
 
 
 @admin.register(Intake)
@@ -12,6 +12,15 @@ class IntakeAdmin(admin.ModelAdmin):
 class UrgencyChangeAdmin(admin.ModelAdmin):
     list_display = ("visit", "previous", "level", "source", "actor", "created_at")
     list_filter = ("source", "level")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(QueueSkip)
+class QueueSkipAdmin(admin.ModelAdmin):
+    list_display = ("visit", "passed_over", "passed_over_urgency", "overdue_minutes", "actor")
+    list_filter = ("passed_over_urgency",)
 
     def has_change_permission(self, request, obj=None):
         return False

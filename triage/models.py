@@ -52,6 +52,31 @@ class UrgencyChange(models.Model):
         return f"#{self.visit_id}: {self.previous or '-'} → {self.level}"
 
 
+class QueueSkip(models.Model):
+    """A patient admitted before a more urgent or overdue one, with the physician's reason."""
+
+    visit = models.ForeignKey(
+        "consults.Visit", on_delete=models.CASCADE, related_name="queue_skips"
+    )
+    passed_over = models.ForeignKey(
+        "consults.Visit", on_delete=models.CASCADE, related_name="passed_over_by"
+    )
+    # The passed-over visit as the physician saw it when admitting.
+    passed_over_urgency = models.CharField(max_length=16, choices=Urgency.choices)
+    overdue_minutes = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=300)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"#{self.visit_id} admitted before #{self.passed_over_id}"
+
+
 class PhotoKind(models.TextChoices):
     SKIN = "skin", "Skin lesion (mole, spot, rash)"
     WOUND = "wound", "Wound or ulcer"

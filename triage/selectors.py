@@ -9,7 +9,7 @@ from django.utils import timezone
 from consults.models import Visit, VisitStatus
 from consults.selectors import visits_visible_to
 from telehealth.models import User
-from triage.urgency import LEVELS, urgency_rank
+from triage.urgency import LEVELS, is_more_urgent, urgency_rank
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,13 @@ class QueueEntry:
     @property
     def waited_minutes(self) -> int:
         return int(self.waited.total_seconds() // 60)
+
+    @property
+    def overdue_minutes(self) -> int:
+        """Whole minutes past the level's maximum wait: at least 1 when overdue, else 0."""
+        if not self.overdue:
+            return 0
+        return max(1, int((self.waited - self.max_wait).total_seconds() // 60))
 
 
 def _entries(visits: list[Visit], now: datetime) -> list[QueueEntry]:
@@ -44,6 +51,45 @@ def queue_for_physician(*, physician: User, now: datetime | None = None) -> list
     now = now or timezone.now()
     visits = visits_visible_to(physician).filter(_waiting()).select_related("intake")
     return _entries(list(visits), now)
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """A waiting visit that admitting another one first would jump."""
+
+    entry: QueueEntry
+    more_urgent: bool
+
+    @property
+    def why(self) -> str:
+        """Why they come first: their level, minutes past their maximum wait, or both."""
+        parts = []
+        if self.more_urgent:
+            parts.append(self.entry.visit.get_urgency_display())
+        if self.entry.overdue:
+            parts.append(f"waiting {self.entry.overdue_minutes} min past the limit")
+        return " and ".join(parts)
+
+
+def queue_passed_over(
+    *, visit: Visit, physician: User, now: datetime | None = None
+) -> list[PassedOver]:
+    """Visits ahead of ``visit`` in the physician's queue that are more urgent or overdue.
+
+    Admitting ``visit`` first needs a reason. A visit ahead at the same level that is still
+    within its maximum wait does not count: taking the next of equals is ordinary.
+    """
+    entries = queue_for_physician(physician=physician, now=now)
+    position = next((i for i, e in enumerate(entries) if e.visit.pk == visit.pk), None)
+    if position is None:
+        return []
+    level = entries[position].visit.urgency
+    passed = []
+    for entry in entries[:position]:
+        more_urgent = is_more_urgent(entry.visit.urgency, level)
+        if more_urgent or entry.overdue:
+            passed.append(PassedOver(entry, more_urgent))
+    return passed
 
 
 def queue_board(*, now: datetime | None = None) -> dict[str, list[QueueEntry]]:

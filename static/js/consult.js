@@ -1,5 +1,7 @@
 // The consult call: WebRTC media peer-to-peer, signaling over the room's WebSocket.
 // "Perfect negotiation": the patient's side is polite (yields on offer collisions).
+import { mergeItems, parseFragment } from "./live_list.js";
+
 const root = document.getElementById("consult");
 const role = root.dataset.role;
 const polite = role === "patient";
@@ -216,6 +218,16 @@ function endCall(text) {
   setTimeout(() => window.location.assign(root.dataset.afterUrl), 2500);
 }
 
+// The patient's "Leave call": hang up this side only. The visit stays open for the physician
+// (whose page says the patient left) and the patient's visit page offers to rejoin.
+function hangUp() {
+  ended = true;
+  for (const track of localStream.getTracks()) track.stop();
+  screenTrack?.stop();
+  pc?.close();
+  socket?.close();
+}
+
 function showConsent(state) {
   if (!state) return;
   for (const item of document.querySelectorAll("#consent-state [data-purpose]")) {
@@ -321,20 +333,35 @@ setInterval(() => {
   }
 }, 3000);
 
+// The call timer counts from the consult's start on the server (admission), corrected for this
+// device's clock, so a reload or a rejoin does not set it back to 00:00.
+const startedAtMs = Number(root.dataset.startedAt) * 1000;
+const clockSkewMs = Number(root.dataset.serverNow) * 1000 - Date.now();
+
+function showTimer() {
+  const since = startedAtMs ? Date.now() + clockSkewMs - startedAtMs : Date.now() - connectedAt;
+  const seconds = Math.max(0, Math.floor(since / 1000));
+  const pad = (n) => String(n).padStart(2, "0");
+  const hours = Math.floor(seconds / 3600);
+  const minutes = pad(Math.floor(seconds / 60) % 60);
+  $("call-timer").textContent = hours
+    ? `${hours}:${minutes}:${pad(seconds % 60)}`
+    : `${minutes}:${pad(seconds % 60)}`;
+}
+
 setInterval(() => {
-  if (!connectedAt || ended) return;
-  const seconds = Math.floor((Date.now() - connectedAt) / 1000);
-  const mm = String(Math.floor(seconds / 60)).padStart(2, "0");
-  $("call-timer").textContent = `${mm}:${String(seconds % 60).padStart(2, "0")}`;
+  if (ended || !(startedAtMs || connectedAt)) return;
+  showTimer();
 }, 1000);
 
 // --- Chat -------------------------------------------------------------------------------
 
 async function loadChat() {
   const response = await fetch(root.dataset.chatUrl, { credentials: "same-origin" });
-  if (response.ok) {
-    $("chat-log").innerHTML = await response.text();
-    $("chat-log").scrollTop = $("chat-log").scrollHeight;
+  if (!response.ok) return;
+  const log = $("chat-log");
+  if (mergeItems(log.querySelector("ul"), parseFragment(await response.text()))) {
+    log.scrollTop = log.scrollHeight;
   }
 }
 
@@ -356,8 +383,24 @@ $("chat-form").addEventListener("submit", async (event) => {
   }
 });
 
+// --- End (physician) and leave (patient) --------------------------------------------------
+
+const endDialog = $("end-dialog");
+if (endDialog) {
+  $("btn-end").addEventListener("click", () => endDialog.showModal());
+  $("btn-end-cancel").addEventListener("click", () => endDialog.close());
+}
+
+// The form post records the leave, so the visit page knows at once (recorder.js may hold the
+// post back briefly to upload the last audio).
+$("leave-form")?.addEventListener("submit", () => {
+  hangUp();
+  setStatus("You left the call.", "ended");
+});
+
 window.__consult = { role, get pc() { return pc; }, get stream() { return localStream; } };
 
+if (startedAtMs) showTimer();
 await acquireMedia();
 connectSocket();
 loadChat();

@@ -7,6 +7,8 @@
 // neighbours: the server keeps every word from the chunk that heard it whole, once
 // (consults/speech/stitch.py). Unsent chunks stay in memory and are retried with backoff; the
 // server is idempotent on index.
+import { mergeItems, parseFragment } from "./live_list.js";
+
 const CHUNK_MS = 5000;
 const OVERLAP_MS = 1000;
 const MAX_QUEUED = 120; // ~10 minutes of audio kept while the connection is down
@@ -180,29 +182,47 @@ function initRoom(root) {
     }
   }
 
-  // The physician ends the visit with a form post: send what is recorded first (briefly).
-  const endForm = document.getElementById("end-form");
-  endForm?.addEventListener("submit", async (event) => {
-    if (!state.running && !state.queue.length) return;
-    event.preventDefault();
-    stop();
-    const deadline = Date.now() + 4000;
-    while ((state.queue.length || state.uploading) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    endForm.submit();
-  });
+  // The physician ends the visit, or the patient leaves the call, with a form post: send what
+  // is recorded first (briefly).
+  for (const form of ["end-form", "leave-form"].map((id) => document.getElementById(id))) {
+    form?.addEventListener("submit", async (event) => {
+      if (!state.running && !state.queue.length) return;
+      event.preventDefault();
+      stop();
+      const deadline = Date.now() + 4000;
+      while ((state.queue.length || state.uploading) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      form.submit();
+    });
+  }
 
   const panel = document.getElementById("transcript-live");
   let refreshing = null;
+
+  // Only new (or corrected) lines enter the log; the red-flag box is replaced only when it
+  // changes, since role="alert" is read out each time it is inserted.
+  function showTranscript(fragment) {
+    const lines = panel.querySelector("ol");
+    const incoming = fragment.querySelector("ol.transcript-lines");
+    if (incoming) {
+      lines.dataset.state = incoming.dataset.state;
+      lines.dataset.pending = incoming.dataset.pending;
+      if (mergeItems(lines, incoming)) panel.scrollTop = panel.scrollHeight;
+    }
+    const alerts = fragment.querySelector("#transcript-alerts");
+    const shown = document.getElementById("transcript-alerts");
+    if (!alerts) shown?.remove();
+    else if (!shown?.isEqualNode(alerts)) {
+      document.getElementById("transcript-alerts-slot").replaceChildren(alerts);
+    }
+  }
+
   async function refreshTranscript() {
     if (!panel || refreshing) return;
     refreshing = fetch(root.dataset.transcriptUrl, { credentials: "same-origin" })
       .then(async (response) => {
-        if (response.ok) {
-          panel.innerHTML = await response.text();
-          panel.scrollTop = panel.scrollHeight;
-        }
+        if (response.ok) showTranscript(parseFragment(await response.text()));
       })
       .catch(() => {})
       .finally(() => {

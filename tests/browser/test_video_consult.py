@@ -60,5 +60,7 @@ def test_patient_and_physician_hold_a_video_call_and_reconnect(live_asgi, browse
     doctor_page.wait_for_function("() => window.__consultPeer !== window.__callBeforeReload")
     _assert_call_up(doctor_page)
 
+    # Ending asks for confirmation first (tests/browser/test_consult_controls.py: cancelling).
     doctor_page.get_by_role("button", name="End visit").click()
+    doctor_page.get_by_role("button", name="Yes, end the visit").click()
     expect(patient_page.locator("#call-status")).to_have_text("The visit has ended.")
