@@ -50,7 +50,20 @@ class SlotForm(forms.Form):
         return datetime.fromisoformat(self.cleaned_data["slot"])
 
 
+class _AnySlotField(forms.ChoiceField):
+    """Offers the free slots, but takes any well-formed time: visit_book says whether it is
+    still free, so a slot lost since the page loaded (or booked already by this patient, via
+    Back) gets the same clear answer as one lost mid-booking."""
+
+    def valid_value(self, value) -> bool:
+        try:
+            return datetime.fromisoformat(str(value)).tzinfo is not None
+        except ValueError:
+            return False
+
+
 class BookingForm(IntakeForm, SlotForm):
+    slot = _AnySlotField(label="Choose a time", widget=forms.RadioSelect)
     field_order = ["slot", "reason", "symptoms", "symptom_duration", "red_flags"]
 
 

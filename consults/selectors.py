@@ -146,6 +146,31 @@ def slot_minutes_at(*, physician: User, start: datetime) -> int:
     return rule.slot_minutes if rule else 20
 
 
+def patient_visits_near(
+    *, patient: User, start: datetime, end: datetime
+) -> tuple[list[Visit], list[Visit]]:
+    """The patient's active scheduled visits that overlap [start, end), and the others on the
+    same day (in the patient's time zone)."""
+    tz = zoneinfo.ZoneInfo(patient.time_zone)
+    day_start = datetime.combine(start.astimezone(tz).date(), time.min, tzinfo=tz)
+    day_end = day_start + timedelta(days=1)
+    candidates = Visit.objects.select_related("physician").filter(
+        patient=patient,
+        status__in=ACTIVE_STATUSES,
+        # A visit that began the day before may still run into this one.
+        scheduled_start__gte=min(day_start, start) - timedelta(days=1),
+        scheduled_start__lt=max(day_end, end),
+    )
+    overlapping, same_day = [], []
+    for visit in candidates.order_by("scheduled_start"):
+        visit_end = visit.scheduled_start + timedelta(minutes=visit.duration_minutes)
+        if visit.scheduled_start < end and visit_end > start:
+            overlapping.append(visit)
+        elif day_start <= visit.scheduled_start < day_end:
+            same_day.append(visit)
+    return overlapping, same_day
+
+
 def no_shows_since(*, since: datetime) -> int:
     return Visit.objects.filter(status=VisitStatus.NO_SHOW, scheduled_start__gte=since).count()
 

@@ -1,5 +1,6 @@
 """Writes for booking and the visit lifecycle."""
 
+import zoneinfo
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from consults.attachments import attachment_clean
 from consults.models import (
+    ACTIVE_STATUSES,
     AvailabilityException,
     AvailabilityRule,
     ChatMessage,
@@ -17,7 +19,7 @@ from consults.models import (
     VisitStatus,
 )
 from consults.realtime import room_push
-from consults.selectors import slot_is_free, slot_minutes_at
+from consults.selectors import patient_visits_near, slot_is_free, slot_minutes_at
 from telehealth.models import User
 from telehealth.private_media import private_save
 from triage.realtime import queue_changed
@@ -45,6 +47,50 @@ def _require_patient(user: User) -> None:
         raise BookingError("Only patients can book visits.")
 
 
+class SlotTaken(BookingError):
+    """Someone else booked the slot after the page offered it."""
+
+
+class AlreadyBooked(BookingError):
+    """The patient already holds exactly this booking (the form sent again, e.g. after Back)."""
+
+    def __init__(self, visit: Visit):
+        super().__init__("You have already booked this visit.")
+        self.visit = visit
+
+
+class SameDayVisit(BookingError):
+    """The patient already has a visit that day: a second one needs their confirmation."""
+
+    def __init__(self, visits: list[Visit]):
+        super().__init__("You already have a visit that day.")
+        self.visits = visits
+
+
+def _local(moment: datetime, *, patient: User) -> str:
+    return moment.astimezone(zoneinfo.ZoneInfo(patient.time_zone)).strftime("%H:%M on %a %d %b")
+
+
+def _slot_unavailable(*, patient: User, physician: User, start: datetime) -> BookingError:
+    """Why ``start`` cannot be booked: the patient's own booking, their other visit, or taken."""
+    mine = (
+        Visit.objects.select_related("physician")
+        .filter(patient=patient, scheduled_start=start, status__in=ACTIVE_STATUSES)
+        .first()
+    )
+    if mine is not None and mine.physician_id == physician.pk:
+        return AlreadyBooked(mine)
+    if mine is not None:
+        return BookingError(
+            f"You already have a visit at {_local(start, patient=patient)} with "
+            f"{mine.physician.display_name}. Please choose another time."
+        )
+    return SlotTaken(
+        f"{_local(start, patient=patient)} is no longer available: someone else booked it "
+        "while you were choosing. Please choose another time."
+    )
+
+
 def visit_book(
     *,
     patient: User,
@@ -54,10 +100,14 @@ def visit_book(
     symptoms: str = "",
     symptom_duration: str = "",
     red_flags: list[str] | None = None,
+    same_day_confirmed: bool = False,
 ) -> Visit:
     """Book ``start`` in the physician's calendar with the patient's intake.
 
-    The slot check is advisory; the unique constraint on (physician, start) settles races.
+    Refused when it overlaps another of the patient's visits; a visit on a day the patient
+    already has one needs ``same_day_confirmed`` (else ``SameDayVisit``), so a form sent twice
+    does not quietly book twice. The slot check is advisory; the unique constraints on
+    (physician, start) and (patient, start) settle races.
     """
     _require_patient(patient)
     if not physician.is_physician:
@@ -65,7 +115,20 @@ def visit_book(
     if start <= timezone.now():
         raise BookingError("That time has already passed. Choose a later slot.")
     if not slot_is_free(physician=physician, start=start):
-        raise BookingError("That slot is no longer available. Please choose another time.")
+        raise _slot_unavailable(patient=patient, physician=physician, start=start)
+    duration = slot_minutes_at(physician=physician, start=start)
+    overlapping, same_day = patient_visits_near(
+        patient=patient, start=start, end=start + timedelta(minutes=duration)
+    )
+    if overlapping:
+        other = overlapping[0]
+        raise BookingError(
+            f"You already have a visit at {_local(other.scheduled_start, patient=patient)} with "
+            f"{other.physician.display_name}, which overlaps this time. "
+            "Please choose another time."
+        )
+    if same_day and not same_day_confirmed:
+        raise SameDayVisit(same_day)
     try:
         with transaction.atomic():
             visit = Visit.objects.create(
@@ -73,7 +136,7 @@ def visit_book(
                 physician=physician,
                 kind=Visit.Kind.SCHEDULED,
                 scheduled_start=start,
-                duration_minutes=slot_minutes_at(physician=physician, start=start),
+                duration_minutes=duration,
                 reason=reason,
             )
             intake_record(
@@ -84,10 +147,7 @@ def visit_book(
                 red_flags=red_flags,
             )
     except IntegrityError as exc:
-        raise BookingError(
-            "That slot was just taken, or you already have a visit at that time. "
-            "Please choose another time."
-        ) from exc
+        raise _slot_unavailable(patient=patient, physician=physician, start=start) from exc
     queue_changed(visit=visit, event="booked")
     return visit
 

@@ -85,7 +85,21 @@ def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
                 symptoms=form.cleaned_data["symptoms"],
                 symptom_duration=form.cleaned_data["symptom_duration"],
                 red_flags=form.cleaned_data["red_flags"],
+                same_day_confirmed=request.POST.get("confirm_same_day") == "1",
             )
+        except services.AlreadyBooked as exc:
+            messages.info(request, str(exc))
+            return redirect("consults:visit_detail", visit_id=exc.visit.pk)
+        except services.SameDayVisit as exc:
+            context = {"form": form, "physician": physician, "tz": tz, "visits": exc.visits}
+            return render(request, "consults/book_confirm.html", {**context, **picked})
+        except services.SlotTaken as exc:
+            # Offer what is free now: the lost slot is gone from the list, so not selected;
+            # the message goes above the list, where it is seen.
+            picked = _slots_by_day(request, physician=physician, tz=tz)
+            form = BookingForm(request.POST, slots=picked["slots"], tz=tz)
+            form.is_valid()
+            form.add_error(None, str(exc))
         except services.BookingError as exc:
             form.add_error(None, str(exc))
         else:
