@@ -27,7 +27,10 @@ def attachment_clean(*, data: bytes) -> CleanAttachment:
     from triage.vision.imageio import ImageError, load_image
 
     try:
-        image = load_image(data, max_bytes=MAX_ATTACHMENT_BYTES, max_pixels=40_000_000)
+        # Only the re-encoded JPEG is kept: no full-size copy of the pixels is wanted.
+        image = load_image(
+            data, max_bytes=MAX_ATTACHMENT_BYTES, max_pixels=40_000_000, rgb_max_side=64
+        )
     except ImageError as exc:
         raise AttachmentRejected(
             f"{exc} Attach a photo (JPEG, PNG or WebP) or a PDF document."

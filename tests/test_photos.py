@@ -157,3 +157,50 @@ def test_upload_form_records_ai_consent_and_queues_analysis(
     photo = Photo.objects.get()
     assert photo.status == Photo.Status.QUEUED
     delay.assert_called_once_with(photo.pk)
+
+
+# --- Memory: a photo's decode is bounded (bench/upload_memory.py measures the same uploads) ----
+
+
+def test_a_refused_bomb_loses_nothing_else_of_the_upload(client, visit, patient):
+    from bench.upload_memory import bomb_png
+
+    good = io.BytesIO((FIXTURES / "ham_nv.jpg").read_bytes())
+    good.name = "nv.jpg"
+    bomb = io.BytesIO(bomb_png())
+    bomb.name = "zeros.png"
+    response = login(client, patient).post(
+        reverse("triage:photo_add", args=[visit.pk]),
+        {"kind": "skin", "body_site": "left forearm", "photos": [good, bomb]},
+    )
+    assert response.status_code == 200  # the form again, saying why one photo was refused
+    (rejected,) = response.context["rejected"]
+    assert rejected.name == "zeros.png" and "6300x6300 pixels" in rejected.reasons[0]
+    assert "JPEG" in rejected.reasons[0]
+    assert b"6300x6300 pixels" in response.content and b"left forearm" in response.content
+    assert Photo.objects.get().width == 200  # the good photo was kept
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+def test_upload_peak_memory_stays_bounded(transactional_db, patient, tmp_path):
+    """Each upload in a fresh process: growth of peak RSS over the POST, not a timing."""
+    from bench.upload_memory import run_child, write_photos
+    from tests.workers import database_url
+
+    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole changed")
+    photos_on_disk = write_photos(tmp_path, names=("bomb", "phone_12mp"))
+
+    def upload(name: str) -> dict:
+        return run_child(
+            database_url=database_url(),
+            visit_id=visit.pk,
+            photo=photos_on_disk[name],
+            variant="after",
+        )
+
+    bomb = upload("bomb")  # 113 KB; took the web process from 177 to 704 MiB before the budget
+    assert bomb["stored"] == 0 and "6300x6300 pixels" in bomb["refused"][0]
+    assert bomb["growth_mib"] < 16
+    phone = upload("phone_12mp")  # rotated by EXIF, so two full-size copies for a moment
+    assert phone["stored"] == 1 and phone["size"] == [3024, 4032]
+    assert phone["growth_mib"] < photos.MAX_PHOTO_DECODED_BYTES / 2**20

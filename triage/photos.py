@@ -37,6 +37,10 @@ from triage.services import TriageError, visit_urgency_override, visit_urgency_r
 
 MAX_PHOTO_BYTES = 15 * 1024 * 1024
 MAX_PHOTO_PIXELS = 40_000_000
+# The memory one photo's decode may hold (imageio.decode_cost): larger JPEGs are decoded at a
+# reduced scale, other formats refused. The quality check needs no more than a reduced copy.
+MAX_PHOTO_DECODED_BYTES = 128 * 2**20
+QUALITY_PREVIEW_SIDE = 1024
 MAX_PHOTOS_PER_CONCERN = 3
 # Wound beds are red, yellow or black: the "is this skin?" check does not apply to them.
 WOUND_IGNORED_FLAGS = {"not_skin", "not_centred", "subject_too_small"}
@@ -79,11 +83,17 @@ def photos_submit(
     rejected: list[RejectedPhoto] = []
     for name, data in files:
         try:
-            image = load_image(data, max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
+            image = load_image(
+                data,
+                max_bytes=MAX_PHOTO_BYTES,
+                max_pixels=MAX_PHOTO_PIXELS,
+                max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
+                rgb_max_side=QUALITY_PREVIEW_SIDE,
+            )
         except ImageError as exc:
             rejected.append(RejectedPhoto(name, [str(exc)]))
             continue
-        quality = assess_quality(image.rgb)
+        quality = assess_quality(image.rgb, size=(image.width, image.height))
         reasons = _blocking_reasons(kind=kind, flags=quality.flags)
         if reasons:
             rejected.append(RejectedPhoto(name, reasons))
@@ -134,7 +144,10 @@ def photo_analyse(*, photo_id: int) -> PhotoAnalysis | None:
         return None
     from triage.vision.imageio import load_image
 
-    rgb = load_image(private_read(photo.file_path), max_bytes=MAX_PHOTO_BYTES).rgb
+    # Our own JPEG, at its stored size: the scale and the wound area are in its pixels.
+    rgb = load_image(
+        private_read(photo.file_path), max_bytes=MAX_PHOTO_BYTES, max_decoded_bytes=None
+    ).rgb
     if photo.concern.kind == PhotoKind.SKIN:
         fields = _skin_fields(rgb)
     else:

@@ -26,24 +26,28 @@ from tests.fuzz.support import (
     forged_png,
     fuzz_settings,
     image_bytes,
+    memory_bound,
     png_chunk,
     tally,
     tone_wav,
     wav,
 )
-from triage.photos import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS
+from triage.photos import MAX_PHOTO_BYTES, MAX_PHOTO_DECODED_BYTES, MAX_PHOTO_PIXELS
 from triage.vision.imageio import (
     MAX_SIDE,
     CorruptImage,
     ImageTooLarge,
     UnsupportedImage,
+    decode_cost,
     load_image,
 )
 from triage.vision.quality import assess_quality
 
-# Decoding is allowed its working set, never more: the largest photo load_image accepts (40 MP)
-# peaks at about 400 MiB; audio is capped at MAX_DECODED_SECONDS, fuzzed clips are far shorter.
+# Decoding is allowed its working set, never more: audio is capped at MAX_DECODED_SECONDS (fuzzed
+# clips are far shorter); photos at their decode budget (IMAGE_MEMORY_BOUND_MIB).
 MEMORY_BOUND_MIB = 512
+# load_image holds at most MAX_PHOTO_DECODED_BYTES (128 MiB) decoding, then its full-size RGB copy.
+IMAGE_MEMORY_BOUND_MIB = 256
 
 
 @fuzz_settings(1200)
@@ -87,6 +91,7 @@ def test_decoding_stops_at_max_seconds():
 )
 # A PNG 65,501 pixels wide loaded, then failed as a plain OSError when stored as JPEG.
 @example(data=WIDE_PNG)
+@memory_bound(IMAGE_MEMORY_BOUND_MIB)
 def test_image_loader_raises_only_its_image_errors(data):
     tally("decoder: triage.vision.imageio.load_image + quality")
     try:
@@ -107,13 +112,23 @@ def test_image_loader_raises_only_its_image_errors(data):
 
 @fuzz_settings(600)
 @given(data=forged_png())
+@memory_bound(IMAGE_MEMORY_BOUND_MIB)
 def test_declared_png_size_is_checked_before_any_decoding(data):
     tally("decoder: load_image on forged PNG headers")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     try:
-        image = load_image(data, max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
+        image = load_image(
+            data,
+            max_bytes=MAX_PHOTO_BYTES,
+            max_pixels=MAX_PHOTO_PIXELS,
+            max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
+        )
     except ImageTooLarge:
-        assert width * height > MAX_PHOTO_PIXELS or max(width, height) > MAX_SIDE
+        assert (
+            width * height > MAX_PHOTO_PIXELS
+            or max(width, height) > MAX_SIDE
+            or decode_cost(Image.open(io.BytesIO(data))) > MAX_PHOTO_DECODED_BYTES
+        )
         return
     except (UnsupportedImage, CorruptImage):
         return

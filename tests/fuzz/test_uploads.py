@@ -39,8 +39,8 @@ from tests.test_permissions import login
 from triage.models import Photo
 from triage.photos import MAX_PHOTO_BYTES
 
-# The server holds at most one decoded photo (about 400 MiB for the largest it accepts, 40 MP);
-# the test client holds the 10-15 MB over-limit bodies three or four times over.
+# The server holds at most one photo's decode (MAX_PHOTO_DECODED_BYTES, 128 MiB; 400 MiB before
+# that budget); the test client holds the 10-15 MB over-limit bodies three or four times over.
 MEMORY_BOUND_MIB = 512
 
 WAV = tone_wav()

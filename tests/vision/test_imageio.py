@@ -12,7 +12,13 @@ import pytest
 from PIL import Image
 
 from tests.vision.conftest import FIXTURES, jpeg_bytes
-from triage.vision.imageio import CorruptImage, ImageTooLarge, UnsupportedImage, load_image
+from triage.vision.imageio import (
+    CorruptImage,
+    ImageTooLarge,
+    UnsupportedImage,
+    decode_cost,
+    load_image,
+)
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -120,3 +126,61 @@ def test_exif_orientation_is_applied_and_gps_is_stripped():
     assert len(stored.getexif()) == 0
     assert b"Exif" not in loaded.jpeg and b"PhoneMaker" not in loaded.jpeg
     assert stored.size == (100, 200)
+
+
+# --- Memory: the decode budget -----------------------------------------------------------------
+
+
+def _encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def test_decode_cost_counts_what_decoding_holds_from_the_header_alone():
+    rgb = Image.new("RGB", (100, 50), (200, 150, 130))
+    plain = Image.open(io.BytesIO(_encoded(rgb, "JPEG")))
+    assert decode_cost(plain) == 100 * 50 * 4  # RGB is held 4 bytes a pixel
+    assert decode_cost(plain, scale=2) == 50 * 25 * 4
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = Image.open(io.BytesIO(_encoded(rgb, "JPEG", exif=exif.tobytes())))
+    assert decode_cost(rotated) == 2 * 100 * 50 * 4  # the rotated copy
+    progressive = Image.open(io.BytesIO(_encoded(rgb, "JPEG", progressive=True)))
+    assert decode_cost(progressive, scale=2) == 50 * 25 * 4 + 100 * 50 * 3 * 2  # coefficients
+    webp = Image.open(io.BytesIO(_encoded(rgb, "WEBP")))
+    assert decode_cost(webp) == 100 * 50 * (4 + 12)  # libwebp's own buffers
+    grey = Image.open(io.BytesIO(_encoded(rgb.convert("L"), "PNG")))
+    assert decode_cost(grey) == 100 * 50 * (1 + 1 + 4)  # pixels, maybe rotated, RGB copy
+
+
+def test_jpeg_over_the_budget_is_decoded_at_a_smaller_scale():
+    data = jpeg_bytes(Image.new("RGB", (800, 600), (200, 150, 130)))
+    loaded = load_image(data, max_decoded_bytes=800 * 600 * 4 // 3)
+    assert (loaded.width, loaded.height) == (400, 300)
+    assert Image.open(io.BytesIO(loaded.jpeg)).size == (400, 300)
+    assert loaded.rgb.shape == (300, 400, 3)
+
+
+def test_png_over_the_budget_is_refused_before_decoding_and_says_what_to_send():
+    data = _encoded(Image.new("RGB", (800, 600)), "PNG")
+    tracemalloc.start()
+    with pytest.raises(ImageTooLarge) as refused:
+        load_image(data, max_decoded_bytes=800 * 600 * 4)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert "800x600 pixels" in str(refused.value) and "JPEG" in str(refused.value)
+    assert peak < 2**20
+
+
+def test_the_budget_is_off_for_files_we_wrote_ourselves():
+    data = jpeg_bytes(Image.new("RGB", (800, 600), (200, 150, 130)))
+    assert load_image(data, max_decoded_bytes=None).width == 800
+
+
+def test_a_reduced_rgb_copy_leaves_the_stored_jpeg_full_size():
+    data = jpeg_bytes(Image.new("RGB", (1000, 400), (200, 150, 130)))
+    loaded = load_image(data, rgb_max_side=256)
+    assert (loaded.width, loaded.height) == (1000, 400)
+    assert loaded.rgb.shape == (100, 250, 3)  # box-averaged by 4
+    assert Image.open(io.BytesIO(loaded.jpeg)).size == (1000, 400)

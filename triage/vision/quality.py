@@ -116,7 +116,7 @@ def _subject(rgb: np.ndarray) -> tuple[float, float]:
     return area, float(np.hypot(dx, dy) / np.sqrt(2))
 
 
-def measure(rgb: np.ndarray) -> dict[str, float]:
+def measure(rgb: np.ndarray, *, size: tuple[int, int] | None = None) -> dict[str, float]:
     """Raw measurements used by `assess_quality` (exposed for calibration)."""
     small = _resize(rgb)
     gray = _luminance(small)
@@ -124,7 +124,7 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
     colourless = saturation < 0.08
     area, offset = _subject(small)
     return {
-        "min_side": float(min(rgb.shape[:2])),
+        "min_side": float(min(size or rgb.shape[:2])),
         "sharpness": sharpness(gray),
         "mean_luminance": float(gray.mean()),
         "dark_share": float((gray < 0.08).mean()),
@@ -146,9 +146,13 @@ def _ramp(value: float, bad: float, good: float) -> float:
     return float(np.clip((value - bad) / (good - bad), 0.0, 1.0))
 
 
-def assess_quality(rgb: np.ndarray) -> QualityReport:
-    """Check an RGB uint8 photo and say, in plain words, what to fix."""
-    m = measure(rgb)
+def assess_quality(rgb: np.ndarray, *, size: tuple[int, int] | None = None) -> QualityReport:
+    """Check an RGB uint8 photo and say, in plain words, what to fix.
+
+    ``size`` is the photo's (width, height) when ``rgb`` is a reduced copy of it: every check
+    but the resolution one runs at ANALYSIS_SIDE anyway.
+    """
+    m = measure(rgb, size=size)
     flags: list[QualityFlag] = []
     scores: dict[str, float] = {}
 
