@@ -5,6 +5,7 @@ Pure wording and arithmetic on rows already loaded; the reads live in ``triage.p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,13 +109,17 @@ def wound_size(
     return WoundSize(None, "", area_px, px_per_cm)
 
 
+def _shown(value: float) -> float:
+    """The value as printed: one decimal from 1 cm² up, two significant digits below."""
+    two_digits = float(f"{value:.2g}")
+    return round(value, 1) if two_digits >= 1 else two_digits
+
+
 def format_cm2(value: float) -> str:
-    """One decimal from 1 cm² up; two significant digits below (0.8, 0.25), so none reads as 0."""
-    if value >= 1:
-        return f"{value:.1f} cm²"
     if value < 0.01:
         return "under 0.01 cm²"
-    return f"{value:.2g} cm²"
+    shown = _shown(value)
+    return f"{shown:.1f} cm²" if shown >= 1 else f"{shown:g} cm²"
 
 
 def short_date(moment: datetime) -> str:
@@ -141,10 +146,11 @@ def trend_sentences(points: list[AreaPoint]) -> list[str]:
     first, last = points[0], points[-1]
     if timezone.localdate(first.when) == timezone.localdate(last.when):
         return [f"All measured photos are from {short_date(first.when)}: no trend yet."]
-    change = last.cm2 - first.cm2
-    percent = 100 * change / first.cm2 if first.cm2 > 0 else 0.0
+    # From the printed values, so "5.4 then, 4.0 now" is "smaller by 1.4", not 1.3.
+    change = _shown(last.cm2) - _shown(first.cm2)
+    percent = 100 * (last.cm2 - first.cm2) / first.cm2 if first.cm2 > 0 else 0.0
     since = short_date(first.when)
-    if abs(percent) < 1:
+    if abs(percent) < 1 or change == 0:
         headline = f"About the same size ({format_cm2(last.cm2)}) since {since}."
     else:
         word = "Smaller" if change < 0 else "Larger"
@@ -174,6 +180,7 @@ class ChartDot:
     y: float
     value: str
     date: str
+    anchor: str  # where the value's label hangs: start, middle or end
 
     @property
     def label_y(self) -> float:
@@ -196,8 +203,17 @@ class AreaChart:
     description: str
 
 
-CHART_WIDTH, CHART_HEIGHT = 360, 150
-CHART_MARGIN = {"left": 48, "right": 16, "top": 22, "bottom": 26}
+CHART_WIDTH, CHART_HEIGHT = 420, 160
+CHART_MARGIN = {"left": 56, "right": 24, "top": 24, "bottom": 26}
+NICE_STEPS = (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The next round number at or above value (…, 4, 5, 6, 8, 10, 15, …), for the y axis."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(step * magnitude for step in NICE_STEPS if step * magnitude >= value - 1e-9)
 
 
 def area_chart(points: list[AreaPoint]) -> AreaChart | None:
@@ -210,15 +226,17 @@ def area_chart(points: list[AreaPoint]) -> AreaChart | None:
     plot_h = CHART_HEIGHT - m["top"] - m["bottom"]
     t0 = points[0].when
     span = (points[-1].when - t0).total_seconds() or 1.0
-    y_max = max(p.cm2 for p in points) * 1.2 or 1.0
+    y_max = _nice_ceiling(max(p.cm2 for p in points) * 1.1)
+    last = len(points) - 1
     dots = [
         ChartDot(
             x=round(m["left"] + plot_w * (p.when - t0).total_seconds() / span, 1),
             y=round(m["top"] + plot_h * (1 - p.cm2 / y_max), 1),
             value=format_cm2(p.cm2),
             date=short_date(p.when),
+            anchor="start" if i == 0 else "end" if i == last else "middle",
         )
-        for p in points
+        for i, p in enumerate(points)
     ]
     return AreaChart(
         width=CHART_WIDTH,
