@@ -1,10 +1,12 @@
 from django.contrib import admin
 
 from consults.models import AvailabilityException, AvailabilityRule, Visit
+from telehealth.admin import AuditedReadsAdmin
 
 
 @admin.register(Visit)
-class VisitAdmin(admin.ModelAdmin):
+class VisitAdmin(AuditedReadsAdmin):
+    audit_object_type = "visit"
     list_display = ("id", "patient", "physician", "kind", "status", "scheduled_start", "urgency")
     list_filter = ("status", "kind", "urgency")
     search_fields = ("patient__email", "physician__email", "reason")

@@ -4,3 +4,21 @@ from django.apps import AppConfig
 class ConsultsConfig(AppConfig):
     name = "consults"
     verbose_name = "Consults"
+
+    def ready(self) -> None:
+        from consults.models import AudioChunk, ChatMessage, Recording, TranscriptSegment, Visit
+        from consults.selectors import visit_dates_of
+        from telehealth.audit import audit_visit_dates_register
+
+        # The patient's "Who opened my record" page names the visit each audited object is of.
+        for object_types, model, visit_path in (
+            (("visit", "consult", "chat", "note", "note_fhir", "summary", "transcript"), Visit, ""),
+            (("attachment",), ChatMessage, "visit"),
+            (("recording",), Recording, "visit"),
+            (("audio",), AudioChunk, "recording__visit"),
+            (("transcript_segment",), TranscriptSegment, "visit"),
+        ):
+            audit_visit_dates_register(
+                object_types=object_types,
+                visit_dates=visit_dates_of(model=model, visit_path=visit_path),
+            )

@@ -1,9 +1,11 @@
 """Reads for visits and availability; ``visits_visible_to`` is the one permission gate."""
 
 import zoneinfo
+from collections.abc import Callable, Collection
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from consults.models import (
@@ -231,3 +233,23 @@ def visits_to_sign(*, physician: User) -> QuerySet[Visit]:
         .exclude(note__status="signed")
         .order_by("ended_at", "pk")
     )
+
+
+def visit_dates_of(
+    *, model: type[Model], visit_path: str
+) -> Callable[[Collection[str]], dict[str, datetime]]:
+    """A lookup of when the visit of each ``model`` object was (its slot, else its start, else
+    its booking), by object id, for the patient's "Who opened my record" page (telehealth.audit).
+    ``visit_path`` leads from the object to its visit ("" for a visit itself)."""
+    prefix = f"{visit_path}__" if visit_path else ""
+    when = Coalesce(f"{prefix}scheduled_start", f"{prefix}started_at", f"{prefix}created_at")
+
+    def lookup(ids: Collection[str]) -> dict[str, datetime]:
+        rows = (
+            model.objects.filter(pk__in=[int(i) for i in ids if i.isdigit()])
+            .annotate(visit_when=when)
+            .values_list("pk", "visit_when")
+        )
+        return {str(pk): visit_when for pk, visit_when in rows}
+
+    return lookup

@@ -81,7 +81,11 @@ class AuditAction(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    """One access to health data: who, what, when, from where. Never updated or deleted."""
+    """One access to health data: who, what, when, from where. Never rewritten or deleted.
+
+    The one change an event sees: when the same read repeats within ``AUDIT_REPEAT_WINDOW`` of
+    it (same person, object and place), ``count`` and ``last_seen_at`` grow (telehealth.audit).
+    """
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
@@ -101,10 +105,16 @@ class AuditEvent(models.Model):
     user_agent = models.CharField(max_length=256, blank=True)
     path = models.CharField(max_length=512, blank=True)
     detail = models.CharField(max_length=256, blank=True)
+    count = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(null=True, blank=True)  # the last repeat, if any
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["patient", "created_at"])]
+        indexes = [
+            models.Index(fields=["patient", "created_at"]),
+            # Finding the event a repeated read counts on.
+            models.Index(fields=["actor", "object_type", "object_id", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}"

@@ -1,15 +1,20 @@
 from django.contrib import admin
 
+from telehealth.admin import AuditedReadsAdmin
 from triage.models import Intake, QueueSkip, UrgencyChange
 
 
 @admin.register(Intake)
-class IntakeAdmin(admin.ModelAdmin):
+class IntakeAdmin(AuditedReadsAdmin):
+    audit_object_type = "intake"
+    audit_patients = ("visit__patient",)
     list_display = ("visit", "reason", "symptom_duration", "created_at")
 
 
 @admin.register(UrgencyChange)
-class UrgencyChangeAdmin(admin.ModelAdmin):
+class UrgencyChangeAdmin(AuditedReadsAdmin):
+    audit_object_type = "urgency_change"
+    audit_patients = ("visit__patient",)
     list_display = ("visit", "previous", "level", "source", "actor", "created_at")
     list_filter = ("source", "level")
 
@@ -18,7 +23,11 @@ class UrgencyChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(QueueSkip)
-class QueueSkipAdmin(admin.ModelAdmin):
+class QueueSkipAdmin(AuditedReadsAdmin):
+    # As triage.services.queue_skip_record names it: by the admitted visit; about both patients.
+    audit_object_type = "queue_skip"
+    audit_object_id = "visit_id"
+    audit_patients = ("visit__patient", "passed_over__patient")
     list_display = ("visit", "passed_over", "passed_over_urgency", "overdue_minutes", "actor")
     list_filter = ("passed_over_urgency",)
 

@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 from consults import services as visit_services
 from consults.selectors import visits_to_sign
 from consults.views import visit_or_404
-from telehealth.audit import audit_record
-from telehealth.models import AuditAction, Role
+from telehealth.audit import audit_reads
+from telehealth.models import Role
 from telehealth.permissions import role_required
 from triage import services
 from triage.forms import ReassignForm, UrgencyOverrideForm
@@ -18,15 +18,9 @@ from triage.selectors import QueueEntry, queue_board, queue_for_physician, queue
 
 
 def _audit_queue_reads(request: HttpRequest, entries: list[QueueEntry]) -> None:
-    for entry in entries:
-        audit_record(
-            actor=request.user,
-            action=AuditAction.READ,
-            object_type="queue_entry",
-            object_id=entry.visit.pk,
-            patient=entry.visit.patient,
-            request=request,
-        )
+    # One batch per poll; a poll repeating the last within AUDIT_REPEAT_WINDOW only counts.
+    reads = [(entry.visit.pk, entry.visit.patient_id) for entry in entries]
+    audit_reads(request=request, object_type="queue_entry", reads=reads)
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponse:

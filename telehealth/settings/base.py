@@ -248,6 +248,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Open Telehealth <no-reply@lo
 STAFF_TWO_FACTOR_REQUIRED = env_bool("STAFF_TWO_FACTOR_REQUIRED", False)
 OTP_TOTP_ISSUER = "Open Telehealth"
 
+# The same read by the same person from the same place within this window (the queue board polls
+# every 30 s) is counted on one audit event instead of writing another (telehealth.audit).
+AUDIT_REPEAT_WINDOW = timedelta(seconds=env_int("AUDIT_REPEAT_WINDOW_SECONDS", 5 * 60))
+
 
 def content_security_policy(*, hosts: list[str], websocket_schemes: tuple[str, ...]) -> dict:
     """django-csp 4 policy: same-origin scripts and styles only, no inline code anywhere."""
