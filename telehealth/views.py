@@ -13,10 +13,13 @@ from telehealth.permissions import role_required
 from telehealth.security import RateLimit, rate_limit_hit
 from telehealth.selectors import (
     audit_events,
-    record_openers_for_patient,
+    record_access_days,
+    record_access_summary,
     user_from_activation_link,
 )
 from telehealth.services import login_lockouts_clear, patient_activate, patient_sign_up
+
+RECORD_ACCESS_DAYS_PER_PAGE = 7
 
 
 @login_required
@@ -121,7 +124,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
 
 @role_required(Role.PATIENT)
 def my_record_access(request: HttpRequest) -> HttpResponse:
-    page = Paginator(record_openers_for_patient(patient=request.user), 50).get_page(
-        request.GET.get("page")
-    )
-    return render(request, "telehealth/record_access.html", {"page": page})
+    days = record_access_days(patient=request.user)
+    page = Paginator(days, RECORD_ACCESS_DAYS_PER_PAGE).get_page(request.GET.get("page"))
+    summary = record_access_summary(patient=request.user, days=list(page))
+    return render(request, "telehealth/record_access.html", {"page": page, "days": summary})

@@ -2,15 +2,20 @@
 and readable (a polling page writes one event with a count, not one a poll; the patient's page
 speaks in words, not codes)."""
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib import admin
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from consults import services as visit_services
+from consults.models import Visit
 from telehealth.admin import AuditedReadsAdmin
+from telehealth.audit import audit_record
 from telehealth.models import AuditEvent, User
 from tests.factories import PASSWORD, PatientFactory
 from tests.test_permissions import login
@@ -168,9 +173,152 @@ def test_distinct_reads_are_never_folded_together(admin_user, patient, waiting, 
 
 
 def test_writes_and_exports_are_never_folded(patient):
-    from telehealth.audit import audit_record
-
     for _ in range(2):
         audit_record(actor=patient, action="export", object_type="note_fhir", object_id=1)
         audit_record(actor=patient, action="write", object_type="note", object_id=1)
     assert AuditEvent.objects.filter(count=1).count() == 4
+
+
+# --- The patient's page: words, not codes ---------------------------------------------------------
+
+CODE_WRITTEN = re.compile(r"""object_type\s*=\s*(f?)["']([^"']+)["']""")
+
+
+def test_every_object_type_written_in_the_code_has_plain_words():
+    from telehealth.audit import OBJECT_WORDS
+    from triage.views_photos import VARIANTS
+
+    root = Path(__file__).resolve().parents[1]
+    written = set()
+    for path in [
+        *root.glob("telehealth/**/*.py"),
+        *root.glob("consults/**/*.py"),
+        *root.glob("triage/**/*.py"),
+    ]:
+        for is_f, code in CODE_WRITTEN.findall(path.read_text()):
+            if not is_f:
+                written.add(code)
+            elif code == "photo_{variant}":
+                written.update(f"photo_{variant}" for variant in VARIANTS)
+            else:
+                pytest.fail(
+                    f"{path}: object_type={code!r} is built at run time; name its values here"
+                )
+    assert {"visit", "note_fhir", "queue_entry", "photo_heatmap", "intake"} <= written
+    assert written - OBJECT_WORDS.keys() == set()
+
+
+def at(day: datetime, hhmm: str) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return day.replace(hour=hour, minute=minute)
+
+
+@pytest.fixture
+def december_3():
+    return datetime(timezone.localdate().year, 12, 3, tzinfo=UTC)
+
+
+@pytest.fixture
+def seen_visit(patient, waiting, december_3):
+    Visit.objects.filter(pk=waiting.pk).update(scheduled_start=at(december_3, "09:00"))
+    return waiting
+
+
+def record_access(client, patient, page=""):
+    response = login(client, patient).get(reverse("record_access") + page)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_record_access_page_speaks_in_words_grouped_by_day_and_person(
+    client, patient, physician, admin_user, seen_visit, december_3
+):
+    admin_user.first_name, admin_user.last_name = "Lisa", "Cuddy"
+    admin_user.save()
+    physician.first_name, physician.last_name = "Gregory", "House"
+    physician.save()
+    for _ in range(12):  # the board, polled every 30 s
+        audit_record(
+            actor=admin_user,
+            action="read",
+            object_type="queue_entry",
+            object_id=seen_visit.pk,
+            patient=patient,
+        )
+    reads(object_type="queue_entry").update(
+        created_at=at(december_3, "10:02"), last_seen_at=at(december_3, "10:31")
+    )
+    for agent in ("phone", "laptop"):  # two events, one line
+        audit_record(
+            actor=physician,
+            action="read",
+            object_type="note",
+            object_id=seen_visit.pk,
+            patient=patient,
+            request=RequestFactory(HTTP_USER_AGENT=agent).get("/"),
+        )
+    audit_record(
+        actor=physician,
+        action="export",
+        object_type="note_fhir",
+        object_id=seen_visit.pk,
+        patient=patient,
+    )
+    audit_record(
+        actor=patient,
+        action="read",
+        object_type="summary",
+        object_id=seen_visit.pk,
+        patient=patient,
+    )  # the patient's own read: not listed
+    AuditEvent.objects.exclude(object_type="queue_entry").update(created_at=at(december_3, "11:15"))
+
+    page = record_access(client, patient)
+
+    assert "3 December" in page and page.count("<h2") == 1
+    assert "Dr Gregory House" in page and "Lisa Cuddy" in page and "(administrator)" in page
+    assert (
+        "Saw your visit of 3 December on the waiting list, 12 times between 10:02 and 10:31."
+        in page
+    )
+    assert "Read your clinical note from your visit of 3 December, twice at 11:15." in page
+    assert (
+        "Exported your clinical note from your visit of 3 December, as a file for other health"
+        " systems, at 11:15." in page
+    )
+    assert "after-visit summary" not in page
+    text = re.sub(r"<[^>]+>", " ", page[page.index("<main") :])
+    assert re.findall(r"\b[a-z]+_[a-z_]+\b", text) == []  # no code such as queue_entry
+    assert page.count("<li>") == 3  # 16 reads and exports
+
+
+def test_the_patients_own_export_is_listed_as_theirs(client, patient, seen_visit):
+    audit_record(
+        actor=patient,
+        action="export",
+        object_type="note_fhir",
+        object_id=seen_visit.pk,
+        patient=patient,
+    )
+    page = record_access(client, patient)
+    assert "<h3>You</h3>" in page and "Exported your clinical note" in page
+
+
+def test_record_access_is_paginated_by_days(client, patient, physician, seen_visit, december_3):
+    for back in range(9):
+        event = audit_record(
+            actor=physician,
+            action="read",
+            object_type="visit",
+            object_id=seen_visit.pk,
+            patient=patient,
+        )
+        AuditEvent.objects.filter(pk=event.pk).update(created_at=december_3 - timedelta(days=back))
+    first = record_access(client, patient)
+    assert first.count("<h2") == 7 and "Older days" in first and "3 December" in first
+    second = record_access(client, patient, "?page=2")
+    assert second.count("<h2") == 2 and "25 November" in second and "Newer days" in second
+
+
+def test_nobody_yet(client, patient):
+    assert "Nobody else has opened your record." in record_access(client, patient)
