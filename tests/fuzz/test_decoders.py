@@ -32,7 +32,12 @@ from tests.fuzz.support import (
     tone_wav,
     wav,
 )
-from triage.photos import MAX_PHOTO_BYTES, MAX_PHOTO_DECODED_BYTES, MAX_PHOTO_PIXELS
+from triage.photos import (
+    MAX_PHOTO_BYTES,
+    MAX_PHOTO_DECODED_BYTES,
+    MAX_PHOTO_PIXELS,
+    QUALITY_PREVIEW_SIDE,
+)
 from triage.vision.imageio import (
     MAX_SIDE,
     CorruptImage,
@@ -46,8 +51,9 @@ from triage.vision.quality import assess_quality
 # Decoding is allowed its working set, never more: audio is capped at MAX_DECODED_SECONDS (fuzzed
 # clips are far shorter); photos at their decode budget (IMAGE_MEMORY_BOUND_MIB).
 MEMORY_BOUND_MIB = 512
-# load_image holds at most MAX_PHOTO_DECODED_BYTES (128 MiB) decoding, then its full-size RGB copy.
-IMAGE_MEMORY_BOUND_MIB = 256
+# The web process's load_image holds at most MAX_PHOTO_DECODED_BYTES (128 MiB), and only a reduced
+# copy of the pixels besides.
+IMAGE_MEMORY_BOUND_MIB = 192
 
 
 @fuzz_settings(1200)
@@ -95,17 +101,25 @@ def test_decoding_stops_at_max_seconds():
 def test_image_loader_raises_only_its_image_errors(data):
     tally("decoder: triage.vision.imageio.load_image + quality")
     try:
-        image = load_image(data, max_bytes=MAX_PHOTO_BYTES, max_pixels=MAX_PHOTO_PIXELS)
+        # As the web process loads a photo (triage.photos.photos_submit).
+        image = load_image(
+            data,
+            max_bytes=MAX_PHOTO_BYTES,
+            max_pixels=MAX_PHOTO_PIXELS,
+            max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
+            rgb_max_side=QUALITY_PREVIEW_SIDE,
+        )
     except (UnsupportedImage, CorruptImage, ImageTooLarge) as exc:
         assert str(exc).strip()  # shown to the patient as the reason
         return
-    assert image.rgb.dtype == np.uint8 and image.rgb.shape == (image.height, image.width, 3)
+    assert image.rgb.dtype == np.uint8 and image.rgb.shape[2] == 3
+    assert max(image.rgb.shape[:2]) <= QUALITY_PREVIEW_SIDE
     assert image.width * image.height <= MAX_PHOTO_PIXELS
     stored = Image.open(io.BytesIO(image.jpeg))
     assert stored.format == "JPEG" and stored.size == (image.width, image.height)
     assert not stored.getexif() and "icc_profile" not in stored.info
     # The web process runs the quality check on whatever loads; its score is stored.
-    report = assess_quality(image.rgb)
+    report = assess_quality(image.rgb, size=(image.width, image.height))
     assert 0.0 <= report.score <= 1.0
     assert all(flag.message for flag in report.flags)
 
