@@ -10,6 +10,7 @@ no diagnosis, probability, AI urgency or its reason, no transcript or red-flag e
 """
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -91,6 +92,12 @@ def _record_patient_frames(context, frames: list) -> None:
     context.on("websocket", lambda page_socket: on_socket(page_socket))
 
 
+def _shot(page, name: str) -> None:
+    """A screenshot for a person to look at, when SCREENSHOT_DIR is set."""
+    if os.environ.get("SCREENSHOT_DIR"):
+        page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / f"journey-{name}.png"))
+
+
 def _assert_no_leak(page, frames) -> None:
     text = page.locator("main").inner_text()
     found = MODEL_WORDS.search(text)
@@ -150,6 +157,7 @@ def test_a_visit_from_booking_to_summary_by_clicking(
     me.get_by_role("link", name="Your photos").click()
     expect(me.locator(".photo-status").first).to_contain_text("your physician will review it")
     _assert_no_leak(me, frames)
+    _shot(me, "1-patient-photos-after-analysis")
 
     me.get_by_role("link", name="Back to the visit").click()
     me.get_by_role("link", name="Check your camera, microphone and connection").click()
@@ -181,11 +189,13 @@ def test_a_visit_from_booking_to_summary_by_clicking(
     _assert_no_leak(me, frames)
 
     # --- Hang-up lands the physician on the note review, which waits for the draft ------------
+    _shot(doctor, "2-physician-room")
     doctor.get_by_role("button", name="End visit").click()
     confirm = doctor.get_by_role("dialog")
     if confirm.count():
         confirm.get_by_role("button", name=re.compile("End visit|End", re.I)).last.click()
     doctor.wait_for_url(re.compile(r"/note/$"), timeout=30_000)
+    _shot(doctor, "3-physician-note-progress")
     sign_button = doctor.get_by_role("button", name="Save and sign")
     expect(sign_button).to_be_visible(timeout=240_000)
 
@@ -193,15 +203,21 @@ def test_a_visit_from_booking_to_summary_by_clicking(
     me.wait_for_url(re.compile(r"/visits/\d+/$"), timeout=30_000)
     expect(me.get_by_text("Your physician is writing up the visit")).to_be_visible()
     _assert_no_leak(me, frames)
+    _shot(me, "4-patient-visit-ended")
+    _shot(doctor, "5-physician-draft")
 
     sign_button.click()
     expect(doctor.get_by_text("The note is signed.")).to_be_visible()
     expect(doctor.get_by_role("link", name="Next patient")).to_be_visible()
+    _shot(doctor, "6-physician-signed")
 
     # --- The patient learns live that the summary is ready, and reads it ----------------------
-    me.get_by_role("link", name="Read it").click(timeout=60_000)
+    expect(me.get_by_role("link", name="Read it")).to_be_visible(timeout=60_000)
+    _shot(me, "7-patient-summary-ready")
+    me.get_by_role("link", name="Read it").click()
     expect(me.get_by_role("heading", name="Your after-visit summary")).to_be_visible()
     expect(me.get_by_text("From the note signed by")).to_be_visible()
+    _shot(me, "8-patient-summary")
     # The frames the patient's sockets carried, all along, held no staff-only event.
     for url, payload in frames:
         assert json.loads(payload).get("type") not in STAFF_ONLY_FRAMES, (url, payload)
