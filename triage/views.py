@@ -30,11 +30,17 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(fallback)
 
 
-def _with_urgency_forms(
-    entries: list[QueueEntry],
-) -> list[tuple[QueueEntry, UrgencyOverrideForm]]:
+def _row_forms(
+    entries: list[QueueEntry], *, reassign: bool = False
+) -> list[tuple[QueueEntry, UrgencyOverrideForm, ReassignForm | None]]:
     # Each row's "Change urgency" starts at that visit's level, so a hurried Save changes nothing.
-    return [(e, UrgencyOverrideForm(initial={"level": e.visit.urgency})) for e in entries]
+    # Ids carry the visit's id: each row's labels must name that row's own controls.
+    rows = []
+    for e in entries:
+        auto_id = f"id_%s_{e.visit.pk}"
+        urgency = UrgencyOverrideForm(initial={"level": e.visit.urgency}, auto_id=auto_id)
+        rows.append((e, urgency, ReassignForm(auto_id=auto_id) if reassign else None))
+    return rows
 
 
 @role_required(Role.PHYSICIAN)
@@ -47,7 +53,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 def queue_partial(request: HttpRequest) -> HttpResponse:
     entries = queue_for_physician(physician=request.user)
     _audit_queue_reads(request, entries)
-    return render(request, "triage/_queue_table.html", {"rows": _with_urgency_forms(entries)})
+    return render(request, "triage/_queue_table.html", {"rows": _row_forms(entries)})
 
 
 @role_required(Role.ADMIN)
@@ -61,9 +67,8 @@ def board_partial(request: HttpRequest) -> HttpResponse:
     for entries in queues.values():
         _audit_queue_reads(request, entries)
     context = {
-        "queues": {name: _with_urgency_forms(entries) for name, entries in queues.items()},
+        "queues": {name: _row_forms(entries, reassign=True) for name, entries in queues.items()},
         "stats": queue_stats(board=queues),
-        "reassign_form": ReassignForm(),
         "admin_view": True,
     }
     return render(request, "triage/_board.html", context)
