@@ -289,3 +289,17 @@ def test_staff_visit_page_links_every_record(client, patient, physician):
     page = client.get(reverse("consults:visit_detail", args=[visit.pk])).content.decode()
     for name in ("consults:transcript", "triage:photo_list", "consults:note"):
         assert reverse(name, args=[visit.pk]) in page
+
+
+def test_staff_on_a_visit_in_consult_are_never_pulled_into_the_room(
+    client, patient, physician, admin_user
+):
+    visit = admitted_visit(patient, physician)
+    for user in (physician, admin_user):
+        client.force_login(user)
+        fragment = client.get(reverse("consults:visit_place", args=[visit.pk])).content.decode()
+        assert "data-auto-join" not in fragment
+        assert "In consult" in fragment
+    client.force_login(patient)
+    fragment = client.get(reverse("consults:visit_place", args=[visit.pk])).content.decode()
+    assert "data-auto-join" in fragment
