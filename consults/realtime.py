@@ -6,9 +6,7 @@ drafted) goes to the staff group only: nothing unreviewed reaches the patient, n
 event name.
 """
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import transaction
+from telehealth.push import group_send_on_commit
 
 
 def room_group(visit_id: int) -> str:
@@ -25,12 +23,6 @@ def room_push(*, visit_id: int, payload: dict, staff_only: bool = False) -> None
     ``staff_only`` keeps it from the patient's socket (AI output and anything derived from it).
     """
     group = room_staff_group(visit_id) if staff_only else room_group(visit_id)
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(group, {"type": "room.push", "payload": payload})
-
     # A push is a hint (pages also refresh on their own): with Redis down, the change is
-    # saved and the request answers; the failure is logged, not raised.
-    transaction.on_commit(send, robust=True)
+    # saved and the request answers; the outage is logged once (telehealth.push).
+    group_send_on_commit([(group, {"type": "room.push", "payload": payload})])

@@ -242,6 +242,8 @@ def chunk_receive(
         return _same_or_conflict(existing=existing, digest=digest)
     if transcribe:
         _enqueue(chunk=chunk)
+    if visit.status == VisitStatus.COMPLETED:
+        recordings_settle(visit_id=visit.pk)  # the last chunk of a call, arriving after its end
     return ChunkReceipt(chunk=chunk, created=True)
 
 
@@ -362,7 +364,11 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
     try:
         data = private_read(chunk.path)
         if recording.source == Recording.Source.UPLOAD:
-            segments, duration, no_speech = _transcribe_in_windows(chunk=chunk, data=data)
+            # Each window's lines are stored as it finishes: segments None, nothing to replace.
+            segments, no_speech = None, False
+            duration = _transcribe_in_windows(chunk=chunk, data=data)
+            if duration is None:
+                return None  # a later claim took the chunk over
         else:
             # A live chunk is ~6 s: refuse one that decodes to minutes (a decompression bomb).
             samples = decode_audio(data, max_seconds=LIVE_CHUNK_MAX_SECONDS)
@@ -387,7 +393,12 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
     return chunk
 
 
-def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, float, bool]:
+def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> float | None:
+    """Transcribe the windows not yet done, storing each one's lines; the audio's length.
+
+    A task redelivered after its worker died resumes after the last stored window. None when
+    a later claim took the chunk over.
+    """
     from consults.speech import SAMPLE_RATE as rate
     from consults.speech.audio import decode_audio
     from consults.speech.stitch import keep_window
@@ -398,8 +409,7 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, flo
     # Window n owns the timeline from the middle of its overlap with window n-1 to the middle
     # of its overlap with window n+1: `cut` seconds into each window.
     cut = UPLOAD_WINDOW_S - UPLOAD_OVERLAP_S / 2
-    segments = []
-    for n in range(total):
+    for n in range(chunk.windows_done, total):
         # Each window also hears the last UPLOAD_OVERLAP_S of the one before, and keeps the
         # words from the middle of that overlap on (consults/speech/stitch.py).
         begin = max(0, n * window - overlap)
@@ -408,50 +418,81 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> tuple[list, flo
             result = _transcriber().transcribe_array(
                 samples=piece, offset_s=chunk.start_s + begin / rate
             )
-        segments.extend(
-            keep_window(
-                result.segments,
-                keep_from=chunk.start_s + (n - 1) * UPLOAD_WINDOW_S + cut if n else None,
-                keep_until=chunk.start_s + n * UPLOAD_WINDOW_S + cut if n < total - 1 else None,
-            )
+        kept = keep_window(
+            result.segments,
+            keep_from=chunk.start_s + (n - 1) * UPLOAD_WINDOW_S + cut if n else None,
+            keep_until=chunk.start_s + n * UPLOAD_WINDOW_S + cut if n < total - 1 else None,
         )
-        Recording.objects.filter(pk=chunk.recording_id).update(
-            progress=min(99, int(100 * (n + 1) / total))
+        if not _window_store(
+            chunk=chunk, window=n, segments=kept, progress=min(99, int(100 * (n + 1) / total))
+        ):
+            return None
+    return len(samples) / rate
+
+
+def _segment_rows(*, chunk: AudioChunk, segments: list) -> list[TranscriptSegment]:
+    recording = chunk.recording
+    return [
+        TranscriptSegment(
+            visit_id=recording.visit_id,
+            chunk=chunk,
+            speaker=recording.speaker,
+            start_s=s.start,
+            end_s=s.end,
+            text=s.text.strip(),
+            avg_logprob=s.avg_logprob,
+            no_speech_prob=s.no_speech_prob,
         )
-    return segments, len(samples) / rate, not segments
+        for s in segments
+        if s.text.strip()
+    ]
+
+
+def _still_claimed(*, chunk: AudioChunk) -> bool:
+    """Lock the chunk; True while this run's claim is the latest (call inside a transaction).
+
+    The attempt number fences writes: when a redelivered or re-sent task claimed the chunk
+    after this run (which was merely slow), that run alone may store its lines.
+    """
+    current = (
+        AudioChunk.objects.select_for_update()
+        .filter(pk=chunk.pk)
+        .values_list("status", "attempts")
+        .first()
+    )
+    return current == (ChunkStatus.TRANSCRIBING, chunk.attempts)
+
+
+def _window_store(*, chunk: AudioChunk, window: int, segments: list, progress: int) -> bool:
+    """Store one upload window's lines and count it done; False when the claim was overtaken."""
+    with transaction.atomic():
+        if not _still_claimed(chunk=chunk):
+            return False
+        if window == 0:
+            TranscriptSegment.objects.filter(chunk=chunk).delete()
+        TranscriptSegment.objects.bulk_create(_segment_rows(chunk=chunk, segments=segments))
+        AudioChunk.objects.filter(pk=chunk.pk).update(windows_done=window + 1)
+        Recording.objects.filter(pk=chunk.recording_id).update(progress=progress)
+    chunk.windows_done = window + 1
+    return True
 
 
 def _segments_store(
-    *, chunk: AudioChunk, segments: list, duration: float, no_speech: bool
+    *, chunk: AudioChunk, segments: list | None, duration: float, no_speech: bool
 ) -> list[TranscriptSegment] | None:
-    """Replace the chunk's lines with these; None when a later claim took the chunk over."""
+    """Replace the chunk's lines with these (``None``: keep those its windows stored) and mark
+    it done; None when a later claim took the chunk over."""
     recording = chunk.recording
     with transaction.atomic():
-        # The attempt number fences the write: when a redelivered or re-sent task claimed the
-        # chunk after this run (which was merely slow), that run alone may store its lines.
-        current = (
-            AudioChunk.objects.select_for_update()
-            .filter(pk=chunk.pk)
-            .values_list("status", "attempts")
-            .first()
-        )
-        if current != (ChunkStatus.TRANSCRIBING, chunk.attempts):
+        if not _still_claimed(chunk=chunk):
             return None
-        TranscriptSegment.objects.filter(chunk=chunk).delete()
-        rows = TranscriptSegment.objects.bulk_create(
-            TranscriptSegment(
-                visit_id=recording.visit_id,
-                chunk=chunk,
-                speaker=recording.speaker,
-                start_s=s.start,
-                end_s=s.end,
-                text=s.text.strip(),
-                avg_logprob=s.avg_logprob,
-                no_speech_prob=s.no_speech_prob,
+        if segments is None:
+            rows = list(TranscriptSegment.objects.filter(chunk=chunk))
+        else:
+            TranscriptSegment.objects.filter(chunk=chunk).delete()
+            rows = TranscriptSegment.objects.bulk_create(
+                _segment_rows(chunk=chunk, segments=segments)
             )
-            for s in segments
-            if s.text.strip()
-        )
         AudioChunk.objects.filter(pk=chunk.pk).update(
             status=ChunkStatus.NO_SPEECH if no_speech or not rows else ChunkStatus.DONE,
             duration_s=duration,
@@ -468,6 +509,7 @@ def _segments_store(
 def _after_transcription(*, chunk: AudioChunk, rows: list[TranscriptSegment]) -> None:
     visit = chunk.recording.visit
     room_push(visit_id=visit.pk, payload={"type": "transcript.updated"}, staff_only=True)
+    recordings_settle(visit_id=visit.pk)
     _request_note_when_complete(visit_id=visit.pk)
     if chunk.recording.speaker != Speaker.PATIENT:
         return
@@ -503,7 +545,29 @@ def chunk_fail(*, chunk_id: int, reason: str) -> None:
     room_push(
         visit_id=chunk.recording.visit_id, payload={"type": "transcript.updated"}, staff_only=True
     )
+    recordings_settle(visit_id=chunk.recording.visit_id)
     _request_note_when_complete(visit_id=chunk.recording.visit_id)
+
+
+def recordings_settle(*, visit_id: int) -> None:
+    """Once the visit has ended, its live tracks stop saying "recording": ``processing`` while
+    chunks are still being transcribed (progress: the share finished), then ``done``, 100 %."""
+    if not Visit.objects.filter(pk=visit_id, status=VisitStatus.COMPLETED).exists():
+        return
+    live = Recording.objects.filter(visit_id=visit_id, source=Recording.Source.LIVE).annotate(
+        total=Count("chunks"),
+        waiting=Count(
+            "chunks", filter=Q(chunks__status__in=[ChunkStatus.RECEIVED, ChunkStatus.TRANSCRIBING])
+        ),
+    )
+    for recording in live:
+        if recording.waiting:
+            status = Recording.Status.PROCESSING
+            progress = 100 * (recording.total - recording.waiting) // recording.total
+        else:
+            status, progress = Recording.Status.DONE, 100
+        if (recording.status, recording.progress) != (status, progress):
+            Recording.objects.filter(pk=recording.pk).update(status=status, progress=progress)
 
 
 def _request_note_when_complete(*, visit_id: int) -> None:

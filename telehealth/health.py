@@ -1,11 +1,14 @@
 """GET /healthz: can this process reach what it needs? For load balancers and orchestrators.
 
 Open to anyone, so it says only "ok" or the name of the error class: never a message, host,
-path or credential, and no health data.
+path or credential, and no health data. ``HealthzMiddleware`` answers it before sessions and
+authentication, so a probe carrying a session cookie gets the same JSON while the database is
+down. The log says when a check starts failing and when it recovers, once each, not per probe.
 """
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from channels.layers import channel_layers
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
+from django.urls import resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -81,13 +85,35 @@ CRITICAL_CHECKS: dict[str, Callable[[], None]] = {
 }
 
 
+# Each check's last outcome in this process: None (ok) or the error class name.
+_last_error: dict[str, str | None] = {}
+_last_error_lock = threading.Lock()
+
+
+def _note_outcome(name: str, error: str | None) -> None:
+    """Log a check's change of state, once: failing (with the error class), or ok again.
+
+    Never the exception's message or traceback: driver messages carry hosts and user names,
+    and a load balancer probing every few seconds would repeat them all day.
+    """
+    with _last_error_lock:
+        before = _last_error.get(name)
+        _last_error[name] = error
+    if error == before:
+        return
+    if error is None:
+        log.info("health check %s ok again", name)
+    else:
+        log.warning("health check %s failing: %s", name, error)
+
+
 def _run(name: str, check: Callable[[], None]) -> dict:
     try:
         check()
     except Exception as error:  # any failure means "not healthy", never a 500
-        # The log (operators only) gets the detail; the response gets the class name only.
-        log.warning("health check %s failed", name, exc_info=True)
+        _note_outcome(name, type(error).__name__)
         return {"ok": False, "error": type(error).__name__}
+    _note_outcome(name, None)
     return {"ok": True}
 
 
@@ -127,4 +153,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "checks": checks,
         "models": model_readiness(),
     }
-    return JsonResponse(body, status=200 if healthy else 503)
+    response = JsonResponse(body, status=200 if healthy else 503)
+    # Django logs every 4xx/5xx response ("Service Unavailable: /healthz"): per probe, it would
+    # bury the one line per change of state above.
+    response._has_been_logged = True
+    return response
+
+
+class HealthzMiddleware:
+    """Answer ``/healthz`` before the session, authentication and outage middlewares run.
+
+    The probe needs none of them, and with the database down a session cookie would otherwise
+    turn its JSON into the HTML outage page. Placed after the security-header middlewares.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if request.path_info == "/healthz":
+            request.resolver_match = resolve(request.path_info)  # the access log's route name
+            return healthz(request)
+        return self.get_response(request)

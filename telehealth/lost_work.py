@@ -39,10 +39,17 @@ def send_on_commit(task, *args) -> None:
 
 def queue_waiting(*, queue: str = ML_QUEUE) -> int:
     """Messages waiting in ``queue``; those a worker has taken and not yet acknowledged excluded."""
+    from kombu.exceptions import ChannelError
+
     from telehealth.celery import app
 
     with app.connection_for_read() as connection:
-        return connection.default_channel.queue_declare(queue=queue).message_count
+        # Passive: only asks. RabbitMQ refuses a declaration whose arguments differ from the
+        # queue's (a quorum queue), and a queue no worker has declared yet holds nothing.
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:
+            return 0
 
 
 def lost_work_resend(*, now=None) -> dict[str, list[int]]:

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from consults.selectors import free_slots
 from tests.factories import AdminFactory, PatientFactory, PhysicianFactory, open_every_day
-from tests.services import forgetful_redis, private_redis  # noqa: F401  (fixtures)
+from tests.services import forgetful_redis, private_redis, private_vhost  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -1,18 +1,25 @@
-"""Private service processes for fault drills: a Redis server the test may stop and restart.
+"""Private services for fault drills: a Redis server the test may stop and restart, and a
+RabbitMQ virtual host of its own.
 
 Drills never touch the machine's shared Redis: each gets its own ``redis-server`` on a free
-port with its data folder under the test's tmp_path, so killing it harms nothing else.
+port with its data folder under the test's tmp_path, so killing it harms nothing else. A
+RabbitMQ node is too heavy to start per test: a drill gets a virtual host of its own on the
+RabbitMQ that ``$DRILL_AMQP_URL`` names (its queues, messages and connections are separate
+from every other vhost's), deleted afterwards.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -146,3 +153,66 @@ def forgetful_redis(tmp_path):
     server.start()
     yield server
     server.stop(kill=True)
+
+
+RABBITMQCTL = shutil.which("rabbitmqctl")
+
+
+class PrivateVhost:
+    """A RabbitMQ virtual host for one drill, created and deleted with ``rabbitmqctl``."""
+
+    def __init__(self, server_url: str):
+        parts = urlsplit(server_url)
+        self.user = parts.username or "guest"
+        self.base = f"{parts.scheme}://{parts.netloc}"
+        self.name = f"telehealth-drill-{uuid.uuid4().hex[:12]}"
+
+    def url(self) -> str:
+        return f"{self.base}/{quote(self.name, safe='')}"
+
+    def _ctl(self, *args: str) -> str:
+        return subprocess.run(
+            [RABBITMQCTL, "-q", *args], check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+
+    def create(self) -> None:
+        self._ctl("add_vhost", self.name)
+        self._ctl("set_permissions", "-p", self.name, self.user, ".*", ".*", ".*")
+
+    def delete(self) -> None:
+        self._ctl("delete_vhost", self.name)
+
+    def messages(self, queue: str) -> tuple[int, int]:
+        """(ready, unacknowledged) messages of ``queue``; (0, 0) before it exists."""
+        out = self._ctl(
+            "list_queues",
+            "-p",
+            self.name,
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        )
+        for line in out.splitlines():
+            name, ready, unacked = line.split()
+            if name == queue:
+                return int(ready), int(unacked)
+        return 0, 0
+
+    def queue_type(self, queue: str) -> str:
+        out = self._ctl("list_queues", "-p", self.name, "--no-table-headers", "name", "type")
+        return dict(line.split() for line in out.splitlines()).get(queue, "")
+
+
+@pytest.fixture
+def private_vhost():
+    """A fresh vhost on the RabbitMQ at ``$DRILL_AMQP_URL`` (.ci/run sets it in its second pass)."""
+    server = os.environ.get("DRILL_AMQP_URL")
+    if not server:
+        pytest.skip("DRILL_AMQP_URL is not set (amqp://guest:guest@127.0.0.1:5672/ in CI)")
+    if RABBITMQCTL is None:
+        pytest.fail("DRILL_AMQP_URL is set but rabbitmqctl is not installed")
+    vhost = PrivateVhost(server)
+    vhost.create()
+    yield vhost
+    vhost.delete()

@@ -1,14 +1,18 @@
 """GET /healthz: 200 when the database, broker and channel layer answer, a clean 503 otherwise."""
 
 import asyncio
+import logging
 import threading
 from unittest import mock
 
 import pytest
 from channels.layers import get_channel_layer
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
 from django.db.utils import ConnectionHandler
 from kombu import Connection
 
+from telehealth import health
 from telehealth.celery import app as celery_app
 
 BROKEN_DATABASE = {
@@ -115,3 +119,50 @@ def test_model_readiness_is_reported_but_never_fails_the_probe(
 def test_healthz_needs_no_login_and_accepts_only_get(client):
     assert client.get("/healthz").status_code == 200
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_state():
+    health._last_error.clear()
+    yield
+    health._last_error.clear()
+
+
+def database_down():
+    """Every query fails the way a dropped PostgreSQL does, with a message naming the server."""
+    error = OperationalError('connection to server at "db.internal" failed: password hunter2')
+    return mock.patch.object(CursorWrapper, "execute", side_effect=error)
+
+
+def test_healthz_answers_json_with_a_session_cookie_while_the_database_is_down(client, patient):
+    client.force_login(patient)
+    with database_down():
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+    assert b"hunter2" not in response.content and b"db.internal" not in response.content
+    # Signed in all along: the probe never touched the session.
+    assert client.get("/healthz").status_code == 200
+    assert "_auth_user_id" in client.session
+
+
+def test_health_logs_one_line_per_change_of_state_without_driver_messages(client, caplog):
+    caplog.set_level(logging.INFO)
+    with database_down():
+        for _ in range(3):
+            assert client.get("/healthz").status_code == 503
+    for _ in range(2):
+        assert client.get("/healthz").status_code == 200
+    lines = [
+        (r.name, r.getMessage())
+        for r in caplog.records
+        if r.name in ("telehealth.health", "django.request")
+    ]
+    assert lines == [
+        ("telehealth.health", "health check database failing: OperationalError"),
+        ("telehealth.health", "health check database ok again"),
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+    assert "hunter2" not in caplog.text and "db.internal" not in caplog.text

@@ -458,12 +458,84 @@ def test_upload_windows_overlap_so_each_word_is_kept_exactly_once(
     assert text.split() == [f"w{t}" for t in range(34)]
     # Without the overlap the straddling words are lost: the fake is strict about it.
     monkeypatch.setattr(transcription, "UPLOAD_OVERLAP_S", 0.0)
+    recording.chunks.update(status=ChunkStatus.TRANSCRIBING, windows_done=0)
     chunk = recording.chunks.get()
-    segments, _, _ = transcription._transcribe_in_windows(
-        chunk=chunk, data=private_read(chunk.path)
-    )
-    hard = " ".join(s.text for s in segments).split()
+    transcription._transcribe_in_windows(chunk=chunk, data=private_read(chunk.path))
+    lines = TranscriptSegment.objects.filter(chunk=chunk).order_by("start_s")
+    hard = " ".join(lines.values_list("text", flat=True)).split()
     assert {"w9", "w19", "w29"}.isdisjoint(hard) and len(hard) == 31
+
+
+class WorkerKilled(BaseException):
+    """Stands for the SIGKILL of the worker: nothing after it runs, no handler catches it."""
+
+
+def test_upload_redelivered_after_its_worker_died_resumes_after_the_last_stored_window(
+    client, physician, consented, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SPEECH_BACKEND = "tests.test_transcription.WordClockTranscriber"
+    clear_transcribers()
+    monkeypatch.setattr(transcription, "UPLOAD_WINDOW_S", 10.0)
+    services.visit_end(visit=consented, actor=physician)
+    audio = io.BytesIO(wav_bytes(seconds=34.3))
+    audio.name = "visit.wav"
+    with django_capture_on_commit_callbacks():
+        login(client, physician).post(
+            reverse("consults:audio_upload", args=[consented.pk]),
+            {"audio": audio, "speaker": "patient"},
+        )
+    chunk = Recording.objects.get(source=Recording.Source.UPLOAD).chunks.get()
+    heard, killed = [], []
+    real = WordClockTranscriber.transcribe_array
+
+    def dies_in_third_window(self, *, samples, offset_s=0.0):
+        if len(heard) == 2 and not killed:
+            killed.append(offset_s)
+            raise WorkerKilled
+        heard.append(offset_s)
+        return real(self, samples=samples, offset_s=offset_s)
+
+    monkeypatch.setattr(WordClockTranscriber, "transcribe_array", dies_in_third_window)
+    with pytest.raises(WorkerKilled):
+        tasks.transcribe_upload(chunk.pk)
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.attempts, chunk.windows_done) == (ChunkStatus.TRANSCRIBING, 1, 2)
+    assert Recording.objects.get(pk=chunk.recording_id).progress == 50
+    # Two windows' words are kept: the page shows them while the rest waits.
+    assert TranscriptSegment.objects.filter(chunk=chunk).count() == 2
+
+    # The redelivery hears windows 2 and 3 only.
+    assert tasks.transcribe_upload(chunk.pk) == ChunkStatus.DONE
+    assert heard == [0.0, 8.5, 18.5, 28.5]
+    text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
+    assert text.split() == [f"w{t}" for t in range(34)]
+    chunk.refresh_from_db()
+    assert (chunk.attempts, chunk.windows_done) == (2, 4)
+    assert Recording.objects.get(pk=chunk.recording_id).progress == 100
+
+
+def test_live_recordings_reach_a_final_state_when_the_visit_ends(
+    patient, physician, consented, django_capture_on_commit_callbacks
+):
+    done, waiting = (_chunk(consented, patient, index=i, start_ms=i * 5000) for i in range(2))
+    tasks.transcribe_chunk(done.pk)
+    recording = Recording.objects.get(source=Recording.Source.LIVE)
+    assert (recording.status, recording.progress) == (Recording.Status.RECORDING, 0)
+    services.visit_end(visit=consented, actor=physician)
+    recording.refresh_from_db()
+    assert (recording.status, recording.progress) == (Recording.Status.PROCESSING, 50)
+    tasks.transcribe_chunk(waiting.pk)
+    recording.refresh_from_db()
+    assert (recording.status, recording.progress) == (Recording.Status.DONE, 100)
+
+
+def test_a_live_recording_whose_chunks_were_all_done_is_done_when_the_visit_ends(
+    patient, physician, consented
+):
+    tasks.transcribe_chunk(_chunk(consented, patient).pk)
+    services.visit_end(visit=consented, actor=physician)
+    recording = Recording.objects.get(source=Recording.Source.LIVE)
+    assert (recording.status, recording.progress) == (Recording.Status.DONE, 100)
 
 
 def test_live_chunk_overlaps_are_stored_and_the_shared_audio_is_stitched(

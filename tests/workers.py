@@ -13,6 +13,8 @@ import kombu.pools
 from django.conf import settings
 from django.db import connection
 
+from consults.notes.engine import GroundedDrafter
+from consults.speech.faster_whisper_backend import FasterWhisperTranscriber
 from telehealth.celery import app
 from triage.vision.onnx_backend import OnnxSkinClassifier
 
@@ -41,6 +43,7 @@ def start_worker(
     queues: str = "default,ml",
     extra_env: dict | None = None,
     purge: bool = True,
+    concurrency: int = 1,
 ):
     """Start ``celery worker`` as a subprocess and wait until it reports ready.
 
@@ -67,7 +70,7 @@ def start_worker(
             "--queues",
             queues,
             "--concurrency",
-            "1",
+            str(concurrency),
             "--loglevel",
             "INFO",
             "--without-mingle",
@@ -131,17 +134,39 @@ def reset_connections() -> None:
     app.amqp._producer_pool = None
 
 
+# What telehealth.settings.base sets when CELERY_BROKER_URL names RabbitMQ.
+AMQP_CONF = {
+    "task_default_queue_type": "quorum",
+    "task_create_missing_queue_type": "quorum",
+    "task_default_exchange_type": "topic",
+    "task_create_missing_queue_exchange_type": "topic",
+}
+
+
+def _forget_queue_declarations() -> None:
+    for name in ("queues", "default_queue", "router", "default_exchange"):
+        app.amqp.__dict__.pop(name, None)
+
+
 @contextmanager
 def tasks_sent_to(url: str, **transport_options):
-    """Send this process's tasks to the broker at ``url`` (a drill's private Redis) meanwhile."""
+    """Send this process's tasks to the broker at ``url`` (a drill's private Redis, or a
+    private RabbitMQ vhost with the production queue settings) meanwhile."""
+    amqp = url.startswith("amqp")
+    conf = AMQP_CONF if amqp else {}
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved_conf = {name: app.conf[name] for name in conf}
     app.conf.broker_url = url
-    app.conf.broker_transport_options = transport_options
+    app.conf.broker_transport_options = {"confirm_publish": True} if amqp else transport_options
+    app.conf.update(conf)
+    _forget_queue_declarations()
     reset_connections()
     try:
         yield
     finally:
         app.conf.broker_url, app.conf.broker_transport_options = saved
+        app.conf.update(saved_conf)
+        _forget_queue_declarations()
         reset_connections()
 
 
@@ -158,6 +183,37 @@ class CountingSkinClassifier(OnnxSkinClassifier):
             calls.write(f"{os.getpid()}\n")
         time.sleep(float(os.environ.get("DRILL_HOLD_S", "0")))
         return super().predict(rgb)
+
+
+def _count_and_hold(kind: str) -> None:
+    """Append "<kind> <pid>" to ``$DRILL_CALLS``, then hold ``$DRILL_HOLD_S`` seconds."""
+    with open(os.environ["DRILL_CALLS"], "a") as calls:
+        calls.write(f"{kind}:{os.getpid()}\n")
+    time.sleep(float(os.environ.get("DRILL_HOLD_S", "0")))
+
+
+class HoldingTranscriber(FasterWhisperTranscriber):
+    """Whisper, counted; it holds (``$DRILL_HOLD_S``) on audio from ``$DRILL_HOLD_FROM_S`` on.
+
+    A live chunk that starts late in the consult is held at once; an upload's first window
+    (at 0 s) runs and is stored, its second is held: a drill kills the worker mid-upload.
+    """
+
+    def transcribe_array(self, *, samples, offset_s: float = 0.0):
+        if offset_s >= float(os.environ.get("DRILL_HOLD_FROM_S", "inf")):
+            _count_and_hold("speech")
+        else:
+            with open(os.environ["DRILL_CALLS"], "a") as calls:
+                calls.write(f"speech-early:{os.getpid()}\n")
+        return super().transcribe_array(samples=samples, offset_s=offset_s)
+
+
+class HoldingDrafter(GroundedDrafter):
+    """The rules note drafter, counted and held like the classifier."""
+
+    def draft(self, *, utterances):
+        _count_and_hold("note")
+        return super().draft(utterances=utterances)
 
 
 def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2):

@@ -11,9 +11,7 @@ urgency raised) never reaches a patient's socket by name, and another patient's 
 reaches it at all.
 """
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import transaction
+from telehealth.push import group_send_on_commit
 
 ON_DEMAND_GROUP = "queue.on_demand"
 ADMIN_GROUP = "queue.admin"
@@ -81,13 +79,6 @@ def queue_changed(*, visit, event: str, previous_physician_id: int | None = None
     sends = [(group, event) for group in _staff_groups(visit, previous_physician_id)]
     sends += _patient_messages(visit, event, previous_physician_id)
 
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        for group, name in sends:
-            async_to_sync(layer.group_send)(group, {"type": "queue.event", "event": name})
-
     # A push is a hint (pages also refresh on their own): with Redis down, the change is
-    # saved and the request answers; the failure is logged, not raised.
-    transaction.on_commit(send, robust=True)
+    # saved and the request answers; the outage is logged once (telehealth.push).
+    group_send_on_commit([(group, {"type": "queue.event", "event": name}) for group, name in sends])

@@ -87,6 +87,8 @@ class AudioChunk(models.Model):
     )
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Uploads: windows whose lines are stored; a redelivered task resumes after them.
+    windows_done = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     transcribed_at = models.DateTimeField(null=True, blank=True)
 

@@ -40,6 +40,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "telehealth.security.PermissionsPolicyMiddleware",
+    # Before sessions: the probe answers JSON whatever cookie it carries (telehealth/health.py).
+    "telehealth.health.HealthzMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -351,6 +353,30 @@ else:
         Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "celery-broker")))
     )
     CELERY_RESULT_BACKEND = None
+
+# RabbitMQ as the broker (the production choice, docs/deploy.md "Broker durability and lost
+# work"): it hands a dead worker's unacknowledged tasks to another worker as soon as the
+# worker's connection drops, where Redis waits for the visibility timeout. REDIS_URL keeps the
+# channel layer, the results and the cache.
+broker_url = env_str("CELERY_BROKER_URL", "")
+if broker_url.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_URL = broker_url
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+elif broker_url:
+    CELERY_BROKER_URL = broker_url
+    # Publisher confirms: delay() returns once RabbitMQ has stored the message.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    # Quorum queues: replicated, durable, with a delivery limit against poison messages.
+    CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+    CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"  # the ml queue, declared through its route
+    # Topic exchanges, so that a retry's countdown waits in RabbitMQ (native delayed delivery),
+    # not in the worker's memory.
+    CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
+    CELERY_TASK_CREATE_MISSING_QUEUE_EXCHANGE_TYPE = "topic"
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+    # A machine that vanishes without closing its connection is noticed after two missed
+    # heartbeats; a killed process closes its connection at once.
+    CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 10)
 
 # The cache holds rate-limit counters (telehealth.security.rate_limit_hit), which every web
 # process must share: Redis when there is one, else this process's memory.
