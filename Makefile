@@ -10,8 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# llama-cpp-python (requirements/notes-llm.txt) has no wheel on PyPI: pip builds it with cmake,
+# portable (GGML_NATIVE=OFF: AVX2, no -march=native) and without AMX, whose kernels segfault on
+# these machines. pip caches the built wheel and reuses it on the next install.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+
 $(VENV)/.installed: $(BIN)/python requirements.txt $(wildcard requirements/*.txt)
-	$(BIN)/pip install --quiet -r requirements.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" \
+		$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed requirements/test.txt

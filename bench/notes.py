@@ -1,10 +1,12 @@
-"""Bench the note engine on ACI-Bench valid (held out from training) against two baselines.
+"""Bench the note backends side by side on ACI-Bench valid (held out), with two baselines.
 
-Prints ROUGE-1/2/L F1 against the reference notes, fact precision/recall (medications
-name+dose, allergies, pertinent negatives) against facts read from the reference notes,
-per-transcript latency and peak memory.
+Prints ROUGE-1/2/L/Lsum F1 against the reference notes, fact precision/recall (medications
+name+dose, allergies, vitals, pertinent negatives) against facts read from the reference notes,
+drugs named in the note that the transcript never names, sentences the grounding check
+dropped, seconds per note (first section and complete note for the language model), model load
+time, generation speed and peak memory.
 
-    python bench/notes.py [--data DIR] [--backend DOTTED.PATH]
+    python bench/notes.py [--data DIR] [--backends rules,llm] [--limit N]
 
 Reference-fact extractor (limits): it runs the same drug dictionary, allergen list, symptom
 lexicon and ConText rules over the written note, so (1) a fact the note words in a way the
@@ -31,12 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from consults.notes import meds  # noqa: E402
-from consults.notes.backends import DEFAULT_BACKEND, get_drafter  # noqa: E402
+from consults.notes.backends import LLM_BACKEND, get_drafter, resolve_backend  # noqa: E402
 from consults.notes.context import assert_span, sentences  # noqa: E402
-from consults.notes.facts import _ALLERGEN, _SYMPTOMS, _concepts  # noqa: E402
+from consults.notes.facts import _ALLERGEN, _SYMPTOMS, _concepts, extract_vitals  # noqa: E402
 from consults.notes.reference import split_note  # noqa: E402
 from consults.notes.transcript import parse_transcript  # noqa: E402
-from consults.notes.types import DraftNote  # noqa: E402
+from consults.notes.types import DraftNote, Utterance  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "notes"
 Facts = dict[str, set]
@@ -128,78 +130,148 @@ def _mean_embedding(text: str) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def vitals_in(text: str) -> set:
+    """(kind, value) of every vital sign written in a text."""
+    return {(v.kind, v.value) for v in extract_vitals(utterances=[Utterance(0, "doctor", text)])}
+
+
+def drugs_in(text: str) -> set[str]:
+    return {_norm_drug(text[s:e]) for _, s, e in meds.find_drug_spans(text)}
+
+
+def _system_facts(text: str, facts: Facts) -> Facts:
+    return {**facts, "vitals": vitals_in(text)}
+
+
+def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
+    """Draft every visit with one backend; times, first sections and grounding drops."""
+    out = {"notes": {}, "seconds": [], "first_section": [], "dropped": [], "notices": 0}
+    load = None
+    if hasattr(drafter, "generator"):
+        t0 = time.perf_counter()
+        drafter.generator()
+        load = time.perf_counter() - t0
+    for row in rows:
+        utterances = parse_transcript(text=row["dialogue"])
+        t0 = time.perf_counter()
+        note = drafter.draft(utterances=utterances)
+        out["seconds"].append(time.perf_counter() - t0)
+        timings = getattr(drafter, "last_timings", [])
+        if timings:
+            out["first_section"].append(timings[0][1])
+        out["dropped"].append(len(note.dropped))
+        out["notices"] += bool(note.notices)
+        out["notes"][row["encounter_id"]] = note
+        print(
+            f"  {name} {row['encounter_id']}: {out['seconds'][-1]:.1f}s, "
+            f"dropped {len(note.dropped)}"
+            + (f", notice: {note.notices[0]}" if note.notices else ""),
+            flush=True,
+        )
+    out["load"] = load
+    out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    model = getattr(drafter, "_generator", None)
+    out["stats"] = dict(getattr(model, "stats", {}) or {})
+    return out
+
+
 def main() -> None:
-    """Run the engine and both baselines over ACI-Bench valid and print the figures."""
+    """Run the backends and both baselines over ACI-Bench valid and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--backend", default=DEFAULT_BACKEND)
+    parser.add_argument("--backends", default="rules,llm", help="short names or dotted paths")
+    parser.add_argument("--limit", type=int, default=0, help="first N valid visits (0: all 20)")
+    parser.add_argument("--model-path", default=None, help="a GGUF for the llm backend")
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server")
     args = parser.parse_args()
     from rouge_score import rouge_scorer
 
     challenge = args.data / "aci-bench" / "challenge_data"
     valid = list(csv.DictReader((challenge / "valid.csv").open()))
+    if args.limit:
+        valid = valid[: args.limit]
     train = list(csv.DictReader((challenge / "train.csv").open()))
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    systems = ("engine", "copy_transcript", "nearest_train_note")
-    rouge = {s: {k: [] for k in ("rouge1", "rouge2", "rougeL")} for s in systems}
+    kinds = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+    scorer = rouge_scorer.RougeScorer(list(kinds), use_stemmer=True)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+
+    runs = {}
+    for backend in backends:
+        options: tuple = ()
+        if resolve_backend(backend) == LLM_BACKEND:
+            options = (("model_path", args.model_path), ("base_url", args.base_url))
+        print(f"drafting {len(valid)} visits with {backend}", flush=True)
+        runs[backend] = _draft_all(backend, get_drafter(path=backend, options=options), valid)
+
+    systems = (*backends, "copy_transcript", "nearest_train_note")
+    rouge = {s: {k: [] for k in kinds} for s in systems}
     tallies = {s: Tally() for s in systems}
-    latencies: list[float] = []
-
-    drafter = get_drafter(path=args.backend)
-    t0 = time.perf_counter()
-    drafter.draft(utterances=parse_transcript(text=valid[0]["dialogue"]))
-    first_call = time.perf_counter() - t0
-    outputs = {}
-    for row in valid:
-        utterances = parse_transcript(text=row["dialogue"])
-        t0 = time.perf_counter()
-        note = drafter.draft(utterances=utterances)
-        latencies.append(time.perf_counter() - t0)
-        outputs[row["encounter_id"]] = note
-    engine_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"engine drafted {len(outputs)} visits; latencies {[round(x, 2) for x in latencies]}")
-    print(f"first call {first_call:.2f}s; peak RSS {engine_rss:.0f} MiB", flush=True)
-
+    invented = dict.fromkeys(systems, 0)
     train_vecs = np.stack([_mean_embedding(r["dialogue"]) for r in train])
     for row in valid:
         ref = reference_facts(row["note"])
+        ref["vitals"] = vitals_in(row["note"])
+        said = drugs_in(row["dialogue"])
         nearest = train[int((train_vecs @ _mean_embedding(row["dialogue"])).argmax())]["note"]
-        note = outputs[row["encounter_id"]]
         candidates = {
-            "engine": (note.to_text(), engine_facts(note)),
             "copy_transcript": (row["dialogue"], reference_facts(row["dialogue"])),
             "nearest_train_note": (nearest, reference_facts(nearest)),
         }
+        for backend in backends:
+            note = runs[backend]["notes"][row["encounter_id"]]
+            candidates[backend] = (note.to_text(), engine_facts(note))
         for system, (text, facts) in candidates.items():
             scores = scorer.score(row["note"], text)
-            for k in rouge[system]:
+            for k in kinds:
                 rouge[system][k].append(scores[k].fmeasure)
-            for kind in ("medications", "med_names", "allergies", "negatives"):
+            facts = _system_facts(text, facts)
+            for kind in ("medications", "med_names", "allergies", "vitals", "negatives"):
                 tallies[system].add(kind, facts[kind], ref[kind])
+            invented[system] += len(drugs_in(text) - said)
 
-    print(f"ACI-Bench valid: {len(valid)} visits; backend {args.backend}")
-    print(f"{'system':<20} {'R-1':>6} {'R-2':>6} {'R-L':>6}")
+    print(f"\nACI-Bench valid: {len(valid)} visits")
+    print("| system | R-1 | R-2 | R-L | R-Lsum | invented drugs |")
+    print("|---|---|---|---|---|---|")
     for system in systems:
-        r = {k: statistics.mean(v) for k, v in rouge[system].items()}
-        print(f"{system:<20} {r['rouge1']:6.3f} {r['rouge2']:6.3f} {r['rougeL']:6.3f}")
+        r = {k: 100 * statistics.mean(v) for k, v in rouge[system].items()}
+        print(
+            f"| {system} | {r['rouge1']:.1f} | {r['rouge2']:.1f} | {r['rougeL']:.1f} | "
+            f"{r['rougeLsum']:.1f} | {invented[system]} |"
+        )
     for kind, label in (
         ("medications", "medications (name+dose)"),
         ("med_names", "medications (name)"),
         ("allergies", "allergies"),
+        ("vitals", "vitals (written in the note)"),
         ("negatives", "pertinent negatives"),
     ):
         print(label)
         for system in systems:
             print(f"  {system:<20} {tallies[system].line(kind)}")
-    lat = sorted(latencies)
-    print(
-        f"engine latency per transcript: first call (loads models) {first_call:.2f}s; then "
-        f"median {statistics.median(lat):.2f}s, max {lat[-1]:.2f}s over {len(lat)}"
-    )
-    print(f"peak RSS after engine runs: {engine_rss:.0f} MiB")
-    print(
-        f"peak RSS whole bench: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
-    )
+    for backend in backends:
+        run = runs[backend]
+        lat = sorted(run["seconds"])
+        print(
+            f"{backend}: s/note mean {statistics.mean(lat):.1f}, median "
+            f"{statistics.median(lat):.1f}, max {lat[-1]:.1f} (first note {run['seconds'][0]:.1f});"
+            f" dropped by grounding {sum(run['dropped'])} ({statistics.mean(run['dropped']):.1f}"
+            f"/note); notes with a notice {run['notices']}; peak RSS so far {run['rss']:.0f} MiB"
+        )
+        if run["load"] is not None:
+            print(f"  model load {run['load']:.2f}s")
+        if run["first_section"]:
+            first = sorted(run["first_section"])
+            print(
+                f"  first section after {statistics.median(first):.1f}s median, "
+                f"{first[-1]:.1f}s max"
+            )
+        st = run["stats"]
+        if st.get("generation_s"):
+            print(
+                f"  {st['tokens']} tokens generated at {st['tokens'] / st['generation_s']:.1f} "
+                f"tok/s; time to first token {st['first_token_s'] / st['calls']:.2f}s per "
+                f"section (prompt work, prefix reused)"
+            )
 
 
 if __name__ == "__main__":

@@ -115,15 +115,15 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
 
 def note_draft(*, visit_id: int) -> ClinicalNote | None:
     """Draft (or re-draft) the note from the transcript in the worker; never over a signed note."""
-    from consults.notes.backends import get_drafter
     from consults.notes.grounding import ground_note
 
     visit = Visit.objects.get(pk=visit_id)
     if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
         return None
     utterances, lines = note_utterances(visit=visit)
-    drafter = get_drafter(path=settings.NOTES_BACKEND or "consults.notes.engine.GroundedDrafter")
-    draft, _problems = ground_note(note=drafter.draft(utterances=utterances), utterances=utterances)
+    draft, _problems = ground_note(
+        note=_drafter().draft(utterances=utterances), utterances=utterances
+    )
     content = {
         "sections": {
             key: [{**asdict(item), "origin": "engine"} for item in items]
@@ -131,6 +131,11 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
         },
         "lines": lines,
         "facts": asdict(draft.facts),
+        # Shown on the review page: why the rules wrote it, or that there was nothing to say.
+        "notices": list(draft.notices),
+        # Sentences the grounding check left out, with the reasons, for the review page.
+        "dropped": list(draft.dropped),
+        "dropped_count": len(draft.dropped),
     }
     with transaction.atomic():
         note, _ = ClinicalNote.objects.select_for_update().get_or_create(visit=visit)
@@ -150,6 +155,25 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
     # Staff pages (the note review waiting for it, the physician's "to sign" list) refresh.
     queue_changed(visit=visit, event="note_drafted")
     return note
+
+
+def _drafter():
+    """The configured note backend, with the NOTES_LLM_* settings when it is the model."""
+    from consults.notes.backends import LLM_BACKEND, get_drafter, resolve_backend
+
+    path = resolve_backend(settings.NOTES_BACKEND)
+    options: tuple = ()
+    if path == LLM_BACKEND:
+        options = (
+            ("model_path", settings.NOTES_LLM_MODEL_PATH or None),
+            ("base_url", settings.NOTES_LLM_BASE_URL or None),
+            ("api_model", settings.NOTES_LLM_API_MODEL),
+            ("timeout_s", float(settings.NOTES_LLM_TIMEOUT_S)),
+            ("threads", settings.NOTES_LLM_THREADS),
+            ("context_tokens", settings.NOTES_LLM_CONTEXT),
+            ("cache_dir", settings.NOTES_MODEL_CACHE_DIR),
+        )
+    return get_drafter(path=path, options=options)
 
 
 def note_mark_failed(*, visit_id: int, reason: str) -> None:

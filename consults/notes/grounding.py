@@ -5,10 +5,40 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from consults.notes.facts import _ALLERGEN
+from consults.notes.context import (
+    answer_polarity,
+    assert_span,
+    is_question,
+    preceding_question,
+    sentences,
+)
+from consults.notes.facts import _ALLERGEN, _SYMPTOMS, _concepts
 from consults.notes.meds import find_drug_spans
 from consults.notes.numbers import numbers_in
 from consults.notes.types import DraftNote, NoteItem, Utterance
+
+_SIDE = {"left": re.compile(r"\bleft\b", re.I), "right": re.compile(r"\bright\b", re.I)}
+# "right" as a discourse word ("all right", "right?", "right now") is not a side.
+_NOT_A_SIDE = re.compile(
+    r"\ball right\b|\bright\s*[?,.!]|\bright (?:now|away|there|here|off|back|after|before)\b|"
+    r"\bthat 's right\b|\bthat'?s right\b|\bthe right (?:thing|way|time|dose|place)\b|"
+    r"^\W*right\b",
+    re.I,
+)
+_BOTH_SIDES = re.compile(
+    r"\b(?:bilateral(?:ly)?|both (?:sides|legs|arms|knees|feet|hands|eyes|ears))\b", re.I
+)
+_BOTH_SAID = re.compile(r"\b(?:bilateral(?:ly)?|both|left and right|right and left)\b", re.I)
+_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+# Words that carry no finding of their own in "she denies any ..." sentences.
+_GENERIC_WORDS = (
+    "the and any other was were has have had been being his her their she he they patient "
+    "reports reported denies denied notes noted states stated experiencing experienced having "
+    "currently recently also further additional significant signs symptoms symptom history "
+    "issues problems concerns changes episodes time today does did not with for from that this "
+    "there such like well some much more at all yet since ever "
+)
+_GENERIC = frozenset(_GENERIC_WORDS.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +54,16 @@ def _mentions(text: str) -> set[str]:
     return found
 
 
+GENERATED = "sentence"  # NoteItem.kind of a sentence a language model wrote
+
+
 def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
-    """Reasons an item is not grounded; empty when every claim is in its cited lines."""
+    """Reasons an item is not grounded; empty when every claim is in its cited lines.
+
+    Every item: each drug, allergen and number must be in the cited lines. Generated sentences
+    (kind ``sentence``) also: each side (left/right/bilateral), and each negation ("no
+    edema", "denies chest pain") or symptom stated with the same polarity as in the lines.
+    """
     if not item.evidence:
         return ["cites no transcript line"]
     bad = [i for i in item.evidence if not 0 <= i < len(utterances)]
@@ -41,21 +79,124 @@ def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
     missing = numbers_in(item.text) - numbers_in(cited)
     if missing:
         problems.append(f"number(s) {sorted(missing)} not in the cited lines")
+    if item.kind == GENERATED:
+        lines = _with_questions(item.evidence, utterances)
+        problems += _laterality(item.text, " ".join(utterances[i].text for i in lines))
+        problems += _polarity(item.text, lines, utterances)
+    return problems
+
+
+def _with_questions(evidence: list[int], utterances: list[Utterance]) -> list[int]:
+    """Cited lines plus the question a cited bare "yes"/"no" answers (it means nothing alone)."""
+    lines = set(evidence)
+    for i in evidence:
+        u = utterances[i]
+        if u.speaker != "doctor" and answer_polarity(u.text) is not None:
+            question = preceding_question(utterances=utterances, index=i)
+            if question is not None:
+                lines.add(question.index)
+    return sorted(lines)
+
+
+def _laterality(text: str, cited: str) -> list[str]:
+    sides = _NOT_A_SIDE.sub(" ", cited)
+    problems = [
+        f"side '{side}' is not in the cited lines"
+        for side, rx in _SIDE.items()
+        if rx.search(text) and not rx.search(sides)
+    ]
+    if _BOTH_SIDES.search(text) and not _BOTH_SAID.search(cited):
+        problems.append("'bilateral' is not in the cited lines")
+    return problems
+
+
+def _stem(word: str) -> str:
+    return word.lower().replace("'", "")[:5]
+
+
+def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set]:
+    """What the lines state, as {symptom: {negated?}} and the stems of negated words.
+
+    A doctor's question takes the polarity of the patient's yes/no answer that follows it.
+    """
+    concepts: dict[str, set[bool]] = {}
+    negated_stems: set[str] = set()
+    for i in lines:
+        u = utterances[i]
+        asked = u.speaker == "doctor" and is_question(u.text)
+        answer = None
+        if asked:
+            reply = next((v for v in utterances[i + 1 : i + 3] if v.speaker != "doctor"), None)
+            answer = answer_polarity(reply.text) if reply is not None else None
+        for piece in sentences(u.text) or [u.text]:
+            for name, start, end in _concepts(piece, _SYMPTOMS):
+                a = assert_span(sentence=piece, start=start, end=end)
+                # A question states nothing; its answer does.
+                if asked and answer is not None:
+                    concepts.setdefault(name, set()).add(not answer)
+                elif not asked and not a.hypothetical:
+                    concepts.setdefault(name, set()).add(a.negated)
+            for m in _WORD.finditer(piece.lower()):
+                if (
+                    answer is False
+                    or assert_span(sentence=piece, start=m.start(), end=m.end()).negated
+                ):
+                    negated_stems.add(_stem(m.group(0)))
+    return concepts, negated_stems
+
+
+def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[str]:
+    concepts, negated_stems = _said(lines, utterances)
+    problems = []
+    for piece in sentences(text) or [text]:
+        for name, start, end in _concepts(piece, _SYMPTOMS):
+            a = assert_span(sentence=piece, start=start, end=end)
+            if a.hypothetical or a.experiencer != "patient":
+                continue
+            said = concepts.get(name, set())
+            if a.negated and not said:
+                problems.append(f"denies '{name}', which the cited lines do not mention")
+            elif said and a.negated not in said:
+                state = "denied" if a.negated else "affirmed"
+                problems.append(f"'{name}' is {state} here but not in the cited lines")
+        negated = [
+            w.group(0)
+            for w in _WORD.finditer(piece.lower())
+            if w.group(0) not in _GENERIC
+            and assert_span(sentence=piece, start=w.start(), end=w.end()).negated
+        ]
+        if negated and not any(_stem(w) in negated_stems for w in negated):
+            problems.append(f"negation of '{' '.join(negated)}' is not in the cited lines")
     return problems
 
 
 def ground_note(
     *, note: DraftNote, utterances: list[Utterance]
 ) -> tuple[DraftNote, list[GroundingProblem]]:
-    """Drop every item, medication and allergy that its cited lines do not support."""
+    """Drop every item, medication and allergy that its cited lines do not support.
+
+    The dropped items are kept on the returned note (``dropped``) with their reasons, so that
+    the review page can show what was left out and why.
+    """
     problems: list[GroundingProblem] = []
+    dropped = list(note.dropped)
     sections: dict[str, list[NoteItem]] = {}
     for key, items in note.sections.items():
         kept = []
         for item in items:
             reasons = check_item(item=item, utterances=utterances)
             problems.extend(GroundingProblem(key, item.text, r) for r in reasons)
-            if not reasons:
+            if reasons:
+                dropped.append(
+                    {
+                        "section": key,
+                        "text": item.text,
+                        "evidence": list(item.evidence),
+                        "kind": item.kind,
+                        "reasons": reasons,
+                    }
+                )
+            else:
                 kept.append(item)
         sections[key] = kept
     facts = note.facts
@@ -75,4 +216,4 @@ def ground_note(
         if not reasons:
             allergies.append(allergy)
     new_facts = replace(facts, medications=meds, allergies=allergies)
-    return DraftNote(sections, new_facts, note.engine_version), problems
+    return replace(note, sections=sections, facts=new_facts, dropped=dropped), problems

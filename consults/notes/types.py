@@ -128,6 +128,10 @@ class DraftNote:
     sections: dict[str, list[NoteItem]]
     facts: NoteFacts
     engine_version: str
+    # Plain-language notices for the physician ("written by the rules engine because ...").
+    notices: list[str] = field(default_factory=list)
+    # Items the grounding check left out: {section, text, evidence, kind, reasons}.
+    dropped: list[dict] = field(default_factory=list)
 
     def to_text(self) -> str:
         """Plain-text SOAP note, section by section, items with their cited lines."""
@@ -148,6 +152,8 @@ class DraftNote:
             "engine_version": self.engine_version,
             "sections": {k: [asdict(i) for i in v] for k, v in self.sections.items()},
             "facts": asdict(self.facts),
+            "notices": list(self.notices),
+            "dropped": list(self.dropped),
         }
 
 

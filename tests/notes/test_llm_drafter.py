@@ -1,0 +1,169 @@
+"""The generative backend's plumbing with a scripted model: no model file is loaded here."""
+
+from __future__ import annotations
+
+import pytest
+
+from consults.notes.backends import LLM_BACKEND, get_drafter, resolve_backend
+from consults.notes.grounding import GENERATED
+from consults.notes.llm import (
+    NOTHING_TO_SUMMARIZE,
+    SECTIONS,
+    LlmDrafter,
+    ModelError,
+    parse_sentences,
+    section_grammar,
+)
+from consults.notes.transcript import parse_transcript
+
+VISIT = parse_transcript(
+    text=(
+        "[doctor] hi , what brings you in today ?\n"  # 0
+        "[patient] my right knee has been hurting for about two weeks .\n"  # 1
+        "[doctor] are you taking anything for it ?\n"  # 2
+        "[patient] ibuprofen , four hundred milligrams twice a day .\n"  # 3
+        "[doctor] any fever ?\n"  # 4
+        "[patient] no .\n"  # 5
+        "[doctor] on exam the right knee is swollen with no redness .\n"  # 6
+        "[doctor] this is likely a sprain . keep the ibuprofen and use ice , see me in two "
+        "weeks .\n"
+    )
+)
+
+# What a model might write, one faithful and one unfaithful sentence per section.
+SCRIPT = {
+    "CHIEF COMPLAINT": "Right knee pain. [1]\n",
+    "HISTORY OF PRESENT ILLNESS": (
+        "The patient reports right knee pain for 2 weeks. [1]\n"
+        "She takes ibuprofen 400 mg twice a day. [2, 3]\n"
+        "She denies fever. [4, 5]\n"
+        "She takes ibuprofen 800 mg at night. [3]\n"  # invented dose
+        "The left knee is also painful. [1]\n"  # wrong side
+    ),
+    "PHYSICAL EXAMINATION AND RESULTS": "The right knee is swollen without redness. [6]\n",
+    "ASSESSMENT": "Likely right knee sprain. [6, 7]\n",
+    "PLAN": (
+        "Continue ibuprofen and apply ice. [7]\n"
+        "Start naproxen 500 mg. [7]\n"  # invented drug
+        "Follow up in 2 weeks. [7]\n"
+        "Rest the knee.\n"  # cites nothing
+    ),
+}
+
+
+class ScriptedModel:
+    name = "scripted"
+
+    def __init__(self, *, context_tokens: int = 8192, fail: Exception | None = None) -> None:
+        self.context_tokens = context_tokens
+        self.prompts: list[str] = []
+        self.fail = fail
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def complete(self, *, messages, grammar, max_tokens, deadline) -> str:
+        if self.fail is not None:
+            raise self.fail
+        prompt = messages[-1]["content"]
+        self.prompts.append(prompt)
+        title = prompt.rsplit("Write the ", 1)[1].split(" section", 1)[0]
+        return SCRIPT[title]
+
+
+def texts(note, key: str) -> list[str]:
+    return [i.text for i in note.sections[key]]
+
+
+def test_model_writes_sections_and_grounding_drops_what_lines_do_not_support() -> None:
+    note = LlmDrafter(generator=ScriptedModel()).draft(utterances=VISIT)
+    assert texts(note, "chief_complaint") == ["Right knee pain."]
+    assert "She takes ibuprofen 400 mg twice a day." in texts(note, "hpi")
+    assert "She denies fever." in texts(note, "hpi")
+    assert "Follow up in 2 weeks." in texts(note, "plan")
+    dropped = {d["text"] for d in note.dropped}
+    assert dropped == {
+        "She takes ibuprofen 800 mg at night.",
+        "The left knee is also painful.",
+        "Start naproxen 500 mg.",
+        "Rest the knee.",
+    }
+    generated = [i for items in note.sections.values() for i in items if i.kind == GENERATED]
+    assert generated and all(i.evidence for i in generated)
+    # The structured facts stay the rules' own.
+    assert [(m.name, m.dose) for m in note.facts.medications] == [("ibuprofen", "400 mg")]
+    assert note.engine_version == "llm-scripted"
+    assert note.to_dict()["dropped"]
+
+
+def test_every_section_prompt_carries_the_numbered_transcript_and_the_facts() -> None:
+    model = ScriptedModel()
+    LlmDrafter(generator=model).draft(utterances=VISIT)
+    assert len(model.prompts) == len(SECTIONS)
+    for prompt in model.prompts:
+        assert "[1] Patient: my right knee has been hurting" in prompt
+        assert "Medications: ibuprofen 400 mg" in prompt
+
+
+@pytest.mark.parametrize("text", ["", "[doctor] hello ?\n[patient] hi .\n", "[patient] \n"])
+def test_empty_or_silent_transcript_gives_no_invented_note(text: str) -> None:
+    model = ScriptedModel()
+    note = LlmDrafter(generator=model).draft(utterances=parse_transcript(text=text))
+    assert note.notices == [NOTHING_TO_SUMMARIZE]
+    assert not any(note.sections.values())
+    assert model.prompts == []
+
+
+def test_long_transcript_is_chunked_and_no_line_is_left_out() -> None:
+    lines = "".join(
+        f"[patient] on day {n} the right knee pain was still there after walking .\n"
+        for n in range(120)
+    )
+    visit = parse_transcript(text=lines)
+    model = ScriptedModel(context_tokens=1200)
+    note = LlmDrafter(generator=model).draft(utterances=visit)
+    assert any("consecutive parts" in n for n in note.notices)
+    sent = "\n".join(model.prompts)
+    assert all(f"[{u.index}] Patient:" in sent for u in visit)
+    # One chief complaint, the other sections once per part.
+    parts = sum(1 for p in model.prompts if "CHIEF COMPLAINT" in p.rsplit("Write the", 1)[1])
+    assert parts == 1 and len(model.prompts) > len(SECTIONS)
+
+
+@pytest.mark.parametrize(
+    "failure", [TimeoutError("note model deadline passed"), ModelError("no such file")]
+)
+def test_model_failure_falls_back_to_rules_with_a_notice(failure: Exception) -> None:
+    note = LlmDrafter(generator=ScriptedModel(fail=failure)).draft(utterances=VISIT)
+    assert note.engine_version.startswith("grounded-rules")
+    assert len(note.notices) == 1 and "rules engine drafted it" in note.notices[0]
+    assert note.facts.medications
+
+
+def test_missing_model_file_falls_back_to_rules_and_does_not_retry_the_load(tmp_path) -> None:
+    drafter = LlmDrafter(model_path=str(tmp_path / "missing.gguf"))
+    first = drafter.draft(utterances=VISIT)
+    assert "missing.gguf" in first.notices[0]
+    assert drafter.draft(utterances=VISIT).notices == first.notices
+
+
+def test_parse_sentences_reads_citations_and_keeps_uncited_lines_for_grounding() -> None:
+    items = parse_sentences("Knee pain for 2 weeks. [1, 3]\n- Uses ice [7]\nNone.\nRests.\n")
+    assert [(i.text, i.evidence) for i in items] == [
+        ("Knee pain for 2 weeks.", [1, 3]),
+        ("Uses ice.", [7]),
+        ("Rests.", []),
+    ]
+
+
+def test_section_grammars_compile_in_llama_cpp() -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    for section in SECTIONS:
+        assert llama_cpp.LlamaGrammar.from_string(section_grammar(section), verbose=False)
+
+
+def test_backends_are_chosen_by_short_name_with_options() -> None:
+    assert resolve_backend("llm") == LLM_BACKEND
+    assert resolve_backend("rules").endswith("GroundedDrafter")
+    drafter = get_drafter(path="llm", options=(("base_url", "http://127.0.0.1:9/v1"),))
+    assert drafter.engine_version == "llm-server-default"

@@ -1,0 +1,102 @@
+"""The grounding check drops generated sentences that change what their cited lines say."""
+
+from __future__ import annotations
+
+import pytest
+
+from consults.notes.grounding import GENERATED, check_item, ground_note
+from consults.notes.transcript import parse_transcript
+from consults.notes.types import DraftNote, NoteFacts, NoteItem
+
+LINES = parse_transcript(
+    text=(
+        "[doctor] so what brings you in today ?\n"  # 0
+        "[patient] my right knee has been hurting for about two weeks .\n"  # 1
+        "[doctor] any fever or chills ?\n"  # 2
+        "[patient] no .\n"  # 3
+        "[patient] i have had a cough though and some chest pain .\n"  # 4
+        "[doctor] are you taking anything for the knee ?\n"  # 5
+        "[patient] ibuprofen , four hundred milligrams twice a day .\n"  # 6
+        "[doctor] on exam there is one plus pitting edema in both legs .\n"  # 7
+        "[doctor] i do hear a three over six systolic ejection murmur .\n"  # 8
+        "[doctor] let 's increase the lisinopril to twenty milligrams and send a refill .\n"  # 9
+    )
+)
+
+
+def sentence(text: str, evidence: list[int]) -> NoteItem:
+    return NoteItem(text, evidence, kind=GENERATED)
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        ("Right knee pain for 2 weeks.", [1]),
+        ("She denies fever or chills.", [2, 3]),
+        ("She denies fever and chills.", [3]),  # the bare "no" brings its question along
+        ("She reports a cough and chest pain.", [4]),
+        ("She takes ibuprofen 400 mg twice a day for the knee.", [5, 6]),
+        ("There is 1+ pitting edema of both legs.", [7]),
+        ("A 3/6 systolic ejection murmur is heard.", [8]),
+        ("Increase lisinopril to 20 mg and send a refill.", [9]),
+    ],
+)
+def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
+    assert check_item(item=sentence(text, evidence), utterances=LINES) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence", "reason"),
+    [
+        # an invented dose
+        ("She takes ibuprofen 800 mg twice a day.", [6], "800"),
+        ("Increase lisinopril to 40 mg.", [9], "40"),
+        # an invented drug
+        ("She takes naproxen for the knee.", [5, 6], "naproxen"),
+        # a flipped negation
+        ("No pitting edema.", [7], "negation"),
+        ("No systolic ejection murmur.", [8], "negation"),
+        ("She does not have any chest pain or cough.", [4], "chest pain"),
+        ("She reports fever.", [2, 3], "fever"),
+        ("She does not need a refill.", [9], "negation"),
+        # an invented denial
+        ("She denies shortness of breath.", [4], "shortness of breath"),
+        # a changed side
+        ("Left knee pain for 2 weeks.", [1], "left"),
+        ("Bilateral knee pain.", [1], "bilateral"),
+        # no citation at all
+        ("Right knee pain.", [], "cites no"),
+    ],
+)
+def test_unfaithful_sentences_are_rejected(text: str, evidence: list[int], reason: str) -> None:
+    problems = check_item(item=sentence(text, evidence), utterances=LINES)
+    assert any(reason in p for p in problems), problems
+
+
+def test_right_as_a_discourse_word_does_not_ground_a_side() -> None:
+    lines = parse_transcript(text="[patient] my left hip hurts , all right ? right .\n")
+    assert check_item(item=sentence("Right hip pain.", [0]), utterances=lines)
+    assert check_item(item=sentence("Left hip pain.", [0]), utterances=lines) == []
+
+
+def test_ground_note_keeps_what_it_dropped_with_reasons() -> None:
+    note = DraftNote(
+        sections={
+            "hpi": [
+                sentence("Right knee pain for 2 weeks.", [1]),
+                sentence("Left knee pain for 2 weeks.", [1]),
+            ],
+            "plan": [sentence("Start naproxen 500 mg.", [9])],
+        },
+        facts=NoteFacts(),
+        engine_version="test",
+    )
+    grounded, problems = ground_note(note=note, utterances=LINES)
+    assert [i.text for i in grounded.sections["hpi"]] == ["Right knee pain for 2 weeks."]
+    assert grounded.sections["plan"] == []
+    assert [d["text"] for d in grounded.dropped] == [
+        "Left knee pain for 2 weeks.",
+        "Start naproxen 500 mg.",
+    ]
+    assert all(d["reasons"] for d in grounded.dropped)
+    assert len(problems) >= 2
