@@ -218,6 +218,16 @@ def test_a_visit_from_booking_to_summary_by_clicking(
     expect(me.get_by_role("heading", name="Your after-visit summary")).to_be_visible()
     expect(me.get_by_text("From the note signed by")).to_be_visible()
     _shot(me, "8-patient-summary")
+    # Who opened my record, after a whole visit: plain words, one screen or two, not 4,600 px.
+    me.get_by_role("link", name="Who opened my record").click()
+    expect(me.get_by_role("heading", name="Who opened my record")).to_be_visible()
+    access = me.locator("main").inner_text()
+    assert "Journey" in access, access
+    assert not re.search(r"\b[a-z]+_[a-z_]+ \d+\b", access), access  # no "queue_entry 6"
+    height = me.evaluate("document.documentElement.scrollHeight")
+    assert height < 2000, f"the record-access page is {height} px tall after one visit"
+    _shot(me, "9-patient-record-access")
+
     # The frames the patient's sockets carried, all along, held no staff-only event.
     for url, payload in frames:
         assert json.loads(payload).get("type") not in STAFF_ONLY_FRAMES, (url, payload)
