@@ -1,11 +1,51 @@
 """The Celery application: configuration from Django settings (CELERY_*), tasks autodiscovered."""
 
+import logging
 import os
+import warnings
 
-from celery import Celery
+from celery import Celery, signals
+from celery.exceptions import CPendingDeprecationWarning
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telehealth.settings.local")
 
 app = Celery("telehealth")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class OneRetryLinePerOutage(logging.Filter):
+    """Let the first "Cannot connect to <broker>… Trying again" of an outage through, drop
+    the repeats (one per retry, for as long as the broker is down), and reset when the worker
+    is connected again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("Connected to"):
+            self.reported = False
+        elif "Cannot connect to" in message:
+            if self.reported:
+                return False
+            self.reported = True
+        return True
+
+
+@signals.celeryd_after_setup.connect
+def _quiet_connection_loss(**kwargs) -> None:
+    """Drop Celery's nine-line notice, logged on every broker connection loss, that a worker
+    will one day cancel its running tasks then by default. RabbitMQ turns that on already
+    (settings/base.py: it requeues them at once); on Redis a running task finishes and is
+    acknowledged afterwards. Installed after Celery's logging setup, which shows every
+    Celery deprecation notice ``always``."""
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*In Celery 5\.1 we introduced an optional breaking change",
+        category=CPendingDeprecationWarning,
+    )
+    retries = OneRetryLinePerOutage()
+    logging.getLogger("celery.worker.consumer.consumer").addFilter(retries)
+    logging.getLogger("celery.worker.consumer.connection").addFilter(retries)

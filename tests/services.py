@@ -182,8 +182,16 @@ class PrivateVhost:
     def delete(self) -> None:
         self._ctl("delete_vhost", self.name)
 
+    def ready(self, queue: str) -> int:
+        """Messages waiting in ``queue``, asked of RabbitMQ itself (no statistics delay)."""
+        from kombu import Connection
+
+        with Connection(self.url()) as connection:
+            return connection.default_channel.queue_declare(queue, passive=True).message_count
+
     def messages(self, queue: str) -> tuple[int, int]:
-        """(ready, unacknowledged) messages of ``queue``; (0, 0) before it exists."""
+        """(ready, unacknowledged) messages of ``queue``; (0, 0) before it exists. From
+        RabbitMQ's statistics, which lag by up to ``collect_statistics_interval`` (5 s)."""
         out = self._ctl(
             "list_queues",
             "-p",
@@ -198,6 +206,17 @@ class PrivateVhost:
             if name == queue:
                 return int(ready), int(unacked)
         return 0, 0
+
+    def drop_connections(self) -> int:
+        """Close every client connection to this vhost, as a broker restart or a network cut
+        would; returns how many."""
+        out = self._ctl("list_connections", "--no-table-headers", "vhost", "pid")
+        pids = [
+            pid for vhost, pid in (line.split() for line in out.splitlines()) if vhost == self.name
+        ]
+        for pid in pids:
+            self._ctl("close_connection", pid, "drill: connection dropped")
+        return len(pids)
 
     def queue_type(self, queue: str) -> str:
         out = self._ctl("list_queues", "-p", self.name, "--no-table-headers", "name", "type")

@@ -5,7 +5,9 @@ RabbitMQ puts a consumer's unacknowledged messages back in their queue as soon a
 connection drops, so a worker started afterwards redoes each job at once, not after a
 visibility timeout. Each must be redone once (no line stored twice, the upload resumed at its
 second window, one analysis, one note version) within 60 s of the new worker being ready;
-polled with a deadline of 120 s. The figures are printed: ``pytest <this file> -s``.
+polled with a deadline of 120 s. A second drill closes a live worker's connection from the
+broker's side mid-task (a RabbitMQ restart, a network cut): the work is redone once, quietly.
+The figures are printed: ``pytest <this file> -s``.
 
 Needs ``DRILL_AMQP_URL`` (a RabbitMQ the drill may add a vhost to; .ci/run sets it in its
 PostgreSQL + Redis pass); skipped without it.
@@ -107,13 +109,13 @@ def test_worker_killed_holding_chunk_upload_photo_and_note_each_redone_once_on_r
             held = {"speech": 2, "speech-early": 1, "photo": 1, "note": 1}
             wait_for(lambda: call_counts(calls) == held, timeout=DEADLINE_S, interval=0.1)
             assert AudioChunk.objects.get(pk=upload.pk).windows_done == 1
-            assert private_vhost.messages("ml") == (0, 4)
+            wait_for(lambda: private_vhost.messages("ml") == (0, 4), timeout=15)
             assert private_vhost.queue_type("ml") == "quorum"
         finally:
             killed_at = time.monotonic()
             kill_worker(first)
         # The dead worker's connection closed: RabbitMQ has put all four back already.
-        wait_for(lambda: private_vhost.messages("ml") == (4, 0), timeout=10, interval=0.05)
+        wait_for(lambda: private_vhost.ready("ml") == 4, timeout=10, interval=0.02)
         requeued_s = time.monotonic() - killed_at
         assert not finished_chunk(chunk.pk) and not finished_chunk(upload.pk)
         assert Photo.objects.get(pk=photo.pk).status == Photo.Status.QUEUED
@@ -169,3 +171,43 @@ def test_worker_killed_holding_chunk_upload_photo_and_note_each_redone_once_on_r
     assert PhotoAnalysis.objects.filter(photo=photo).count() == 1
     note = ClinicalNote.objects.get(visit=ended)
     assert note.version == 1 and NoteRevision.objects.filter(note=note).count() == 1
+
+
+def test_connection_dropped_mid_photo_analysis_is_redone_once_without_a_traceback(
+    transactional_db, private_vhost, tmp_path, patient, physician
+):
+    # A RabbitMQ restart or a network cut: the worker lives on, its connection does not.
+    # RabbitMQ requeues the message at once; the worker cancels the run it can no longer
+    # acknowledge, reconnects, and analyses the photo again: once.
+    visit = consult(patient, physician, purposes=("ai_photos",))
+    calls = tmp_path / "calls"
+    log = tmp_path / "worker.log"
+    with tasks_sent_to(private_vhost.url()):
+        worker = start_worker(
+            log, purge=False, extra_env={**drill_env(private_vhost, calls), "DRILL_HOLD_S": "5"}
+        )
+        try:
+            (photo,), _ = photo_services.photos_submit(
+                visit=visit,
+                uploader=patient,
+                kind=PhotoKind.SKIN,
+                body_site="left shin",
+                files=[("mole.jpg", SKIN_PHOTOS[1].read_bytes())],
+            )
+            wait_for(lambda: call_counts(calls)["photo"] == 1, timeout=DEADLINE_S, interval=0.05)
+            dropped = time.monotonic()
+            assert private_vhost.drop_connections() >= 1
+            wait_for(
+                lambda: Photo.objects.filter(pk=photo.pk, status=Photo.Status.ANALYSED).exists(),
+                timeout=DEADLINE_S,
+            )
+            redone_s = time.monotonic() - dropped
+            wait_for(lambda: private_vhost.messages("ml") == (0, 0), timeout=30)
+        finally:
+            stop_worker(worker)
+
+    log_text = log.read_text()
+    print(f"\ndrill 6 (RabbitMQ dropped the worker's connection): analysed {redone_s:.1f} s later")
+    assert call_counts(calls)["photo"] == 2, log_text[-3000:]
+    assert PhotoAnalysis.objects.filter(photo=photo).count() == 1
+    assert "Connection to broker lost" in log_text and "Traceback" not in log_text, log_text

@@ -377,6 +377,9 @@ elif broker_url:
     # A machine that vanishes without closing its connection is noticed after two missed
     # heartbeats; a killed process closes its connection at once.
     CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 10)
+    # RabbitMQ requeues what a dropped connection held at once, and another worker takes it:
+    # the tasks still running here are cancelled, not finished a second time alongside.
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
 # The cache holds rate-limit counters (telehealth.security.rate_limit_hit), which every web
 # process must share: Redis when there is one, else this process's memory.
