@@ -308,16 +308,35 @@ class LlmDrafter:
             sections = {key: [] for key in SECTION_TITLES}
             return DraftNote(sections, NoteFacts(), self.engine_version, [NOTHING_TO_SUMMARIZE])
         extracted = self._extractor.draft(utterances=utterances)
+        written: dict[str, list[NoteItem]] = {}
+        notices: list[str] = []
         try:
-            written, notices = self._write(utterances=utterances, facts=extracted.facts)
-        except Exception as exc:
-            logger.warning("note model failed, rules backend used: %s", type(exc).__name__)
-            note = self._rules.draft(utterances=utterances)
-            note.notices.append(
-                f"The language model could not write this draft ({_reason(exc)}); "
-                "the rules engine drafted it instead."
+            self._write(
+                utterances=utterances, facts=extracted.facts, written=written, notices=notices
             )
-            return note
+        except Exception as exc:
+            logger.warning("note model stopped: %s", type(exc).__name__)
+            if not written:
+                note = self._rules.draft(utterances=utterances)
+                note.notices.append(
+                    f"The language model could not write this draft ({_reason(exc)}); "
+                    "the rules engine drafted it instead."
+                )
+                return note
+            # The sections the model finished stay; the rules write the others.
+            rules = self._rules.draft(utterances=utterances)
+            missing = [s for s in SECTIONS if s.key not in written]
+            for section in missing:
+                written[section.key] = [
+                    i
+                    for i in rules.sections.get(section.key, [])
+                    if i.kind in {"narrative", "chief_complaint"}
+                ]
+            notices.append(
+                f"The language model stopped ({_reason(exc)}) before "
+                + ", ".join(s.title.lower() for s in missing)
+                + "; the rules engine drafted those sections."
+            )
         sections = {}
         for key in SECTION_TITLES:
             # Structured items (medications, allergies, vitals, symptoms) stay the rules' own.
@@ -332,8 +351,14 @@ class LlmDrafter:
         return grounded
 
     def _write(
-        self, *, utterances: list[Utterance], facts: NoteFacts
-    ) -> tuple[dict[str, list[NoteItem]], list[str]]:
+        self,
+        *,
+        utterances: list[Utterance],
+        facts: NoteFacts,
+        written: dict[str, list[NoteItem]],
+        notices: list[str],
+    ) -> None:
+        """Fill `written` section by section (a section appears once the model finished it)."""
         started = time.monotonic()
         deadline = started + self._timeout_s
         self.last_timings = []
@@ -343,13 +368,12 @@ class LlmDrafter:
         fixed = model.count_tokens(SYSTEM + facts_text) + 200
         budget = model.context_tokens - fixed - max(s.max_tokens for s in SECTIONS)
         chunks = chunk_lines(lines, budget=budget, count_tokens=model.count_tokens)
-        notices = []
         if len(chunks) > 1:
             notices.append(
                 f"The transcript is longer than the model's context; it was written in "
                 f"{len(chunks)} consecutive parts, every line included."
             )
-        written: dict[str, list[NoteItem]] = {s.key: [] for s in SECTIONS}
+        parts: dict[str, list[NoteItem]] = {s.key: [] for s in SECTIONS}
         for number, chunk in enumerate(chunks, start=1):
             part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
             for section in SECTIONS:
@@ -373,9 +397,10 @@ class LlmDrafter:
                     max_tokens=section.max_tokens,
                     deadline=deadline,
                 )
-                written[section.key] += parse_sentences(output)
+                parts[section.key] += parse_sentences(output)
+                if number == len(chunks) or section.key == "chief_complaint":
+                    written[section.key] = parts[section.key]
                 self.last_timings.append((section.key, time.monotonic() - started))
-        return written, notices
 
 
 def _reason(exc: Exception) -> str:

@@ -128,6 +128,7 @@ def test_long_transcript_is_chunked_and_no_line_is_left_out() -> None:
     # One chief complaint, the other sections once per part.
     parts = sum(1 for p in model.prompts if "CHIEF COMPLAINT" in p.rsplit("Write the", 1)[1])
     assert parts == 1 and len(model.prompts) > len(SECTIONS)
+    assert texts(note, "chief_complaint") == ["Right knee pain."]
 
 
 @pytest.mark.parametrize(
@@ -167,3 +168,25 @@ def test_backends_are_chosen_by_short_name_with_options() -> None:
     assert resolve_backend("rules").endswith("GroundedDrafter")
     drafter = get_drafter(path="llm", options=(("base_url", "http://127.0.0.1:9/v1"),))
     assert drafter.engine_version == "llm-server-default"
+
+
+class SlowModel(ScriptedModel):
+    """Finishes the first sections, then runs out of time."""
+
+    def complete(self, *, messages, grammar, max_tokens, deadline) -> str:
+        if len(self.prompts) == 2:
+            raise TimeoutError("note model deadline passed")
+        return super().complete(
+            messages=messages, grammar=grammar, max_tokens=max_tokens, deadline=deadline
+        )
+
+
+def test_timeout_keeps_finished_sections_and_the_rules_write_the_rest() -> None:
+    note = LlmDrafter(generator=SlowModel()).draft(utterances=VISIT)
+    assert texts(note, "chief_complaint") == ["Right knee pain."]
+    assert "She denies fever." in texts(note, "hpi")
+    assert note.engine_version == "llm-scripted"
+    assert len(note.notices) == 1
+    assert "assessment" in note.notices[0] and "rules engine drafted those" in note.notices[0]
+    # The plan comes from the rules: the doctor's line, quoted, with its line cited.
+    assert any(i.kind == "narrative" and i.evidence == [7] for i in note.sections["plan"])
