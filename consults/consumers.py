@@ -1,50 +1,91 @@
 """The consult room socket: WebRTC signaling between the visit's patient and physician.
 
-Thin: authorization on connect (every time), schema validation of every frame, presence in the
-database, relay to the other side through the channel layer group.
+Thin: authorization and everything the room needs are loaded at connect in one database hop;
+frames are validated and relayed to the other side through the channel layer group without
+touching the database. Access is re-checked while the socket is open: at once when a service
+changes who may be in the visit (a "room.recheck" to the group), and every ROOM_ACCESS_RECHECK_S
+seconds, which also keeps the socket's presence fresh (ROOM_PRESENCE_TTL).
 """
+
+import asyncio
+import logging
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from consults import selectors, services
+from consults import services
+from consults.ice import ice_servers_for
 from consults.realtime import room_group, room_staff_group
 from consults.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
-from telehealth.consumers import BoundedJsonConsumer
+from telehealth.consumers import (
+    CLOSE_TOO_MANY,
+    CLOSE_TRY_AGAIN,
+    SERVICE_ERRORS,
+    BoundedJsonConsumer,
+    socket_connect_allowed,
+)
+
+log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+_TOO_MANY = "too many"
 
 
 class ConsultRoomConsumer(BoundedJsonConsumer):
     max_frame_chars = MAX_FRAME_CHARS
+    relay_messages = frozenset({"websocket.receive", "room.relay", "room.push"})
+    count_connects = False  # counted in connect's database hop
     visit_id: int | None = None
     role: str = ""
+    present = False  # this socket's presence row is open
+    revoked = False
+    watcher: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A socket whose peer vanished mid-handshake ends here without disconnect() (the
+            # server swallows the error): its presence must not stay open.
+            try:
+                await self._release()
+            except SERVICE_ERRORS as error:
+                log.warning("room socket cleanup failed: %s", type(error).__name__)
 
     async def connect(self):
         user = self.scope.get("user")
-        visit_id = self.scope["url_route"]["kwargs"]["visit_id"]
-        visit = None
+        entry = None
         if user is not None and user.is_authenticated:
-            visit = await database_sync_to_async(selectors.consult_room_visit)(
-                user=user, visit_id=visit_id
-            )
-        if visit is None:
+            entry = await database_sync_to_async(self._enter)(user)
+        if entry == _TOO_MANY:
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        if entry is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.visit_id = visit.pk
-        self.role = "physician" if user.pk == visit.physician_id else "patient"
+        self.present = True
+        self.visit_id, self.role = entry.visit_id, entry.role
         for group in self._groups():
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        peers, consent = await database_sync_to_async(self._join)(visit, user)
+        self.watcher = asyncio.create_task(self._watch())
         await self.send_json(
             {
                 "type": "welcome",
                 "role": self.role,
-                "peers": [role for role in peers if role != self.role],
-                "consent": consent,
-                "iceServers": settings.WEBRTC_ICE_SERVERS,
+                "peers": entry.peers,
+                "consent": entry.consent,
+                "iceServers": ice_servers_for(user_id=user.pk),
             }
+        )
+
+    def _enter(self, user):
+        if not socket_connect_allowed(user.pk):
+            return _TOO_MANY
+        return services.room_enter(
+            user=user,
+            visit_id=self.scope["url_route"]["kwargs"]["visit_id"],
+            channel_name=self.channel_name,
         )
 
     def _groups(self) -> list[str]:
@@ -54,24 +95,60 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
             groups.append(room_staff_group(self.visit_id))
         return groups
 
-    def _join(self, visit, user):
-        services.presence_join(visit=visit, user=user, channel_name=self.channel_name)
-        return (
-            selectors.room_roles_present(visit=visit),
-            selectors.consent_state(visit=visit),
-        )
-
     async def disconnect(self, code):
         if self.visit_id is None:
             return
-        # Presence first: with Redis down the layer calls below raise, and the room must not
-        # go on showing this side as present.
-        await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
-        for group in self._groups():
-            await self.channel_layer.group_discard(group, self.channel_name)
-        await self._relay({"type": "peer.left", "role": self.role})
+        await self._release()
+        if not self.revoked:
+            await self._relay({"type": "peer.left", "role": self.role})
+
+    async def _release(self) -> None:
+        """Stop re-checking, close presence and leave the groups; safe to call more than once."""
+        if self.watcher is not None and self.watcher is not asyncio.current_task():
+            self.watcher.cancel()
+        self.watcher = None
+        if self.present:
+            self.present = False
+            # Presence first: with Redis down the layer calls below raise, and the room must
+            # not go on showing this side as present.
+            await database_sync_to_async(services.presence_leave)(channel_name=self.channel_name)
+        if self.visit_id is not None:
+            for group in self._groups():
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _watch(self) -> None:
+        every = min(settings.ROOM_ACCESS_RECHECK_S, settings.ROOM_PRESENCE_TTL / 3)
+        while not self.revoked:
+            await asyncio.sleep(every)
+            try:
+                await self._recheck()
+            except SERVICE_ERRORS as error:
+                # Access cannot be confirmed: close; the page reconnects with backoff.
+                log.warning("room socket re-check failed: %s", type(error).__name__)
+                await self.close(code=CLOSE_TRY_AGAIN)
+                return
+
+    async def room_recheck(self, event):
+        await self._recheck()
+
+    async def _recheck(self) -> None:
+        if self.revoked or self.visit_id is None:
+            return
+        still_allowed = await database_sync_to_async(services.room_stay)(
+            user=self.scope["user"], visit_id=self.visit_id, channel_name=self.channel_name
+        )
+        if not still_allowed:
+            await self._revoke()
+
+    async def _revoke(self) -> None:
+        """Access lost: hear nothing more from the room and close (room_stay closed presence)."""
+        self.revoked, self.present = True, False
+        await self.close(code=CLOSE_FORBIDDEN)
+        await self._release()
 
     async def receive_json(self, content, **kwargs):
+        if self.revoked:
+            return
         try:
             message = validate_inbound(content)
         except InvalidMessage as exc:
@@ -92,10 +169,12 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
         )
 
     async def room_relay(self, event):
-        if event["sender"] != self.channel_name:
+        if event["sender"] != self.channel_name and not self.revoked:
             await self.send_json(event["payload"])
 
     async def room_push(self, event):
+        if self.revoked:
+            return
         await self.send_json(event["payload"])
         if event["payload"].get("type") == "ended":
             await self.close()

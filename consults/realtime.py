@@ -26,3 +26,9 @@ def room_push(*, visit_id: int, payload: dict, staff_only: bool = False) -> None
     # A push is a hint (pages also refresh on their own): with Redis down, the change is
     # saved and the request answers; the outage is logged once (telehealth.push).
     group_send_on_commit([(group, {"type": "room.push", "payload": payload})])
+
+
+def room_recheck(*, visit_id: int) -> None:
+    """Once the transaction commits, tell every socket of the room to re-check its access: those
+    who lost it are closed (the services that change who may be in a visit call this)."""
+    group_send_on_commit([(room_group(visit_id), {"type": "room.recheck"})])

@@ -4,6 +4,7 @@ import zoneinfo
 from collections.abc import Callable, Collection
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import Model, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -178,15 +179,25 @@ def no_shows_since(*, since: datetime) -> int:
 
 
 def consult_room_visit(*, user: User, visit_id: int) -> Visit | None:
-    """The visit if ``user`` is its patient or its physician and the consult is in progress."""
+    """The visit if ``user`` is its patient or its physician, still an active account, and the
+    consult is in progress. Read from the database each time: sockets re-check with it."""
     if not user.is_authenticated:
         return None
     return (
         Visit.objects.select_related("patient", "physician")
         .filter(pk=visit_id, status=VisitStatus.IN_CONSULT)
-        .filter(Q(patient=user) | Q(physician=user))
+        .filter(
+            Q(patient=user, patient__is_active=True) | Q(physician=user, physician__is_active=True)
+        )
         .first()
     )
+
+
+def live_presences(*, visit: Visit) -> QuerySet[RoomPresence]:
+    """Presence rows of sockets still open: not left, and refreshed within ROOM_PRESENCE_TTL
+    (a socket whose disconnect never ran stops counting then)."""
+    fresh_since = timezone.now() - timedelta(seconds=settings.ROOM_PRESENCE_TTL)
+    return RoomPresence.objects.filter(visit=visit, left_at__isnull=True, seen_at__gte=fresh_since)
 
 
 def consent_state(*, visit: Visit) -> dict[str, bool | None]:
@@ -204,11 +215,7 @@ def consent_given(*, visit: Visit, purpose: str) -> bool:
 
 def room_roles_present(*, visit: Visit) -> list[str]:
     """Roles ("patient", "physician") with an open socket in the room."""
-    user_ids = set(
-        RoomPresence.objects.filter(visit=visit, left_at__isnull=True).values_list(
-            "user_id", flat=True
-        )
-    )
+    user_ids = set(live_presences(visit=visit).values_list("user_id", flat=True))
     roles = []
     if visit.patient_id in user_ids:
         roles.append("patient")
@@ -222,7 +229,10 @@ def patient_left_call(*, visit: Visit) -> bool:
     if visit.status != VisitStatus.IN_CONSULT:
         return False
     presence = RoomPresence.objects.filter(visit=visit, user_id=visit.patient_id)
-    return presence.exists() and not presence.filter(left_at__isnull=True).exists()
+    return (
+        presence.exists()
+        and not live_presences(visit=visit).filter(user_id=visit.patient_id).exists()
+    )
 
 
 def visits_to_sign(*, physician: User) -> QuerySet[Visit]:

@@ -1,6 +1,7 @@
 """Writes for booking and the visit lifecycle."""
 
 import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -18,8 +19,15 @@ from consults.models import (
     Visit,
     VisitStatus,
 )
-from consults.realtime import room_push
-from consults.selectors import patient_visits_near, slot_is_free, slot_minutes_at
+from consults.realtime import room_push, room_recheck
+from consults.selectors import (
+    consent_state,
+    consult_room_visit,
+    patient_visits_near,
+    room_roles_present,
+    slot_is_free,
+    slot_minutes_at,
+)
 from telehealth.models import User
 from telehealth.private_media import private_save
 from triage.realtime import queue_changed
@@ -249,6 +257,8 @@ def visit_reassign(*, visit: Visit, actor: User, physician: User) -> Visit:
         visit.refresh_from_db()
         raise BookingError("That physician already has a visit at this time.") from exc
     queue_changed(visit=visit, event="reassigned", previous_physician_id=previous)
+    # The previous physician's open room sockets close at once, not at their next re-check.
+    room_recheck(visit_id=visit.pk)
     return visit
 
 
@@ -395,8 +405,6 @@ def consent_record(*, visit: Visit, patient: User, choices: dict[str, bool]) -> 
         Consent(visit=visit, patient=patient, purpose=p, granted=g, version=CONSENT_VERSION)
         for p, g in choices.items()
     )
-    from consults.selectors import consent_state
-
     room_push(visit_id=visit.pk, payload={"type": "consent", "state": consent_state(visit=visit)})
     return rows
 
@@ -421,6 +429,44 @@ def presence_leave(*, channel_name: str) -> None:
     RoomPresence.objects.filter(channel_name=channel_name, left_at__isnull=True).update(
         left_at=timezone.now()
     )
+
+
+@dataclass(frozen=True)
+class RoomEntry:
+    """What a room socket needs from the database, loaded once at connect."""
+
+    visit_id: int
+    role: str
+    peers: list[str]
+    consent: dict[str, bool | None]
+
+
+def room_enter(*, user: User, visit_id: int, channel_name: str) -> RoomEntry | None:
+    """Authorize a room socket and record its presence, in one go; None if ``user`` may not be
+    in this room now."""
+    visit = consult_room_visit(user=user, visit_id=visit_id)
+    if visit is None:
+        return None
+    presence_join(visit=visit, user=user, channel_name=channel_name)
+    role = "physician" if user.pk == visit.physician_id else "patient"
+    return RoomEntry(
+        visit_id=visit.pk,
+        role=role,
+        peers=[other for other in room_roles_present(visit=visit) if other != role],
+        consent=consent_state(visit=visit),
+    )
+
+
+def room_stay(*, user: User, visit_id: int, channel_name: str) -> bool:
+    """Re-check an open room socket: refresh its presence if ``user`` may still be in the room,
+    else close its presence. False once access is lost (the socket must close)."""
+    if consult_room_visit(user=user, visit_id=visit_id) is None:
+        presence_leave(channel_name=channel_name)
+        return False
+    RoomPresence.objects.filter(channel_name=channel_name, left_at__isnull=True).update(
+        seen_at=timezone.now()
+    )
+    return True
 
 
 def chat_post(

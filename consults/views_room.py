@@ -1,6 +1,5 @@
 """The consult: admit from the lobby, consent, device check, the call page, chat, end."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -68,7 +67,6 @@ def room(request: HttpRequest, visit_id: int) -> HttpResponse:
         "role": "physician" if request.user.pk == visit.physician_id else "patient",
         "consent": selectors.consent_state(visit=visit),
         "max_attachment_mb": MAX_ATTACHMENT_BYTES // (1024 * 1024),
-        "ice_servers": settings.WEBRTC_ICE_SERVERS,
     }
     return render(request, "consults/room.html", context)
 

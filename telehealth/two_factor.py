@@ -1,13 +1,15 @@
 """TOTP two-factor sign-in for staff (physicians, administrators, Django staff) with django-otp.
 
 With ``STAFF_TWO_FACTOR_REQUIRED`` on, a staff session that has not passed a TOTP check reaches
-only the enrolment and verification pages and sign-out. Patients are never asked.
+only the enrolment and verification pages and sign-out, and opens no socket at all (every socket
+carries visit data). Patients are never asked.
 """
 
 import base64
 import io
 from collections.abc import Callable
 
+from channels.db import database_sync_to_async
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -15,8 +17,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django_otp import DEVICE_ID_SESSION_KEY, match_token, user_has_device
 from django_otp import login as otp_login
-from django_otp import match_token, user_has_device
+from django_otp.models import Device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp.qr import write_qrcode_image
 
@@ -134,3 +137,53 @@ class StaffTwoFactorMiddleware:
         return request.path not in open_paths and not request.path.startswith(
             f"/{settings.STATIC_URL.lstrip('/')}"
         )
+
+
+CLOSE_SECOND_FACTOR = 4401
+
+
+def session_passed_second_factor(*, user: User, session) -> bool:
+    """Whether ``session`` holds a confirmed device of ``user``: what django-otp's OTPMiddleware
+    decides for ``request.user.is_verified()``."""
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY)
+    if not persistent_id:
+        return False
+    device = Device.from_persistent_id(persistent_id)
+    return device is not None and device.user_id == user.pk and device.confirmed
+
+
+def socket_must_verify(*, user: User, session) -> bool:
+    """StaffTwoFactorMiddleware's rule for a socket: no socket path is open to an unverified
+    staff session."""
+    if not getattr(settings, "STAFF_TWO_FACTOR_REQUIRED", False):
+        return False
+    if not user.is_authenticated or not requires_two_factor(user):
+        return False
+    return not session_passed_second_factor(user=user, session=session)
+
+
+class SocketTwoFactorMiddleware:
+    """Refuse the handshake (close 4401) of a staff socket whose session has not passed the
+    second factor. Goes inside AuthMiddlewareStack, which puts the user and session in scope."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and await self._must_verify(scope):
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": CLOSE_SECOND_FACTOR})
+            return
+        await self.inner(scope, receive, send)
+
+    @staticmethod
+    async def _must_verify(scope) -> bool:
+        if not getattr(settings, "STAFF_TWO_FACTOR_REQUIRED", False):
+            return False  # no database hop when two-factor is off
+        user, session = scope.get("user"), scope.get("session")
+        if user is None or not user.is_authenticated:
+            return False  # consumers refuse anonymous sockets themselves
+        if session is None:
+            return True
+        return await database_sync_to_async(socket_must_verify)(user=user, session=session)

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from triage.urgency import Urgency
 
@@ -168,6 +169,9 @@ class RoomPresence(models.Model):
     channel_name = models.CharField(max_length=200, unique=True)
     joined_at = models.DateTimeField(auto_now_add=True)
     left_at = models.DateTimeField(null=True, blank=True)
+    # Refreshed by the open socket; a row not seen for ROOM_PRESENCE_TTL seconds no longer counts,
+    # so a socket whose disconnect never ran (dropped TCP, killed server) cannot stay "present".
+    seen_at = models.DateTimeField(db_default=Now())
 
     def __str__(self) -> str:
         return f"{self.user} in visit #{self.visit_id}"

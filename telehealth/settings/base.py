@@ -445,8 +445,24 @@ NOTES_BACKEND = env_str("NOTES_BACKEND") or (
     "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH or _llm_installed() else "rules"
 )
 
-# WebRTC: a clinic configures its own STUN/TURN (coturn) here.
+# WebRTC: a clinic configures its own STUN/TURN (coturn) here. TURN credentials are never static:
+# each room socket's welcome frame carries a username and password minted for that user from
+# TURN_SECRET (coturn's use-auth-secret), valid for TURN_TTL seconds (docs/deploy.md).
 WEBRTC_ICE_SERVERS = [{"urls": url} for url in env_list("WEBRTC_STUN_URLS", [])]
+TURN_URLS = env_list("TURN_URLS", [])
+TURN_SECRET = env_str("TURN_SECRET", "")
+TURN_TTL = env_int("TURN_TTL", 6 * 3600)
+
+# Consult room sockets: access is re-checked this often while connected (services that change
+# access also push a re-check at once); presence not refreshed for ROOM_PRESENCE_TTL seconds is
+# gone, even when the socket's disconnect never ran.
+ROOM_ACCESS_RECHECK_S = env_int("ROOM_ACCESS_RECHECK_S", 20)
+ROOM_PRESENCE_TTL = env_int("ROOM_PRESENCE_TTL", 60)
+# Per user: frames per second (sustained, with a burst) on each process, socket connects per
+# minute across processes. Past either, the socket is closed with 4429.
+SOCKET_FRAME_RATE = env_int("SOCKET_FRAME_RATE", 40)
+SOCKET_FRAME_BURST = env_int("SOCKET_FRAME_BURST", 200)
+SOCKET_CONNECTS_PER_MINUTE = env_int("SOCKET_CONNECTS_PER_MINUTE", 60)
 
 # One JSON object per line, with the request id or Celery task id; LOG_FORMAT=plain for humans.
 LOGGING = {

@@ -404,6 +404,14 @@ class Sockets:
         await self.open[name].send_input({"type": "websocket.receive", key: frame})
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    """Thousands of frames from one user: what is fuzzed here is validation, not the per-user
+    limits (tests/test_room_access.py closes a flood)."""
+    settings.SOCKET_FRAME_RATE = settings.SOCKET_FRAME_BURST = 10**9
+    settings.SOCKET_CONNECTS_PER_MINUTE = 10**9
+
+
 def _assert_error_frame(message):
     assert message["type"] == "error", message
     error = message.get("error")
