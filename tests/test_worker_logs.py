@@ -2,6 +2,7 @@
 
 import logging
 import warnings
+from pathlib import Path
 
 from celery.exceptions import CPendingDeprecationWarning
 from celery.worker.consumer.consumer import CANCEL_TASKS_BY_DEFAULT, CONNECTION_ERROR
@@ -28,3 +29,11 @@ def test_the_cancel_on_connection_loss_notice_is_not_logged_on_every_outage():
         _quiet_connection_loss()
         warnings.warn(CANCEL_TASKS_BY_DEFAULT, CPendingDeprecationWarning, stacklevel=1)
     assert seen == []
+
+
+def test_the_procfile_worker_runs_without_gossip():
+    # Gossip's restart after a broker connection loss fails inside Celery with a traceback
+    # (docs/deploy.md, Celery workers); the application needs neither gossip nor mingle.
+    procfile = (Path(__file__).parent.parent / "Procfile").read_text()
+    (worker,) = [line for line in procfile.splitlines() if line.startswith("worker:")]
+    assert "--without-gossip" in worker and "--without-mingle" in worker
