@@ -366,7 +366,7 @@ elif broker_url:
     CELERY_BROKER_URL = broker_url
     # Publisher confirms: delay() returns once RabbitMQ has stored the message.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
-    # Quorum queues: replicated, durable, with a delivery limit against poison messages.
+    # Quorum queues: replicated across the cluster's nodes, durable.
     CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
     CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = "quorum"  # the ml queue, declared through its route
     # Topic exchanges, so that a retry's countdown waits in RabbitMQ (native delayed delivery),
