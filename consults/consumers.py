@@ -76,6 +76,7 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
                 "peers": entry.peers,
                 "consent": entry.consent,
                 "iceServers": ice_servers_for(user_id=user.pk),
+                "iceTransportPolicy": settings.WEBRTC_ICE_TRANSPORT_POLICY,
             }
         )
 

@@ -17,6 +17,7 @@ let localStream = new MediaStream();
 let cameraTrack = null;
 let screenTrack = null;
 let iceServers = [];
+let iceTransportPolicy = "all";
 let remoteSession = null;
 let makingOffer = false;
 let ignoreOffer = false;
@@ -70,7 +71,7 @@ function newPeerConnection() {
     pc.onicecandidate = pc.ontrack = pc.onnegotiationneeded = pc.onconnectionstatechange = null;
     pc.close();
   }
-  pc = new RTCPeerConnection({ iceServers });
+  pc = new RTCPeerConnection({ iceServers, iceTransportPolicy });
   peerCreatedAt = Date.now();
   window.__consultPeer = pc;
   for (const track of localStream.getTracks()) {
@@ -145,6 +146,7 @@ function onMessage(message) {
   switch (message.type) {
     case "welcome":
       iceServers = message.iceServers || [];
+      iceTransportPolicy = message.iceTransportPolicy || "all";
       showConsent(message.consent);
       send({ type: "hello", session });
       if (message.peers.includes(other)) {

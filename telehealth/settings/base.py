@@ -452,6 +452,8 @@ WEBRTC_ICE_SERVERS = [{"urls": url} for url in env_list("WEBRTC_STUN_URLS", [])]
 TURN_URLS = env_list("TURN_URLS", [])
 TURN_SECRET = env_str("TURN_SECRET", "")
 TURN_TTL = env_int("TURN_TTL", 6 * 3600)
+# "relay": calls go through TURN only, so neither side ever learns the other's IP address.
+WEBRTC_ICE_TRANSPORT_POLICY = env_str("WEBRTC_ICE_TRANSPORT_POLICY", "all")
 
 # Consult room sockets: access is re-checked this often while connected (services that change
 # access also push a re-check at once); presence not refreshed for ROOM_PRESENCE_TTL seconds is
