@@ -2,10 +2,16 @@
 
 Starts two uvicorn processes (so relays must cross processes through Redis), puts each room's
 physician on one and its patient on the other, and measures the round trip of a signaling
-message (physician -> patient -> physician). Ramps the number of rooms until p99 passes the
-budget or a step fails, and prints p50/p99 per step and the most rooms held within budget.
+message (physician -> patient -> physician): while the step's rooms are still connecting, and
+then with all of them open. Per step it prints connects/s, p50/p95/p99 with all sockets open,
+p50/p99 while rooms connect, errors and the CPU seconds each server process used, and at the end
+the most rooms held within the p99 budget.
 
-    REDIS_URL=redis://127.0.0.1:6379/8 python bench/signaling.py [--steps 25,50,100,200,400]
+``--baseline REF`` runs the same steps first against the consumer of an older commit (its tree
+exported with ``git archive``, same database, same Redis), so both sets of figures come from one
+invocation on one machine state.
+
+    REDIS_URL=redis://127.0.0.1:6379/8 python bench/signaling.py --steps 100,200 --baseline HEAD~3
 """
 
 import argparse
@@ -13,9 +19,12 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +37,10 @@ from tests.asgi_servers import (  # noqa: E402
     start_servers,
     stop_servers,
 )
+
+SDP = "v=0\r\n" + "a=candidate:bench\r\n" * 40  # a realistic offer is a few KB
+GAP_S = 0.05  # between one room's round trips
+ROUND_TRIP_TIMEOUT_S = 15  # a lost message is an error, not a hung step
 
 
 def setup_django(db_path: Path) -> None:
@@ -60,65 +73,201 @@ def make_rooms(count: int) -> list[tuple[int, str, str]]:
     return rooms
 
 
-async def run_room(room, servers, rounds: int, rtts: list[float], errors: list[str]) -> None:
+@dataclass
+class Step:
+    open_rtts: list[float] = field(default_factory=list)
+    connecting_rtts: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    connected: int = 0
+    connect_secs: float = 0.0
+    secs: float = 0.0
+    cpu: list[float] = field(default_factory=list)
+
+
+async def round_trip(doctor, echo_task) -> float:
+    started = time.perf_counter()
+    message = {"type": "signal", "session": "d", "description": {"type": "offer", "sdp": SDP}}
+    await doctor.send(json.dumps(message))
+    try:
+        await recv_type(doctor, "signal", ROUND_TRIP_TIMEOUT_S)
+    except TimeoutError:
+        if echo_task.done() and echo_task.exception():
+            raise echo_task.exception() from None  # the patient's side failed: say how
+        raise TimeoutError(f"no answer within {ROUND_TRIP_TIMEOUT_S} s") from None
+    return (time.perf_counter() - started) * 1000
+
+
+async def echo(patient) -> None:
+    """The patient answers every offer until its socket closes."""
+    while True:
+        offer = await recv_type(patient, "signal")
+        answer = {"type": "answer", "sdp": offer["description"]["sdp"][:200]}
+        await patient.send(json.dumps({"type": "signal", "session": "p", "description": answer}))
+
+
+async def run_room(room, servers, rounds: int, result: Step, all_open: asyncio.Event, total: int):
     visit_id, doctor_session, patient_session = room
     try:
         doctor = await open_consult(servers[0], visit_id, doctor_session)
         patient = await open_consult(servers[1], visit_id, patient_session)
-        sdp = "v=0\r\n" + "a=candidate:bench\r\n" * 40  # a realistic offer is a few KB
-
-        async def echo():
-            for _ in range(rounds):
-                offer = await recv_type(patient, "signal")
-                answer = {"type": "answer", "sdp": offer["description"]["sdp"][:200]}
-                await patient.send(
-                    json.dumps({"type": "signal", "session": "p", "description": answer})
-                )
-
-        echo_task = asyncio.create_task(echo())
+    except Exception as exc:  # noqa: BLE001 - a bench reports every failure and carries on
+        result.errors.append(f"connect: {type(exc).__name__}: {exc}")
+        total_done = result.connected + len(result.errors)
+        if total_done >= total:
+            all_open.set()
+        return
+    result.connected += 1
+    if result.connected + len(result.errors) >= total:
+        all_open.set()
+    echo_task = asyncio.create_task(echo(patient))
+    try:
+        # Round trips while other rooms of the step are still connecting...
+        while not all_open.is_set():
+            result.connecting_rtts.append(await round_trip(doctor, echo_task))
+            await asyncio.sleep(GAP_S)
+        # ...then with every socket open.
         for _ in range(rounds):
-            started = time.perf_counter()
-            message = {
-                "type": "signal",
-                "session": "d",
-                "description": {"type": "offer", "sdp": sdp},
-            }
-            await doctor.send(json.dumps(message))
-            await recv_type(doctor, "signal")
-            rtts.append((time.perf_counter() - started) * 1000)
-            await asyncio.sleep(0.05)
-        await echo_task
+            result.open_rtts.append(await round_trip(doctor, echo_task))
+            await asyncio.sleep(GAP_S)
+    except Exception as exc:  # noqa: BLE001
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        echo_task.cancel()
         await doctor.close()
         await patient.close()
-    except Exception as exc:  # noqa: BLE001 - a bench reports every failure and carries on
-        errors.append(f"{type(exc).__name__}: {exc}")
 
 
-async def step(rooms, servers, rounds: int) -> tuple[list[float], list[str], float]:
-    rtts: list[float] = []
-    errors: list[str] = []
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def step(rooms, servers, rounds: int) -> Step:
+    result = Step()
+    all_open = asyncio.Event()
+    cpu_before = [cpu_seconds(s.process.pid) for s in servers]
+    client_before = time.process_time()
     started = time.perf_counter()
+
+    async def mark_connected():
+        await all_open.wait()
+        result.connect_secs = time.perf_counter() - started
+
+    marker = asyncio.create_task(mark_connected())
     try:
         await asyncio.wait_for(
-            asyncio.gather(*(run_room(r, servers, rounds, rtts, errors) for r in rooms)),
-            timeout=120,
+            asyncio.gather(
+                *(run_room(r, servers, rounds, result, all_open, len(rooms)) for r in rooms)
+            ),
+            timeout=180,
         )
     except TimeoutError:
-        expected = len(rooms) * rounds
-        errors.append(f"step timed out: {len(rtts)} of {expected} round trips completed")
-    return rtts, errors, time.perf_counter() - started
+        result.errors.append(f"step timed out: {len(result.open_rtts)} round trips completed")
+    marker.cancel()
+    result.secs = time.perf_counter() - started
+    result.cpu = [cpu_seconds(s.process.pid) - b for s, b in zip(servers, cpu_before, strict=True)]
+    result.cpu.append(time.process_time() - client_before)
+    return result
 
 
 def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+HEADER = (
+    ("consumer", 9),
+    ("rooms", 6),
+    ("conn/s", 7),
+    ("open p50", 9),
+    ("p95", 7),
+    ("p99", 7),
+    ("connecting p50", 15),
+    ("p99", 7),
+    ("errors", 6),
+    ("cpu s", 14),
+    ("secs", 5),
+)
+
+
+def row(label: str, count: int, result: Step) -> str:
+    rate = result.connected / result.connect_secs if result.connect_secs else float("nan")
+    o, c = result.open_rtts, result.connecting_rtts
+    cells = (
+        label,
+        count,
+        f"{rate:.0f}",
+        f"{statistics.median(o) if o else float('nan'):.1f}",
+        f"{percentile(o, 0.95):.1f}",
+        f"{percentile(o, 0.99):.1f}",
+        f"{statistics.median(c) if c else float('nan'):.1f}",
+        f"{percentile(c, 0.99):.1f}",
+        len(result.errors),
+        "/".join(f"{cpu:.1f}" for cpu in result.cpu),
+        f"{result.secs:.0f}",
+    )
+    return " ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, HEADER, strict=True))
+
+
+def export_tree(ref: str) -> Path:
+    """The source tree of ``ref`` in a temporary folder (``git archive``: no worktree state)."""
+    target = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    archive_path = target / "tree.tar"
+    archive_path.write_bytes(archive)
+    with tarfile.open(archive_path) as tar:
+        tar.extractall(target, filter="data")
+    archive_path.unlink()
+    return target
+
+
+def run_steps(variants, steps, all_rooms, rounds, budget_ms, log_dir) -> dict[str, list]:
+    """Every variant's servers up at once (idle while another is measured); each step runs on
+    each variant in turn, so a change in the machine's load hits both sides alike."""
+    servers = {}
+    results: dict[str, list] = {label: [] for label, _ in variants}
+    try:
+        for n, (label, tree) in enumerate(variants):
+            ports = [8811 + 2 * n, 8812 + 2 * n]
+            servers[label] = start_servers(
+                2, {**os.environ}, ports=ports, log_dir=log_dir, cwd=tree
+            )
+        live = [label for label, _ in variants]
+        for count in steps:
+            for label in list(live):
+                result = asyncio.run(step(all_rooms[:count], servers[label], rounds))
+                results[label].append((count, result))
+                print(row(label, count, result), flush=True)
+                if result.errors:
+                    print("  first error:", result.errors[0])
+                if result.errors or percentile(result.open_rtts, 0.99) > budget_ms * 20:
+                    live.remove(label)  # far past the budget: its next step says nothing new
+    finally:
+        for pair in servers.values():
+            stop_servers(pair)
+    return results
+
+
+def held(results, budget_ms: float) -> int:
+    best = 0
+    for count, result in results:
+        if result.errors or not result.open_rtts or percentile(result.open_rtts, 0.99) > budget_ms:
+            break
+        best = count
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="25,50,100,200,400")
+    parser.add_argument("--steps", default="25,50,100,200,300,400,500")
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--budget-ms", type=float, default=250.0, help="p99 round-trip budget")
+    parser.add_argument("--budget-ms", type=float, default=50.0, help="p99 round-trip budget")
+    parser.add_argument("--baseline", metavar="REF", help="also run this commit's consumer")
     parser.add_argument("--server-logs", type=Path, help="folder for the servers' output")
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
@@ -128,39 +277,27 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-signaling-"))
     os.environ["TELEHEALTH_VAR_DIR"] = str(workdir)
     os.environ["CHANNELS_PREFIX"] = f"bench{os.getpid()}"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
     setup_django(workdir / "bench.sqlite3")
     steps = [int(s) for s in args.steps.split(",")]
     all_rooms = make_rooms(max(steps))
-    ports = [8811, 8812]
-    servers = start_servers(2, {**os.environ}, ports=ports, log_dir=args.server_logs)
-    try:
-        from django.conf import settings
+    from django.conf import settings
 
-        backend = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
-        print(f"two uvicorn processes (ports {ports}), {backend} on {os.environ['REDIS_URL']}")
-        header = ("rooms", "msgs", "p50 ms", "p99 ms", "max ms", "errors", "secs")
-        widths = (6, 6, 8, 8, 8, 6, 6)
-        print(" ".join(f"{name:>{width}}" for name, width in zip(header, widths, strict=True)))
-        held = 0
-        for count in steps:
-            rtts, errors, secs = asyncio.run(step(all_rooms[:count], servers, args.rounds))
-            if rtts:
-                p50, p99 = statistics.median(rtts), percentile(rtts, 0.99)
-                print(
-                    f"{count:>6} {len(rtts):>6} {p50:>8.1f} {p99:>8.1f} {max(rtts):>8.1f} "
-                    f"{len(errors):>6} {secs:>6.1f}"
-                )
-            else:
-                p99 = float("inf")
-                print(f"{count:>6} {0:>6} {'-':>8} {'-':>8} {'-':>8} {len(errors):>6} {secs:>6.1f}")
-            if errors:
-                print("  first error:", errors[0])
-            if errors or p99 > args.budget_ms:
-                break
-            held = count
-        print(f"rooms held within p99 <= {args.budget_ms:.0f} ms and no errors: {held}")
-    finally:
-        stop_servers(servers)
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    print(
+        f"two uvicorn processes, {backend} on {os.environ['REDIS_URL']}, {database}; "
+        f"{args.rounds} round trips per room with all sockets open, {GAP_S * 1000:.0f} ms apart; "
+        "times in ms; cpu s: CPU seconds of server 1/server 2/this client in the step"
+    )
+    print(" ".join(f"{name:>{width}}" for name, width in HEADER))
+    variants = [("current", ROOT)]
+    if args.baseline:
+        variants.insert(0, (args.baseline[:9], export_tree(args.baseline)))
+    results = run_steps(variants, steps, all_rooms, args.rounds, args.budget_ms, args.server_logs)
+    for label, variant_results in results.items():
+        rooms = held(variant_results, args.budget_ms)
+        print(f"{label}: most rooms held within p99 <= {args.budget_ms:.0f} ms, no errors: {rooms}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The base for every page socket: text frames only, a size limit, bad JSON answered in-band,
-per-user limits on frames and connects (past either, the socket is closed with 4429).
+per-user limits on frames and connects in each process (past either, the socket is closed with
+4429).
 
 When Redis (the channel layer) or the database is unreachable, a socket is closed with 1013
 "try again later" instead of crashing: the pages reconnect with backoff and show their degraded
@@ -11,12 +12,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.core.cache import cache
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -43,9 +42,6 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
     # Message types whose handlers touch no database: dispatched without Channels' per-message
     # close_old_connections, a hop onto the one database thread that every socket shares.
     relay_messages: frozenset[str] = frozenset()
-    # Whether websocket_connect counts the connect here; a consumer that authorizes in a database
-    # hop of its own counts it there (socket_connect_allowed) and sets this to False.
-    count_connects = True
     closing = False
 
     async def __call__(self, scope, receive, send):
@@ -71,12 +67,9 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def websocket_connect(self, message):
         user = self.scope.get("user")
-        if self.count_connects and user is not None and user.is_authenticated:
-            # The shared cache, not the database: no wait on the database thread.
-            allowed = await sync_to_async(socket_connect_allowed, thread_sensitive=False)(user.pk)
-            if not allowed:
-                await self.close(code=CLOSE_TOO_MANY)
-                return
+        if user is not None and user.is_authenticated and not connect_limiter.allow(user.pk):
+            await self.close(code=CLOSE_TOO_MANY)
+            return
         await super().websocket_connect(message)
 
     async def close(self, code=None, reason=None):
@@ -87,7 +80,7 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
         if self.closing:
             return  # frames already on the wire when the socket was closed
         user = self.scope.get("user")
-        if user is not None and not socket_frame_allowed(user.pk):
+        if user is not None and not frame_limiter.allow(user.pk):
             await self.close(code=CLOSE_TOO_MANY)
             return
         if bytes_data is not None or text_data is None or len(text_data) > self.max_frame_chars:
@@ -143,37 +136,40 @@ class _Bucket:
     stamp: float
 
 
-# Per user, in this process: a socket server holds a user's sockets of one page at most a few.
-_frame_buckets: dict[int, _Bucket] = {}
+class RateLimiter:
+    """Token buckets per user, in this process: ``rate`` per second sustained, ``burst`` at once.
+
+    In memory on purpose: a check is a few arithmetic operations, no I/O and no thread hop, so a
+    limit on every frame costs nothing measurable. With N server processes a user can reach N
+    times the limit, which still stops a flood.
+    """
+
+    def __init__(self, rate_setting: str, burst_setting: str, per: float = 1.0) -> None:
+        self.rate_setting, self.burst_setting, self.per = rate_setting, burst_setting, per
+        self.buckets: dict[int, _Bucket] = {}
+
+    def allow(self, user_id: int) -> bool:
+        """Take one token from the user's bucket; False when it is empty."""
+        rate = getattr(settings, self.rate_setting) / self.per
+        burst = getattr(settings, self.burst_setting)
+        now = time.monotonic()
+        bucket = self.buckets.get(user_id)
+        if bucket is None:
+            if len(self.buckets) >= _MAX_BUCKETS:
+                self.buckets.clear()  # forgetting full buckets loses nothing; a flood refills one
+            bucket = self.buckets[user_id] = _Bucket(tokens=burst, stamp=now)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+    def clear(self) -> None:
+        self.buckets.clear()
+
+
 _MAX_BUCKETS = 50_000
-
-
-def socket_frame_allowed(user_id: int) -> bool:
-    """Take one frame from the user's bucket (SOCKET_FRAME_RATE per second, SOCKET_FRAME_BURST
-    at once); False when it is empty."""
-    rate, burst = settings.SOCKET_FRAME_RATE, settings.SOCKET_FRAME_BURST
-    now = time.monotonic()
-    bucket = _frame_buckets.get(user_id)
-    if bucket is None:
-        if len(_frame_buckets) >= _MAX_BUCKETS:
-            _frame_buckets.clear()  # forgetting full buckets loses nothing; a flood refills one
-        bucket = _frame_buckets[user_id] = _Bucket(tokens=burst, stamp=now)
-    bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
-    bucket.stamp = now
-    if bucket.tokens < 1:
-        return False
-    bucket.tokens -= 1
-    return True
-
-
-def socket_connect_allowed(user_id: int) -> bool:
-    """Count one socket connect of the user in the shared cache (every process sees it); False
-    past SOCKET_CONNECTS_PER_MINUTE in this clock minute."""
-    key = f"socket-connects:{user_id}:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=120)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, timeout=120)
-        count = 1
-    return count <= settings.SOCKET_CONNECTS_PER_MINUTE
+frame_limiter = RateLimiter("SOCKET_FRAME_RATE", "SOCKET_FRAME_BURST")
+# A page reconnects with backoff; a burst of a minute's worth is a reload storm at most.
+connect_limiter = RateLimiter("SOCKET_CONNECTS_PER_MINUTE", "SOCKET_CONNECTS_PER_MINUTE", per=60)

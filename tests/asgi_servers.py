@@ -86,8 +86,11 @@ class AsgiServer:
                 self.process.wait(timeout=10)
 
 
-def start_server(port: int, env: dict, log_path: Path | None = None) -> AsgiServer:
-    """Start a server without waiting for it (see ``wait_listening``)."""
+def start_server(
+    port: int, env: dict, log_path: Path | None = None, *, cwd: Path = ROOT
+) -> AsgiServer:
+    """Start a server without waiting for it (see ``wait_listening``); ``cwd`` is the source
+    tree it imports (bench/signaling.py runs an older commit's tree as its baseline)."""
     output = log_path.open("w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [
@@ -102,7 +105,7 @@ def start_server(port: int, env: dict, log_path: Path | None = None) -> AsgiServ
             "--lifespan",
             "off",
         ],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -129,12 +132,18 @@ def wait_listening(servers: list[AsgiServer], timeout: float = 60) -> None:
 
 
 def start_servers(
-    count: int, env: dict, *, log_dir: Path | None = None, ports: list[int] | None = None
+    count: int,
+    env: dict,
+    *,
+    log_dir: Path | None = None,
+    ports: list[int] | None = None,
+    cwd: Path = ROOT,
 ) -> list[AsgiServer]:
     """Start ``count`` servers on free (or the given) ports and wait until all listen."""
     ports = ports or [free_port() for _ in range(count)]
     servers = [
-        start_server(port, env, log_dir / f"asgi-{port}.log" if log_dir else None) for port in ports
+        start_server(port, env, log_dir / f"asgi-{port}.log" if log_dir else None, cwd=cwd)
+        for port in ports
     ]
     try:
         wait_listening(servers)

@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from consults import selectors, services
 from consults.models import RoomPresence
 from telehealth.asgi import application
-from telehealth.consumers import _frame_buckets as frame_buckets
+from telehealth.consumers import connect_limiter, frame_limiter
 from telehealth.models import User
 from tests.asgi_servers import server_env, session_for, start_servers, stop_servers
 from tests.factories import admitted_visit
@@ -24,9 +24,11 @@ CLOSE_TOO_MANY = 4429
 
 
 @pytest.fixture(autouse=True)
-def _fresh_frame_buckets():
+def _fresh_rate_limits():
     yield
-    frame_buckets.clear()  # a drained bucket must not leak into the next test's user
+    # A drained bucket must not leak into the next test's user.
+    frame_limiter.clear()
+    connect_limiter.clear()
 
 
 async def join(visit_id, user):

@@ -460,8 +460,8 @@ WEBRTC_ICE_TRANSPORT_POLICY = env_str("WEBRTC_ICE_TRANSPORT_POLICY", "all")
 # gone, even when the socket's disconnect never ran.
 ROOM_ACCESS_RECHECK_S = env_int("ROOM_ACCESS_RECHECK_S", 20)
 ROOM_PRESENCE_TTL = env_int("ROOM_PRESENCE_TTL", 60)
-# Per user: frames per second (sustained, with a burst) on each process, socket connects per
-# minute across processes. Past either, the socket is closed with 4429.
+# Per user and server process (in memory: no I/O per frame): frames per second sustained, with a
+# burst, and socket connects per minute. Past either, the socket is closed with 4429.
 SOCKET_FRAME_RATE = env_int("SOCKET_FRAME_RATE", 40)
 SOCKET_FRAME_BURST = env_int("SOCKET_FRAME_BURST", 200)
 SOCKET_CONNECTS_PER_MINUTE = env_int("SOCKET_CONNECTS_PER_MINUTE", 60)
