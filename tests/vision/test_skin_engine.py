@@ -99,6 +99,62 @@ def test_carcinoma_labels_are_referred_soon():
         assert label == name and urgency.level == "urgent"
 
 
+def test_carcinoma_threshold_makes_a_benign_label_urgent():
+    can_assess, _, label, urgency = decide(
+        probabilities=_probs(nv=0.70, bcc=0.20),
+        mel_threshold=0.3,
+        min_confidence=0.6,
+        urgent_thresholds={"bcc": 0.15, "akiec": 0.15},
+    )
+    assert can_assess is True and label == "nv"
+    assert urgency.level == "urgent"
+    assert "basal cell carcinoma" in urgency.reason
+
+
+def test_melanoma_threshold_outranks_carcinoma_threshold():
+    _, _, _, urgency = decide(
+        probabilities=_probs(mel=0.35, akiec=0.30),
+        mel_threshold=0.3,
+        min_confidence=0.6,
+        urgent_thresholds={"bcc": 0.15, "akiec": 0.15},
+    )
+    assert urgency.level == "very_urgent"
+
+
+def test_out_of_distribution_photo_cannot_be_assessed():
+    can_assess, reason, label, urgency = decide(
+        probabilities=_probs(nv=0.95),
+        mel_threshold=0.3,
+        min_confidence=0.6,
+        urgent_thresholds={"bcc": 0.15, "akiec": 0.15},
+        in_distribution=False,
+    )
+    assert can_assess is False and label is None
+    assert "unlike" in reason
+    assert urgency.level == "standard"
+
+
+def test_backend_reads_thresholds_and_input_size_from_its_config(classifier, fixture_rgb):
+    config = json.loads((MODEL_DIR / "skin_model.json").read_text())
+    assert classifier.input_size == (config["input"]["height"], config["input"]["width"])
+    assert classifier.urgent_thresholds == config.get("urgent_thresholds")
+    output = classifier.predict(fixture_rgb("ham_nv.jpg"))
+    assert output.logsumexp is not None
+    assert output.cam.shape[0] == len(CLASSES)
+
+
+def test_model_config_without_new_thresholds_still_loads(tmp_path, fixture_rgb):
+    config = json.loads((MODEL_DIR / "skin_model.json").read_text())
+    config.pop("urgent_thresholds", None)
+    config.pop("min_logsumexp", None)
+    (tmp_path / config["onnx_file"]).symlink_to(MODEL_DIR / config["onnx_file"])
+    (tmp_path / "skin_model.json").write_text(json.dumps(config))
+    older = OnnxSkinClassifier(model_dir=tmp_path)
+    assert older.urgent_thresholds is None and older.min_logsumexp is None
+    result = assess_skin_image(fixture_rgb("ham_bcc.jpg"), classifier=older, explain=False)
+    assert result.urgency.level in URGENCY_LEVELS
+
+
 def test_tampered_model_file_is_refused(tmp_path):
     config = json.loads((MODEL_DIR / "skin_model.json").read_text())
     (tmp_path / config["onnx_file"]).symlink_to(MODEL_DIR / config["onnx_file"])

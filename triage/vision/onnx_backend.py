@@ -43,6 +43,14 @@ class OnnxSkinClassifier:
         self.model_version: str = config["model_version"]
         self.mel_threshold: float = float(config["mel_threshold"])
         self.min_confidence: float = float(config["min_confidence"])
+        # Older model files have neither: carcinoma urgency then follows the argmax label.
+        urgent = config.get("urgent_thresholds")
+        self.urgent_thresholds: dict[str, float] | None = (
+            {name: float(value) for name, value in urgent.items()} if urgent else None
+        )
+        floor = config.get("min_logsumexp")
+        self.min_logsumexp: float | None = None if floor is None else float(floor)
+        self.input_size = (int(config["input"]["height"]), int(config["input"]["width"]))
         self.threads = threads
         self._session: Any = None
         self._pid: int | None = None
@@ -74,7 +82,10 @@ class OnnxSkinClassifier:
 
     def predict(self, rgb: np.ndarray) -> ModelOutput:
         """Classify one RGB uint8 image."""
-        batch = model_input(rgb)[None]
-        probs, _logits, cam = self.session().run(None, {"image": batch})
+        height, width = self.input_size
+        batch = model_input(rgb, height=height, width=width)[None]
+        probs, logits, cam = self.session().run(None, {"image": batch})
         probabilities = {name: float(p) for name, p in zip(CLASSES, probs[0], strict=True)}
-        return ModelOutput(probabilities=probabilities, cam=cam[0])
+        top = float(logits[0].max())
+        logsumexp = top + float(np.log(np.exp(logits[0] - top).sum()))
+        return ModelOutput(probabilities=probabilities, cam=cam[0], logsumexp=logsumexp)

@@ -28,10 +28,14 @@ def to_landscape_crop(rgb: np.ndarray) -> np.ndarray:
     return rgb[top : top + target_h, left : left + target_w]
 
 
-def model_input(rgb: np.ndarray) -> np.ndarray:
+def model_input(
+    rgb: np.ndarray, *, height: int = INPUT_HEIGHT, width: int = INPUT_WIDTH
+) -> np.ndarray:
     """Return a float32 CHW array ready for the skin model from an RGB uint8 array."""
     cropped = np.ascontiguousarray(to_landscape_crop(rgb))
-    image = Image.fromarray(cropped).resize((INPUT_WIDTH, INPUT_HEIGHT), Image.Resampling.BILINEAR)
+    image = Image.fromarray(cropped)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / 255.0
     array = (array - MEAN) / STD
     return array.transpose(2, 0, 1).copy()

@@ -43,10 +43,17 @@ class ModelOutput:
 
     probabilities: dict[str, float]
     cam: np.ndarray  # (classes, h, w) on the model's landscape crop of the photo
+    # Log-sum-exp of the calibrated logits: low when the photo is unlike the training data.
+    logsumexp: float | None = None
 
 
 class SkinClassifier(Protocol):
-    """A calibrated 7-class HAM10000 classifier backend."""
+    """A calibrated 7-class HAM10000 classifier backend.
+
+    Optional attributes, read with defaults so older backends keep working: `urgent_thresholds`
+    (carcinoma class -> probability that makes a photo urgent) and `min_logsumexp` (below it the
+    photo is out of distribution).
+    """
 
     model_version: str
     mel_threshold: float
@@ -92,23 +99,49 @@ def get_classifier(backend: str = DEFAULT_BACKEND) -> SkinClassifier:
 
 
 def decide(
-    *, probabilities: dict[str, float], mel_threshold: float, min_confidence: float
+    *,
+    probabilities: dict[str, float],
+    mel_threshold: float,
+    min_confidence: float,
+    urgent_thresholds: dict[str, float] | None = None,
+    in_distribution: bool = True,
 ) -> tuple[bool, str | None, str | None, Urgency]:
-    """Turn calibrated probabilities into (can_assess, reason, label, urgency)."""
+    """Turn calibrated probabilities into (can_assess, reason, label, urgency).
+
+    The label is the calibrated argmax; urgency comes from per-class thresholds when the model
+    ships them (melanoma, then carcinomas), so a likely-benign label can still be urgent.
+    """
     label = max(probabilities, key=probabilities.__getitem__)
-    confident = probabilities[label] >= min_confidence
+    confident = in_distribution and probabilities[label] >= min_confidence
     reason = None
-    if not confident:
+    if not in_distribution:
+        reason = (
+            "The photo looks unlike the lesion photos the model was trained on; a clinician must "
+            "review it."
+        )
+    elif not confident:
         reason = (
             f"The model is not confident (highest probability {probabilities[label]:.0%} is below "
             f"{min_confidence:.0%}); a clinician must review the photo."
         )
-    # Melanoma is checked first and regardless of confidence: an uncertain answer must never
-    # hide a melanoma probability above the threshold chosen for 85% sensitivity.
+    flagged = [
+        name
+        for name, threshold in (urgent_thresholds or {}).items()
+        if probabilities[name] >= threshold
+    ]
+    # Malignant classes are checked first and regardless of confidence: an uncertain answer must
+    # never hide a probability above a threshold chosen on validation for high sensitivity.
     if probabilities["mel"] >= mel_threshold:
         urgency = Urgency(
             level="very_urgent",
             reason=f"Possible melanoma (probability {probabilities['mel']:.0%}): refer urgently.",
+        )
+    elif flagged:
+        name = max(flagged, key=probabilities.__getitem__)
+        urgency = Urgency(
+            level="urgent",
+            reason=f"Possible {CLASS_NAMES[name]} (probability {probabilities[name]:.0%}): "
+            "refer soon for assessment.",
         )
     elif not confident:
         urgency = Urgency(level="standard", reason="Uncertain result: clinician review needed.")
@@ -172,10 +205,15 @@ def assess_skin_image(
             model_version=model.model_version,
         )
     output = model.predict(rgb)
+    min_logsumexp = getattr(model, "min_logsumexp", None)
     can_assess, reason, label, urgency = decide(
         probabilities=output.probabilities,
         mel_threshold=model.mel_threshold,
         min_confidence=model.min_confidence,
+        urgent_thresholds=getattr(model, "urgent_thresholds", None),
+        in_distribution=min_logsumexp is None
+        or output.logsumexp is None
+        or output.logsumexp >= min_logsumexp,
     )
     # Explain the class that drives the decision: melanoma when it raised the urgency.
     explained = "mel" if urgency.level == "very_urgent" else (label or "mel")
