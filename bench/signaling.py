@@ -185,7 +185,8 @@ HEADER = (
     ("open p50", 9),
     ("p95", 7),
     ("p99", 7),
-    ("connecting p50", 15),
+    ("connecting n", 13),
+    ("p50", 7),
     ("p99", 7),
     ("errors", 6),
     ("cpu s", 14),
@@ -203,6 +204,7 @@ def row(label: str, count: int, result: Step) -> str:
         f"{statistics.median(o) if o else float('nan'):.1f}",
         f"{percentile(o, 0.95):.1f}",
         f"{percentile(o, 0.99):.1f}",
+        len(c),
         f"{statistics.median(c) if c else float('nan'):.1f}",
         f"{percentile(c, 0.99):.1f}",
         len(result.errors),
@@ -288,7 +290,8 @@ def main() -> None:
     print(
         f"two uvicorn processes, {backend} on {os.environ['REDIS_URL']}, {database}; "
         f"{args.rounds} round trips per room with all sockets open, {GAP_S * 1000:.0f} ms apart; "
-        "times in ms; cpu s: CPU seconds of server 1/server 2/this client in the step"
+        "times in ms; connecting n: round trips made while the step's rooms were still connecting; "
+        "cpu s: CPU seconds of server 1/server 2/this client in the step"
     )
     print(" ".join(f"{name:>{width}}" for name, width in HEADER))
     variants = [("current", ROOT)]
