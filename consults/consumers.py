@@ -21,6 +21,7 @@ from telehealth.consumers import (
     CLOSE_TRY_AGAIN,
     SERVICE_ERRORS,
     BoundedJsonConsumer,
+    session_signs_in,
 )
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,16 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
     async def _recheck(self) -> None:
         if self.revoked or self.visit_id is None:
             return
-        still_allowed = await database_sync_to_async(services.room_stay)(
+        if not await database_sync_to_async(self._stay)():
+            await self._revoke()
+
+    def _stay(self) -> bool:
+        if not session_signs_in(self.scope):  # signed out, expired, password changed…
+            services.presence_leave(channel_name=self.channel_name)
+            return False
+        return services.room_stay(
             user=self.scope["user"], visit_id=self.visit_id, channel_name=self.channel_name
         )
-        if not still_allowed:
-            await self._revoke()
 
     async def _revoke(self) -> None:
         """Access lost: hear nothing more from the room and close (room_stay closed presence)."""

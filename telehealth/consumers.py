@@ -11,14 +11,19 @@ refused connection.
 import logging
 import time
 from dataclasses import dataclass
+from importlib import import_module
+from types import SimpleNamespace
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import get_user
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from telehealth.two_factor import socket_must_verify
 
 log = logging.getLogger(__name__)
 
@@ -173,3 +178,18 @@ _MAX_BUCKETS = 50_000
 frame_limiter = RateLimiter("SOCKET_FRAME_RATE", "SOCKET_FRAME_BURST")
 # A page reconnects with backoff; a burst of a minute's worth is a reload storm at most.
 connect_limiter = RateLimiter("SOCKET_CONNECTS_PER_MINUTE", "SOCKET_CONNECTS_PER_MINUTE", per=60)
+
+
+def session_signs_in(scope) -> bool:
+    """Whether the socket's session still signs in the socket's user, decided as the next page
+    request would be: not signed out or expired, password unchanged, and past the second factor
+    where staff need it. Call from a database thread."""
+    session = scope.get("session")
+    key = getattr(session, "session_key", None)
+    if key is None:
+        return True  # no session cookie: a user put in the scope by a test, nothing to re-check
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    user = get_user(SimpleNamespace(session=store))
+    if not user.is_authenticated or user.pk != scope["user"].pk:
+        return False
+    return not socket_must_verify(user=user, session=store)

@@ -124,6 +124,21 @@ async def test_revoked_socket_leaves_presence(patient, physician, other_physicia
     )()
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@override_settings(ROOM_ACCESS_RECHECK_S=0.2)
+async def test_signing_out_elsewhere_closes_the_room_socket(patient, physician):
+    from django.contrib.sessions.models import Session
+
+    visit = await sync_to_async(admitted_visit)(patient, physician)
+    session = await sync_to_async(session_for)(patient)
+    pat, connected, _ = await join_with_session(f"/ws/consults/{visit.pk}/", session)
+    assert connected
+    await pat.receive_json_from()
+    await sync_to_async(Session.objects.filter(session_key=session).delete)()  # signed out
+    assert await closed_with(pat, timeout=3) == CLOSE_FORBIDDEN
+
+
 # --- The second factor ------------------------------------------------------------------------
 
 
