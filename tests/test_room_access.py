@@ -126,6 +126,25 @@ async def test_revoked_socket_leaves_presence(patient, physician, other_physicia
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+async def test_reassigned_physician_loses_the_visit_page_socket(
+    patient, physician, other_physician, admin_user, slots
+):
+    visit = await sync_to_async(services.visit_book)(
+        patient=patient, physician=physician, start=slots[0], reason="Rash"
+    )
+    communicator = WebsocketCommunicator(
+        application, f"/ws/visits/{visit.pk}/", headers=[(b"origin", b"http://localhost")]
+    )
+    communicator.scope["user"] = physician
+    assert (await communicator.connect())[0]
+    await sync_to_async(services.visit_reassign)(
+        visit=visit, actor=admin_user, physician=other_physician
+    )
+    assert await closed_with(communicator, timeout=1) == CLOSE_FORBIDDEN
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 @override_settings(ROOM_ACCESS_RECHECK_S=0.2)
 async def test_signing_out_elsewhere_closes_the_room_socket(patient, physician):
     from django.contrib.sessions.models import Session

@@ -83,6 +83,9 @@ class VisitWaitConsumer(_ForwardingConsumer):
     line they wait in; staff hear every event of the visit and of its queue.
     """
 
+    # Events after which the visit may no longer be this user's: access is re-checked.
+    recheck_events = frozenset({"reassigned"})
+
     async def connect(self):
         user = self.scope.get("user")
         visit_id = self.scope["url_route"]["kwargs"]["visit_id"]
@@ -92,8 +95,21 @@ class VisitWaitConsumer(_ForwardingConsumer):
         if visit is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.visit_id = visit.pk
         if user.pk == visit.patient_id:
             await self._join([visit_patient_group(visit.pk), line_group(visit.physician_id)])
             return
         queue = physician_group(visit.physician_id) if visit.physician_id else ON_DEMAND_GROUP
         await self._join([visit_group(visit.pk), queue])
+
+    async def queue_event(self, message):
+        if message["event"] in self.recheck_events:
+            visit = await database_sync_to_async(visit_get_for_user)(
+                user=self.scope["user"], visit_id=self.visit_id
+            )
+            if visit is None:  # e.g. the previous physician of a reassigned visit
+                await self.disconnect(CLOSE_FORBIDDEN)
+                self.groups_joined = []
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
+        await super().queue_event(message)
