@@ -12,8 +12,9 @@ $(BIN)/python:
 
 # llama-cpp-python (requirements/notes-llm.txt) has no wheel on PyPI: pip builds it with cmake,
 # portable (GGML_NATIVE=OFF: AVX2, no -march=native) and without AMX, whose kernels segfault on
-# these machines. pip caches the built wheel and reuses it on the next install.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+# these machines. pip caches the built wheel and reuses it on the next install. A deployment whose
+# ml machines all have AVX-512 may add -DGGML_AVX512=ON (not measured here).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
 
 $(VENV)/.installed: $(BIN)/python requirements.txt $(wildcard requirements/*.txt)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL="$$(nproc)" \

@@ -183,6 +183,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="first N valid visits (0: all 20)")
     parser.add_argument("--model-path", default=None, help="a GGUF for the llm backend")
     parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server")
+    parser.add_argument(
+        "--timeout", type=float, default=150.0, help="the llm backend's deadline per note (s)"
+    )
     args = parser.parse_args()
     from rouge_score import rouge_scorer
 
@@ -199,7 +202,11 @@ def main() -> None:
     for backend in backends:
         options: tuple = ()
         if resolve_backend(backend) == LLM_BACKEND:
-            options = (("model_path", args.model_path), ("base_url", args.base_url))
+            options = (
+                ("model_path", args.model_path),
+                ("base_url", args.base_url),
+                ("timeout_s", args.timeout),
+            )
         print(f"drafting {len(valid)} visits with {backend}", flush=True)
         runs[backend] = _draft_all(backend, get_drafter(path=backend, options=options), valid)
 

@@ -61,25 +61,25 @@ SECTIONS = (
     Section(
         "hpi",
         "HISTORY OF PRESENT ILLNESS",
-        "3 to 8 sentences of clinical prose in the third person about what the patient told: "
+        "3 to 7 sentences of clinical prose in the third person about what the patient told: "
         "the problem, its onset, course and severity, associated symptoms, what was tried, and "
         "relevant history. Not the examination, the diagnosis or the plan.",
-        280,
-        8,
+        220,
+        7,
     ),
     Section(
         "objective",
         "PHYSICAL EXAMINATION AND RESULTS",
         "the examination findings the doctor stated and the test results discussed, one per "
         "sentence. Write None. if none were stated.",
-        160,
-        6,
+        130,
+        5,
     ),
     Section(
         "assessment",
         "ASSESSMENT",
         "the doctor's diagnosis or impression of each problem, one sentence per problem.",
-        100,
+        90,
         4,
     ),
     Section(
@@ -87,8 +87,8 @@ SECTIONS = (
         "PLAN",
         "what the doctor decided, one decision per sentence and each once, such as a medicine "
         "started, changed or continued with its dose, a test, a referral or the follow-up.",
-        200,
-        8,
+        160,
+        7,
     ),
 )
 WRITTEN = tuple(s.key for s in SECTIONS)
