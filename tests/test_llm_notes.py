@@ -53,3 +53,32 @@ def test_hang_up_drafts_a_model_note_in_a_real_worker(
             assert item["text"][start:end].lower() in said
     assert any("penicillin" in a["text"].lower() for a in content["sections"]["allergies"])
     assert {m["name"] for m in content["facts"]["medications"]} == {"lisinopril", "azithromycin"}
+
+
+def test_review_page_shows_dropped_sentences_and_the_fallback_notice(
+    client, monkeypatch, patient, physician
+):
+    from django.urls import reverse
+
+    from consults import clinical_notes
+    from consults.notes.llm import LlmDrafter
+    from tests.notes.test_llm_drafter import ScriptedModel
+    from tests.test_permissions import login
+
+    visit = _transcribed_visit(patient, physician)
+    # A scripted model about a knee, on a visit about a cough: grounding drops what it invents.
+    monkeypatch.setattr(clinical_notes, "_drafter", lambda: LlmDrafter(generator=ScriptedModel()))
+    note = clinical_notes.note_draft(visit_id=visit.pk)
+    dropped = note.content["dropped"]
+    assert note.content["dropped_count"] == len(dropped) > 0
+    assert all(d["reasons"] for d in dropped)
+    page = login(client, physician).get(reverse("consults:note", args=[visit.pk])).content
+    assert b"Left out by the grounding check" in page
+    assert f"<del>{dropped[0]['text']}</del>".encode() in page
+
+    failing = LlmDrafter(generator=ScriptedModel(fail=TimeoutError("note model deadline passed")))
+    monkeypatch.setattr(clinical_notes, "_drafter", lambda: failing)
+    note = clinical_notes.note_draft(visit_id=visit.pk)
+    assert note.engine_version.startswith("grounded-rules")
+    page = login(client, physician).get(reverse("consults:note", args=[visit.pk])).content
+    assert b"the rules engine drafted it instead" in page
