@@ -720,6 +720,13 @@ def write_model_card(report: dict, path: Path) -> None:
     recipe = report["recipe"]
     data = report["data"]
     dup = data["near_duplicates"]
+    timing = report.get("bench_1_thread_ms")
+    bench = (
+        f"model step {timing['model_new_150x200']} ms (before: {timing['model_before_144x192']} "
+        f"ms), whole pipeline {timing['pipeline_new']} ms (before: {timing['pipeline_before']} ms)"
+        if timing
+        else "not measured"
+    )
     size = f"{recipe['input'][0]}x{recipe['input'][1]}"
 
     def row(name: str, key: str, fmt=_pct) -> str:
@@ -774,6 +781,7 @@ EfficientNet-Lite0 (ImageNet), whole network fine-tuned at the native {size} (4:
 portrait photos are rotated), progressively unfrozen ({recipe["unfreeze"]}),
 {recipe["augmentation"]}; {recipe["sampling"]}; {recipe["epochs"]} epochs of
 {recipe["epoch_size"]} images, best epoch {recipe["best_epoch"]} by validation balanced accuracy.
+Command: `{recipe["command"]}`.
 Temperature scaling on the validation split: T = {report["temperature"]:.3f}. Training time on the
 shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min. Patient metadata (age, sex, body site) is
 **not** used by the model: late fusion was not tried in this round, so there is no evidence yet
@@ -786,6 +794,8 @@ that it helps. No test-time augmentation (it would double the model step).
 - Carcinoma → urgent: {carcinoma}, each the highest threshold with validation sensitivity >=
   {CARCINOMA_TARGET_SENSITIVITY:.0%}.
 - These thresholds decide urgency whatever the label; the label shown is the calibrated argmax.
+  A photo over one of them counts as assessed (so the visit's urgency is raised) even when no
+  label is confident.
 - Cannot assess (no label, clinician review): the photo fails the quality gate, or the highest
   calibrated probability is < **{thresholds["min_confidence"]:.2f}** (retained validation
   predictions >= {CONFIDENT_ACCURACY_TARGET:.0%} accurate), or the photo looks unlike the training
@@ -817,6 +827,8 @@ thresholds.
 |---|---|---|---|---|---|---|
 {chr(10).join(sub_rows)}
 
+Latency on one CPU thread (bench/photo_triage.py): {bench}.
+
 ONNX (opset 17) vs torch: max relative difference
 {report["onnx"]["max_relative_diff_vs_torch"]:.1e}.
 
@@ -824,9 +836,14 @@ ONNX (opset 17) vs torch: max relative difference
 - **Skin tone: HAM10000 comes almost entirely from fair-skinned patients in Austria and
   Australia. Performance on darker skin (Fitzpatrick IV-VI) is unmeasured and must be assumed
   worse; the data set records no skin type, so no subgroup figure can be given.**
-- A melanoma threshold chosen on about 80 validation melanomas carries wide uncertainty; the
-  test sensitivity above is the honest estimate. A melanoma can be missed: the tool must only ever
-  add urgency to a clinician's review, never remove it.
+- Melanoma sensitivity on the test lesions is {_pct(new["melanoma_sensitivity"])} at
+  specificity {_pct(new["melanoma_specificity"])}: the {MEL_TARGET_SENSITIVITY:.0%} target was met
+  on validation only. A threshold chosen on about 80 validation melanomas carries wide
+  uncertainty; the test figure is the honest estimate. A melanoma can be missed: the tool must
+  only ever add urgency to a clinician's review, never remove it.
+- The label shown is the calibrated argmax, which names only {_pct(new["per_class_recall"]["mel"])}
+  of test melanomas "melanoma": urgency comes from the threshold, and a benign label is never
+  reassurance on its own.
 - High melanoma sensitivity costs specificity: many benign lesions are marked very urgent.
 - Trained on **dermatoscopic** images. The phone-like copy is a simulation; real phone photos
   (no dermatoscope, glare, distance, background) are likely harder.

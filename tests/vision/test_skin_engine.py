@@ -84,10 +84,12 @@ def test_uncertain_prediction_is_never_a_confident_benign_label():
 
 
 def test_melanoma_above_threshold_is_urgent_even_when_uncertain():
-    can_assess, _, label, urgency = decide(
+    can_assess, reason, label, urgency = decide(
         probabilities=_probs(nv=0.45, mel=0.35), mel_threshold=0.3, min_confidence=0.6
     )
-    assert can_assess is False and label is None
+    # Assessed, so the platform raises the visit's urgency; no label, since none is confident.
+    assert can_assess is True and label is None
+    assert "not confident" in reason
     assert urgency.level == "very_urgent"
 
 

@@ -154,7 +154,11 @@ def decide(
             level="non_urgent",
             reason=f"Looks like a {CLASS_NAMES[label]}; routine review, sooner if it changes.",
         )
-    return confident, reason, label if confident else None, urgency
+    # A photo above a malignant threshold counts as assessed even when no label is confident:
+    # the platform only raises the visit's urgency for assessed photos, and it must here.
+    malignant = probabilities["mel"] >= mel_threshold or bool(flagged)
+    can_assess = confident or (in_distribution and malignant)
+    return can_assess, reason, label if confident else None, urgency
 
 
 def heatmap_png(rgb: np.ndarray, cam: np.ndarray) -> bytes:
