@@ -721,6 +721,16 @@ def write_model_card(report: dict, path: Path) -> None:
     data = report["data"]
     dup = data["near_duplicates"]
     timing = report.get("bench_1_thread_ms")
+    auc = report.get("melanoma_discrimination_test_lesions")
+    discrimination = (
+        f"- The melanoma gain over the previous model comes from the lower threshold, not from\n"
+        f"  better discrimination: melanoma AUC {auc['new']['mel_auc']:.3f} vs "
+        f"{auc['shipped_before']['mel_auc']:.3f}; at the previous model's specificity (81.1%)\n"
+        f"  sensitivity would be {_pct(auc['new']['mel_sensitivity_at_specificity_0.811'])} vs "
+        f"{_pct(auc['shipped_before']['mel_sensitivity_at_specificity_0.811'])}."
+        if auc
+        else ""
+    )
     bench = (
         f"model step {timing['model_new_150x200']} ms (before: {timing['model_before_144x192']} "
         f"ms), whole pipeline {timing['pipeline_new']} ms (before: {timing['pipeline_before']} ms)"
@@ -845,6 +855,7 @@ ONNX (opset 17) vs torch: max relative difference
   of test melanomas "melanoma": urgency comes from the threshold, and a benign label is never
   reassurance on its own.
 - High melanoma sensitivity costs specificity: many benign lesions are marked very urgent.
+{discrimination}
 - Trained on **dermatoscopic** images. The phone-like copy is a simulation; real phone photos
   (no dermatoscope, glare, distance, background) are likely harder.
 - Seven classes only: anything else (rashes, infections, wounds, squamous cell carcinoma
