@@ -4,6 +4,7 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -101,3 +102,28 @@ def in_thread(fn, /, **kwargs):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(call).result()
+
+
+SPEECH = Path(__file__).resolve().parent.parent / "fixtures" / "audio" / "chest_pain.wav"
+
+
+@pytest.fixture
+def speaking_patient_browser(playwright_driver):
+    """Chromium whose fake microphone says a red-flag sentence (chest pain, penicillin), looped."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"],
+        headless=True,
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def tiny_worker(live_asgi, tmp_path):
+    """A real Celery worker with Whisper tiny.en, on the live server's database and broker."""
+    from tests.workers import start_worker, stop_worker
+
+    process = start_worker(tmp_path / "worker.log", extra_env={"SPEECH_MODEL": "tiny.en"})
+    yield process
+    stop_worker(process)

@@ -1,32 +1,17 @@
 """Two real Chromium processes in a call record their own microphones; a real worker with tiny.en
 transcribes the chunks and the physician's live panel shows the patient's words."""
 
-from pathlib import Path
-
 import pytest
 
 from consults.models import AudioChunk, ChunkStatus
 from consults.services import consent_record, visit_admit, visit_join_on_demand
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory
-from tests.workers import start_worker, stop_worker, wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
 CONNECTED = "() => window.__consultPeer && window.__consultPeer.connectionState === 'connected'"
-SPEECH = Path(__file__).resolve().parent.parent / "fixtures" / "audio" / "chest_pain.wav"
-
-
-@pytest.fixture
-def speaking_patient_browser(playwright_driver):
-    """Chromium whose fake microphone says the fixture sentence (looped)."""
-    browser = playwright_driver.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"],
-        headless=True,
-    )
-    yield browser
-    browser.close()
 
 
 @pytest.fixture
@@ -36,13 +21,6 @@ def physician_browser(playwright_driver):
     )
     yield browser
     browser.close()
-
-
-@pytest.fixture
-def tiny_worker(live_asgi, tmp_path):
-    process = start_worker(tmp_path / "worker.log", extra_env={"SPEECH_MODEL": "tiny.en"})
-    yield
-    stop_worker(process)
 
 
 def _setup():

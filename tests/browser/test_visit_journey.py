@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, in_thread, sign_in
+from tests.browser.conftest import in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory, open_every_day
-from tests.workers import start_worker, stop_worker, wait_for
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-SPEECH = FIXTURES / "audio" / "chest_pain.wav"
 MELANOMA = FIXTURES / "vision" / "ham_mel.jpg"
 CONNECTED = "() => window.__consultPeer && window.__consultPeer.connectionState === 'connected'"
 
@@ -49,24 +48,6 @@ PATIENT_QUEUE_EVENTS = {
     "summary_ready",
 }
 STAFF_ONLY_FRAMES = {"alert", "transcript.updated", "note.drafted"}
-
-
-@pytest.fixture
-def worker(live_asgi, tmp_path):
-    process = start_worker(tmp_path / "worker.log", extra_env={"SPEECH_MODEL": "tiny.en"})
-    yield
-    stop_worker(process)
-
-
-@pytest.fixture
-def speaking_patient_browser(playwright_driver):
-    browser = playwright_driver.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={SPEECH}"],
-        headless=True,
-    )
-    yield browser
-    browser.close()
 
 
 def _people():
@@ -114,7 +95,7 @@ def _assert_no_leak(page, frames) -> None:
 
 
 def test_a_visit_from_booking_to_summary_by_clicking(
-    live_asgi, worker, browser, speaking_patient_browser
+    live_asgi, tiny_worker, browser, speaking_patient_browser
 ):
     physician, patient = in_thread(_people)
     frames: list = []
