@@ -7,6 +7,7 @@ the ml worker through ``photo_analyse``.
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,6 +36,9 @@ from triage.photo_summary import (
 from triage.realtime import queue_changed
 from triage.services import TriageError, visit_urgency_override, visit_urgency_raise
 
+if TYPE_CHECKING:
+    from triage.vision.imageio import LoadedImage
+
 MAX_PHOTO_BYTES = 15 * 1024 * 1024
 MAX_PHOTO_PIXELS = 40_000_000
 # The memory one photo's decode may hold (imageio.decode_cost): larger JPEGs are decoded at a
@@ -57,6 +61,20 @@ def _blocking_reasons(*, kind: str, flags) -> list[str]:
     return [flag.message for flag in flags if flag.blocking and flag.code not in ignored]
 
 
+def photo_load_upload(data: bytes) -> "LoadedImage":
+    """Decode an uploaded photo as the web process does: size, pixel and decoded-memory budgets
+    checked from the header, and ``rgb`` reduced for the quality check (triage.vision.imageio)."""
+    from triage.vision.imageio import load_image
+
+    return load_image(
+        data,
+        max_bytes=MAX_PHOTO_BYTES,
+        max_pixels=MAX_PHOTO_PIXELS,
+        max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
+        rgb_max_side=QUALITY_PREVIEW_SIDE,
+    )
+
+
 def photos_submit(
     *,
     visit: Visit,
@@ -68,7 +86,7 @@ def photos_submit(
     stated_area_cm2: float | None = None,
 ) -> tuple[list[Photo], list[RejectedPhoto]]:
     """Check each photo at once; keep the good ones (metadata stripped) and queue analysis."""
-    from triage.vision.imageio import ImageError, load_image
+    from triage.vision.imageio import ImageError
     from triage.vision.quality import assess_quality
 
     if uploader.pk not in (visit.patient_id, visit.physician_id):
@@ -83,13 +101,7 @@ def photos_submit(
     rejected: list[RejectedPhoto] = []
     for name, data in files:
         try:
-            image = load_image(
-                data,
-                max_bytes=MAX_PHOTO_BYTES,
-                max_pixels=MAX_PHOTO_PIXELS,
-                max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
-                rgb_max_side=QUALITY_PREVIEW_SIDE,
-            )
+            image = photo_load_upload(data)
         except ImageError as exc:
             rejected.append(RejectedPhoto(name, [str(exc)]))
             continue

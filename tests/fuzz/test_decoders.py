@@ -33,10 +33,10 @@ from tests.fuzz.support import (
     wav,
 )
 from triage.photos import (
-    MAX_PHOTO_BYTES,
     MAX_PHOTO_DECODED_BYTES,
     MAX_PHOTO_PIXELS,
     QUALITY_PREVIEW_SIDE,
+    photo_load_upload,
 )
 from triage.vision.imageio import (
     MAX_SIDE,
@@ -44,7 +44,6 @@ from triage.vision.imageio import (
     ImageTooLarge,
     UnsupportedImage,
     decode_cost,
-    load_image,
 )
 from triage.vision.quality import assess_quality
 
@@ -102,13 +101,7 @@ def test_image_loader_raises_only_its_image_errors(data):
     tally("decoder: triage.vision.imageio.load_image + quality")
     try:
         # As the web process loads a photo (triage.photos.photos_submit).
-        image = load_image(
-            data,
-            max_bytes=MAX_PHOTO_BYTES,
-            max_pixels=MAX_PHOTO_PIXELS,
-            max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
-            rgb_max_side=QUALITY_PREVIEW_SIDE,
-        )
+        image = photo_load_upload(data)
     except (UnsupportedImage, CorruptImage, ImageTooLarge) as exc:
         assert str(exc).strip()  # shown to the patient as the reason
         return
@@ -131,12 +124,7 @@ def test_declared_png_size_is_checked_before_any_decoding(data):
     tally("decoder: load_image on forged PNG headers")
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     try:
-        image = load_image(
-            data,
-            max_bytes=MAX_PHOTO_BYTES,
-            max_pixels=MAX_PHOTO_PIXELS,
-            max_decoded_bytes=MAX_PHOTO_DECODED_BYTES,
-        )
+        image = photo_load_upload(data)
     except ImageTooLarge:
         assert (
             width * height > MAX_PHOTO_PIXELS
