@@ -133,15 +133,16 @@ def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     audit_read(request=request, object_type="visit", object_id=visit.pk, patient=visit.patient)
     staff = not request.user.is_patient
+    note = ClinicalNote.objects.filter(visit=visit).first()
     context = {
         "visit": visit,
         "intake": getattr(visit, "intake", None),
         "place": waiting_place(visit=visit),
         "left_call": _patient_left_call(request, visit),
-        "summary_ready": summary_is_ready(visit=visit),
-        # Urgency (and its history) can come from the AI: staff only, never the patient.
+        "summary_ready": note is not None and note.status == ClinicalNote.Status.SIGNED,
+        # Urgency (and its history) can come from the AI, the draft note too: staff only.
         "urgency_history": visit.urgency_changes.all()[:10] if staff else [],
-        "note": ClinicalNote.objects.filter(visit=visit).first() if staff else None,
+        "note": note if staff else None,
         "tz": _patient_tz(request),
     }
     return render(request, "consults/visit_detail.html", context)
