@@ -30,6 +30,24 @@ _BOTH_SIDES = re.compile(
 )
 _BOTH_SAID = re.compile(r"\b(?:bilateral(?:ly)?|both|left and right|right and left)\b", re.I)
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
+# Direction of a change and state of a condition: a generated sentence that says the dose went up
+# (or that a condition is controlled) needs a cited line that says so in some words.
+_DIRECTIONS = {
+    "an increase": re.compile(
+        r"\b(?:increas\w*|rais(?:e|ed|ing)|higher|up-?titrat\w*|doubl\w+|bump\w*|go(?:ing)? up)\b",
+        re.I,
+    ),
+    "a decrease": re.compile(
+        r"\b(?:decreas\w*|lower\w*|reduc\w*|taper\w*|cut (?:back|down)|halv\w+|go(?:ing)? down)\b",
+        re.I,
+    ),
+}
+_UNCONTROLLED = re.compile(
+    r"\b(?:uncontrolled|out of control|not (?:well |very well )?controlled|poorly controlled|"
+    r"not under (?:good )?control)\b",
+    re.I,
+)
+_CONTROLLED = re.compile(r"\b(?:well[- ]controlled|controlled|under (?:good )?control)\b", re.I)
 # Words that carry no finding of their own in "she denies any ..." sentences.
 _GENERIC_WORDS = (
     "the and any other was were has have had been being his her their she he they patient "
@@ -81,7 +99,9 @@ def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
         problems.append(f"number(s) {sorted(missing)} not in the cited lines")
     if item.kind == GENERATED:
         lines = _with_questions(item.evidence, utterances)
-        problems += _laterality(item.text, " ".join(utterances[i].text for i in lines))
+        said = " ".join(utterances[i].text for i in lines)
+        problems += _laterality(item.text, said)
+        problems += _direction(item.text, said)
         problems += _polarity(item.text, lines, utterances)
     return problems
 
@@ -107,6 +127,21 @@ def _laterality(text: str, cited: str) -> list[str]:
     ]
     if _BOTH_SIDES.search(text) and not _BOTH_SAID.search(cited):
         problems.append("'bilateral' is not in the cited lines")
+    return problems
+
+
+def _direction(text: str, cited: str) -> list[str]:
+    """A change (increase/decrease) or a control state the cited lines do not state."""
+    problems = [
+        f"{name} is not in the cited lines"
+        for name, rx in _DIRECTIONS.items()
+        if rx.search(text) and not rx.search(cited)
+    ]
+    claims_controlled = _CONTROLLED.search(_UNCONTROLLED.sub(" ", text))
+    if _UNCONTROLLED.search(text) and not _UNCONTROLLED.search(cited):
+        problems.append("'not controlled' is not in the cited lines")
+    elif claims_controlled and not _CONTROLLED.search(_UNCONTROLLED.sub(" ", cited)):
+        problems.append("'controlled' is not in the cited lines")
     return problems
 
 

@@ -16,12 +16,14 @@ or runs past the deadline gives way to the rules backend, with a notice in the n
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import re
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,41 +56,41 @@ SECTIONS = (
         "CHIEF COMPLAINT",
         "the reason for the visit in 2 to 6 words, as a physician writes it "
         "(for example: Right knee pain.).",
-        32,
+        24,
         1,
         60,
     ),
     Section(
         "hpi",
         "HISTORY OF PRESENT ILLNESS",
-        "3 to 7 sentences of clinical prose in the third person about what the patient told: "
-        "the problem, its onset, course and severity, associated symptoms, what was tried, and "
-        "relevant history. Not the examination, the diagnosis or the plan.",
-        220,
-        7,
-    ),
-    Section(
-        "objective",
-        "PHYSICAL EXAMINATION AND RESULTS",
-        "the examination findings the doctor stated and the test results discussed, one per "
-        "sentence. Write None. if none were stated.",
+        "3 to 5 sentences of clinical prose about what the patient told: the problem, its "
+        "onset, course and severity, associated symptoms, what was tried, and relevant history. "
+        "Not the examination, the diagnosis or the plan.",
         130,
         5,
     ),
     Section(
+        "objective",
+        "PHYSICAL EXAMINATION AND RESULTS",
+        "the examination findings and test results the doctor stated, in few words, one per "
+        "line. Write None. if none were stated.",
+        80,
+        4,
+    ),
+    Section(
         "assessment",
         "ASSESSMENT",
-        "the doctor's diagnosis or impression of each problem, one sentence per problem.",
-        90,
-        4,
+        "the diagnosis or impression of each problem in a few words, one problem per line.",
+        48,
+        3,
     ),
     Section(
         "plan",
         "PLAN",
-        "what the doctor decided, one decision per sentence and each once, such as a medicine "
-        "started, changed or continued with its dose, a test, a referral or the follow-up.",
-        160,
-        7,
+        "each decision once, as a short order (continue, start, stop or change a medicine with "
+        "its dose; a test; a referral; the follow-up), one per line.",
+        100,
+        5,
     ),
 )
 WRITTEN = tuple(s.key for s in SECTIONS)
@@ -101,7 +103,8 @@ SYSTEM = (
     "transcript lines that say it. "
     "Never add a symptom, finding, denial, drug, dose or number that those lines do not state. "
     "Keep left and right, yes and no, and increases and decreases exactly as said. "
-    "Write full sentences, not lists or labels."
+    "Write as a physician writes a note: concise, in the third person (the patient, he, she), "
+    "never about the doctor or the conversation, and not lists or labels."
 )
 
 
@@ -110,16 +113,27 @@ class ModelError(RuntimeError):
 
 
 class Generator(Protocol):
-    """What the drafter needs from a model: chat completion under a grammar, and a tokenizer."""
+    """What the drafter needs from a model: chat completion under a grammar, and a tokenizer.
+
+    ``prefill`` evaluates the start of a prompt ahead of time (during the call) so that the
+    completion that later starts with the same text only evaluates what follows; a server
+    keeps its own prompt cache and does nothing here.
+    """
 
     name: str
     context_tokens: int
 
     def count_tokens(self, text: str) -> int: ...
 
+    def prefill(self, *, messages: list[dict], through: str) -> int: ...
+
     def complete(
         self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
     ) -> str: ...
+
+
+# A callback for each finished section: (section key, grounded items, dropped sentences).
+SectionCallback = Callable[[str, list[NoteItem], list[dict]], None]
 
 
 def section_grammar(section: Section) -> str:
@@ -301,73 +315,184 @@ class LlmDrafter:
                 raise ModelError(self._load_error) from exc
         return self._generator
 
-    def draft(self, *, utterances: list[Utterance]) -> DraftNote:
-        """Draft a grounded SOAP note; the rules backend writes it when the model cannot."""
+    def _prefix_file(self, key: str | None) -> Path | None:
+        """Where a visit's evaluated prompt is kept between the call's steps and the draft, so
+        that whichever worker process drafts goes on from it (removed once the note is drafted)."""
+        if not key or self._cache_dir is None:
+            return None
+        folder = Path(self._cache_dir) / "note-prefixes"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', key)}.kv"
+
+    def prepare(self, *, utterances: list[Utterance], key: str | None = None) -> int:
+        """During the call: evaluate the prompt's stable start (instructions and transcript so far).
+
+        The transcript only grows, and every section's prompt starts with it, so the model's
+        cache keeps what this evaluated; at hang-up only the lines since, the extracted facts and
+        the sections themselves remain. Returns the prompt tokens evaluated now (0 when the
+        model is a server, which keeps its own cache, or the transcript outgrew the context).
+        """
+        lines = numbered_lines(utterances)
+        if not lines:
+            return 0
+        model = self.generator()
+        chunks = chunk_lines(
+            lines, budget=self._line_budget(model, ""), count_tokens=model.count_tokens
+        )
+        messages = self._messages(chunks[0], part="", facts_text="", section=SECTIONS[0])
+        saved = self._prefix_file(key)
+        if saved is not None and hasattr(model, "load_prefix"):
+            model.load_prefix(saved, messages=messages)
+        evaluated = model.prefill(messages=messages, through=chunks[0][-1])
+        if saved is not None and hasattr(model, "save_prefix"):
+            model.save_prefix(saved)
+        return evaluated
+
+    def draft(
+        self,
+        *,
+        utterances: list[Utterance],
+        on_section: SectionCallback | None = None,
+        key: str | None = None,
+    ) -> DraftNote:
+        """Draft a grounded SOAP note; the rules backend writes it when the model cannot.
+
+        ``on_section`` hears each section as soon as it is written and grounded: first the
+        structured sections the rules extract (medications, allergies, symptoms, vitals), then
+        the model's sections in note order, so a review page can show them while the rest is
+        written.
+        """
         spoken = sum(len(strip_tags(u.text).split()) for u in utterances)
         if spoken < _MIN_WORDS:
             sections = {key: [] for key in SECTION_TITLES}
             return DraftNote(sections, NoteFacts(), self.engine_version, [NOTHING_TO_SUMMARIZE])
+        started = time.monotonic()
+        self.last_timings = []
         extracted = self._extractor.draft(utterances=utterances)
+        # Structured items (medications, allergies, vitals, symptoms) stay the rules' own.
+        kept = {
+            key: [
+                i
+                for i in extracted.sections.get(key, [])
+                if i.kind not in {"narrative", "chief_complaint"}
+            ]
+            for key in SECTION_TITLES
+        }
+        if on_section is not None:
+            for key in SECTION_TITLES:
+                if key not in WRITTEN:
+                    on_section(key, kept[key], [])
+        self.last_timings.append(("facts", time.monotonic() - started))
         written: dict[str, list[NoteItem]] = {}
+        dropped: list[dict] = []
         notices: list[str] = []
+
+        def finished(key: str, items: list[NoteItem]) -> None:
+            items, lost = _ground_section(key, items + kept[key], utterances)
+            if key == "chief_complaint" and not items:
+                # The model's chief complaint did not stand: the rules' one, marked for review.
+                items = extracted.sections.get(key, [])
+            written[key] = items
+            dropped.extend(lost)
+            self.last_timings.append((key, time.monotonic() - started))
+            if on_section is not None:
+                on_section(key, items, lost)
+
         try:
             self._write(
-                utterances=utterances, facts=extracted.facts, written=written, notices=notices
+                utterances=utterances,
+                facts=extracted.facts,
+                finished=finished,
+                notices=notices,
+                started=started,
+                saved=self._prefix_file(key),
             )
         except Exception as exc:
             logger.warning("note model stopped: %s", type(exc).__name__)
+            rules = self._rules.draft(utterances=utterances)
+            missing = [s for s in SECTIONS if s.key not in written]
             if not written:
-                note = self._rules.draft(utterances=utterances)
-                note.notices.append(
+                rules.notices.append(
                     f"The language model could not write this draft ({_reason(exc)}); "
                     "the rules engine drafted it instead."
                 )
-                return note
+                if on_section is not None:
+                    for key in WRITTEN:
+                        on_section(key, rules.sections.get(key, []), [])
+                return rules
             # The sections the model finished stay; the rules write the others.
-            rules = self._rules.draft(utterances=utterances)
-            missing = [s for s in SECTIONS if s.key not in written]
-            for section in missing:
-                written[section.key] = [
-                    i
-                    for i in rules.sections.get(section.key, [])
-                    if i.kind in {"narrative", "chief_complaint"}
-                ]
             notices.append(
                 f"The language model stopped ({_reason(exc)}) before "
                 + ", ".join(s.title.lower() for s in missing)
                 + "; the rules engine drafted those sections."
             )
-        sections = {}
-        for key in SECTION_TITLES:
-            # Structured items (medications, allergies, vitals, symptoms) stay the rules' own.
-            kept = [
-                i
-                for i in extracted.sections.get(key, [])
-                if i.kind not in {"narrative", "chief_complaint"}
-            ]
-            sections[key] = written.get(key, []) + kept
-        note = DraftNote(sections, extracted.facts, self.engine_version, notices)
+            for section in missing:
+                finished(
+                    section.key,
+                    [
+                        i
+                        for i in rules.sections.get(section.key, [])
+                        if i.kind in {"narrative", "chief_complaint"}
+                    ],
+                )
+        sections = {key: written.get(key, kept[key]) for key in SECTION_TITLES}
+        note = DraftNote(sections, extracted.facts, self.engine_version, notices, dropped)
         grounded, _ = ground_note(note=note, utterances=utterances)
         return grounded
+
+    def _line_budget(self, model: Generator, facts_text: str) -> int:
+        """Tokens left for transcript lines once instructions, facts and an answer fit."""
+        fixed = model.count_tokens(SYSTEM + facts_text) + 200
+        return model.context_tokens - fixed - max(s.max_tokens for s in SECTIONS)
+
+    @staticmethod
+    def _messages(lines: list[str], *, part: str, facts_text: str, section: Section) -> list[dict]:
+        """One section's prompt: instructions, the transcript, then facts and the section's ask.
+
+        The transcript comes first and the per-section request last, so that every section of
+        a note (and the work done during the call) shares the longest possible prompt prefix.
+        """
+        return [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": (
+                    f"Transcript{part}:\n"
+                    + "\n".join(lines)
+                    + (
+                        "\n\nFacts extracted from the transcript (trust them, do not list "
+                        f"them):\n{facts_text}"
+                        if facts_text
+                        else ""
+                    )
+                    + f"\n\nWrite the {section.title} section: {section.instruction}"
+                ),
+            },
+        ]
 
     def _write(
         self,
         *,
         utterances: list[Utterance],
         facts: NoteFacts,
-        written: dict[str, list[NoteItem]],
+        finished: Callable[[str, list[NoteItem]], None],
         notices: list[str],
+        started: float,
+        saved: Path | None = None,
     ) -> None:
-        """Fill `written` section by section (a section appears once the model finished it)."""
-        started = time.monotonic()
+        """Write the sections in note order, handing each to `finished` once it is complete."""
         deadline = started + self._timeout_s
-        self.last_timings = []
         model = self.generator()
         facts_text = facts_block(facts)
         lines = numbered_lines(utterances)
-        fixed = model.count_tokens(SYSTEM + facts_text) + 200
-        budget = model.context_tokens - fixed - max(s.max_tokens for s in SECTIONS)
+        budget = self._line_budget(model, facts_text)
         chunks = chunk_lines(lines, budget=budget, count_tokens=model.count_tokens)
+        if saved is not None:
+            # The call's work, done in another worker process, is taken over; then forgotten.
+            if hasattr(model, "load_prefix"):
+                first = self._messages(chunks[0], part="", facts_text="", section=SECTIONS[0])
+                model.load_prefix(saved, messages=first)
+            saved.unlink(missing_ok=True)
         if len(chunks) > 1:
             notices.append(
                 f"The transcript is longer than the model's context; it was written in "
@@ -379,28 +504,29 @@ class LlmDrafter:
             for section in SECTIONS:
                 if section.key == "chief_complaint" and number > 1:
                     continue
-                messages = [
-                    {"role": "system", "content": SYSTEM},
-                    {
-                        "role": "user",
-                        "content": (
-                            f"Transcript{part}:\n" + "\n".join(chunk) + "\n\n"
-                            "Facts extracted from the transcript (trust them, do not list them):\n"
-                            f"{facts_text}\n\n"
-                            f"Write the {section.title} section: {section.instruction}"
-                        ),
-                    },
-                ]
+                # The chief complaint is written first and from the lines alone: at hang-up its
+                # prompt adds only the newest lines and its request to what the call evaluated.
+                facts_here = "" if section.key == "chief_complaint" else facts_text
                 output = model.complete(
-                    messages=messages,
+                    messages=self._messages(
+                        chunk, part=part, facts_text=facts_here, section=section
+                    ),
                     grammar=section_grammar(section),
                     max_tokens=section.max_tokens,
                     deadline=deadline,
                 )
                 parts[section.key] += parse_sentences(output)
                 if number == len(chunks) or section.key == "chief_complaint":
-                    written[section.key] = parts[section.key]
-                self.last_timings.append((section.key, time.monotonic() - started))
+                    finished(section.key, parts[section.key])
+
+
+def _ground_section(
+    key: str, items: list[NoteItem], utterances: list[Utterance]
+) -> tuple[list[NoteItem], list[dict]]:
+    """One section through the grounding check: what stays, and what was dropped and why."""
+    note = DraftNote({key: items}, NoteFacts(), "")
+    grounded, _ = ground_note(note=note, utterances=utterances)
+    return grounded.sections[key], grounded.dropped
 
 
 def _reason(exc: Exception) -> str:
@@ -433,8 +559,18 @@ class LocalLlama:
         self.context_tokens = context_tokens
         self._grammars: dict[str, object] = {}
         batch_threads = threads or os.cpu_count() or 1
-        # Totals for the bench: time to the first token (prompt work), tokens and time after it.
-        self.stats = {"calls": 0, "first_token_s": 0.0, "tokens": 0, "generation_s": 0.0}
+        # Totals for the bench: prompt tokens evaluated and reused from the cache, time to the
+        # first token (prompt work), tokens generated and time after the first.
+        self.stats = {
+            "calls": 0,
+            "prompt_tokens": 0,
+            "cached_tokens": 0,
+            "first_token_s": 0.0,
+            "tokens": 0,
+            "generation_s": 0.0,
+            "prefill_tokens": 0,
+            "prefill_s": 0.0,
+        }
         self._llm = Llama(
             model_path=str(path),
             n_ctx=context_tokens,
@@ -446,9 +582,96 @@ class LocalLlama:
             seed=0,
             verbose=False,
         )
+        self._format = _chat_formatter(self._llm)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def _tokens(self, prompt: str) -> list[int]:
+        # The same tokens llama_cpp's completion makes of the prompt (special tokens parsed).
+        return self._llm.tokenize(prompt.encode(), add_bos=self._add_bos, special=True)
+
+    @property
+    def _add_bos(self) -> bool:
+        return bool(self._llm._model.add_bos_token())  # noqa: SLF001 - what create_completion does
+
+    def _cached(self, tokens: list[int]) -> int:
+        """How many leading tokens the model's cache already holds."""
+        held = self._llm._input_ids[: self._llm.n_tokens]  # noqa: SLF001
+        n = 0
+        for a, b in zip(held, tokens[:-1], strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def prefill(self, *, messages: list[dict], through: str) -> int:
+        """Evaluate the chat prompt up to the end of the text `through`, reusing the cache."""
+        started = time.monotonic()
+        prompt = self._format(messages)
+        cut = prompt.find(through)
+        if cut < 0:
+            return 0
+        tokens = self._tokens(prompt[: cut + len(through)])
+        if len(tokens) >= self.context_tokens:
+            return 0
+        keep = self._cached(tokens)
+        self._llm.n_tokens = keep
+        self._llm.eval(tokens[keep:])
+        self.stats["prefill_tokens"] += len(tokens) - keep
+        self.stats["prefill_s"] += time.monotonic() - started
+        return len(tokens) - keep
+
+    def save_prefix(self, path: Path) -> None:
+        """Write the evaluated prompt (tokens and model state) so another process can go on.
+
+        Only llama.cpp's own state and the tokens: no logits (hundreds of MB in llama_cpp's
+        ``save_state``); the next completion re-evaluates its last token anyway. Written to a
+        temporary file and renamed, readable by this user only (it encodes the transcript).
+        """
+        import llama_cpp
+
+        ctx = self._llm._ctx.ctx  # noqa: SLF001
+        size = llama_cpp.llama_state_get_size(ctx)
+        buffer = (ctypes.c_uint8 * int(size))()
+        written = llama_cpp.llama_state_get_data(ctx, buffer, size)
+        n = self._llm.n_tokens
+        header = json.dumps({"model": self.name, "tokens": self._llm._input_ids[:n].tolist()})  # noqa: SLF001
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(len(header).to_bytes(8, "little") + header.encode())
+            fh.write(memoryview(buffer)[: int(written)])
+        os.replace(tmp, path)
+
+    def load_prefix(self, path: Path, *, messages: list[dict]) -> int:
+        """Take over a prefix another process saved, when it is longer than what this cache
+        already shares with `messages`' prompt; returns the tokens now reused."""
+        import llama_cpp
+
+        tokens = self._tokens(self._format(messages))
+        have = self._cached(tokens)
+        try:
+            with path.open("rb") as fh:
+                header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+                saved = header["tokens"]
+                # The last saved tokens may merge with what follows ("." + "\n\n"): the common
+                # part is what counts.
+                common = 0
+                for a, b in zip(saved, tokens[:-1], strict=False):
+                    if a != b:
+                        break
+                    common += 1
+                if header["model"] != self.name or common <= have:
+                    return have
+                data = fh.read()
+        except (OSError, ValueError, KeyError):
+            return have
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buffer, len(data))  # noqa: SLF001
+        self._llm.input_ids[: len(saved)] = saved
+        self._llm.n_tokens = common
+        return common
 
     def _grammar(self, gbnf: str) -> object:
         from llama_cpp import LlamaGrammar
@@ -465,15 +688,18 @@ class LocalLlama:
         parts = []
         started = time.monotonic()
         first = None
-        stream = self._llm.create_chat_completion(
-            messages=messages,
+        prompt = self._format(messages)
+        tokens = self._tokens(prompt)
+        cached = self._cached(tokens)
+        stream = self._llm.create_completion(
+            prompt=tokens,
             grammar=self._grammar(grammar),
             max_tokens=max_tokens,
             temperature=0.0,
             stream=True,
         )
         for chunk in stream:
-            delta = chunk["choices"][0]["delta"].get("content")
+            delta = chunk["choices"][0]["text"]
             if delta:
                 parts.append(delta)
                 first = first or time.monotonic()
@@ -483,10 +709,29 @@ class LocalLlama:
                 raise TimeoutError("note model deadline passed")
         done = time.monotonic()
         self.stats["calls"] += 1
+        self.stats["prompt_tokens"] += len(tokens) - cached
+        self.stats["cached_tokens"] += cached
         self.stats["first_token_s"] += (first or done) - started
         self.stats["tokens"] += len(parts)
         self.stats["generation_s"] += done - (first or done)
         return "".join(parts)
+
+
+def _chat_formatter(llm) -> Callable[[list[dict]], str]:
+    """The model's own chat template (from the GGUF) as messages -> prompt text."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError("the GGUF has no chat template (tokenizer.chat_template)")
+    model = llm._model  # noqa: SLF001 - the token texts, as Llama itself reads them
+    eos, bos = llm.token_eos(), llm.token_bos()
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=model.token_get_text(eos) if eos != -1 else "",
+        bos_token=model.token_get_text(bos) if bos != -1 else "",
+    )
+    return lambda messages: formatter(messages=messages).prompt
 
 
 class OpenAICompatible:
@@ -508,6 +753,9 @@ class OpenAICompatible:
     def count_tokens(self, text: str) -> int:
         return len(text) // 3 + 1  # no tokenizer here: an over-estimate, so chunks fit
 
+    def prefill(self, *, messages: list[dict], through: str) -> int:
+        return 0  # the server keeps its own prompt cache (``cache_prompt``)
+
     def complete(
         self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
     ) -> str:
@@ -520,6 +768,8 @@ class OpenAICompatible:
             "temperature": 0,
             "max_tokens": max_tokens,
             "grammar": grammar,
+            # llama.cpp server: reuse the prompt prefix of the previous request (the transcript).
+            "cache_prompt": True,
         }
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
             self._url,

@@ -57,16 +57,26 @@ class ScriptedModel:
     def __init__(self, *, context_tokens: int = 8192, fail: Exception | None = None) -> None:
         self.context_tokens = context_tokens
         self.prompts: list[str] = []
+        self.systems: list[str] = []
+        self.prefilled: list[tuple[str, str]] = []
         self.fail = fail
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def prefill(self, *, messages, through) -> int:
+        prompt = messages[-1]["content"]
+        self.prefilled.append(
+            (messages[0]["content"], prompt[: prompt.index(through) + len(through)])
+        )
+        return len(self.prefilled[-1][1].split())
 
     def complete(self, *, messages, grammar, max_tokens, deadline) -> str:
         if self.fail is not None:
             raise self.fail
         prompt = messages[-1]["content"]
         self.prompts.append(prompt)
+        self.systems.append(messages[0]["content"])
         title = prompt.rsplit("Write the ", 1)[1].split(" section", 1)[0]
         return SCRIPT[title]
 
@@ -102,7 +112,10 @@ def test_every_section_prompt_carries_the_numbered_transcript_and_the_facts() ->
     assert len(model.prompts) == len(SECTIONS)
     for prompt in model.prompts:
         assert "[1] Patient: my right knee has been hurting" in prompt
-        assert "Medications: ibuprofen 400 mg" in prompt
+    # The chief complaint comes first and from the lines alone; the other sections see the facts.
+    assert "CHIEF COMPLAINT" in model.prompts[0]
+    assert "Medications:" not in model.prompts[0]
+    assert all("Medications: ibuprofen 400 mg" in prompt for prompt in model.prompts[1:])
 
 
 @pytest.mark.parametrize("text", ["", "[doctor] hello ?\n[patient] hi .\n", "[patient] \n"])
@@ -190,3 +203,61 @@ def test_timeout_keeps_finished_sections_and_the_rules_write_the_rest() -> None:
     assert "assessment" in note.notices[0] and "rules engine drafted those" in note.notices[0]
     # The plan comes from the rules: the doctor's line, quoted, with its line cited.
     assert any(i.kind == "narrative" and i.evidence == [7] for i in note.sections["plan"])
+
+
+def test_work_during_the_call_is_the_start_of_every_section_prompt_at_hang_up() -> None:
+    """What the model evaluates while the call goes on (the instructions and the final lines
+    so far) is the exact start of each section's prompt after hang-up, so the model's cache
+    keeps it and only the rest is evaluated then."""
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    for n in (3, 6, len(VISIT)):
+        drafter.prepare(utterances=VISIT[:n])
+    assert [p.count("] Patient:") + p.count("] Doctor:") for _, p in model.prefilled] == [3, 6, 8]
+    # Each step extends the previous one: the cache is extended, never thrown away.
+    for (_, before), (_, after) in zip(model.prefilled, model.prefilled[1:], strict=False):
+        assert after.startswith(before)
+    drafter.draft(utterances=VISIT)
+    system, prefix = model.prefilled[-1]
+    assert len(model.prompts) == len(SECTIONS)
+    assert all(p.startswith(prefix) for p in model.prompts)
+    assert set(model.systems) == {system}
+
+
+def test_prepare_with_no_spoken_line_does_no_work() -> None:
+    model = ScriptedModel()
+    assert LlmDrafter(generator=model).prepare(utterances=[]) == 0
+    assert model.prefilled == []
+
+
+def test_sections_are_handed_over_one_by_one_as_they_are_written_and_grounded() -> None:
+    heard: list[tuple[str, list[str], list[str]]] = []
+    note = LlmDrafter(generator=ScriptedModel()).draft(
+        utterances=VISIT,
+        on_section=lambda key, items, dropped: heard.append(
+            (key, [i.text for i in items], [d["text"] for d in dropped])
+        ),
+    )
+    order = [key for key, _, _ in heard]
+    written = [s.key for s in SECTIONS]
+    # The rules' structured sections first (no model work), then the model's in note order.
+    assert order[-len(written) :] == written
+    assert set(order) == set(note.sections) and len(order) == len(set(order))
+    by_key = {key: (texts_, dropped) for key, texts_, dropped in heard}
+    # What a section hands over is already grounded: the invented dose and side never show.
+    assert "She denies fever." in by_key["hpi"][0]
+    assert set(by_key["hpi"][1]) == {
+        "She takes ibuprofen 800 mg at night.",
+        "The left knee is also painful.",
+    }
+    assert "Start naproxen 500 mg." in by_key["plan"][1]
+    for key, texts_, _ in heard:
+        assert texts_ == texts(note, key)
+
+
+def test_fallback_hands_over_the_rules_sections_too() -> None:
+    heard: list[str] = []
+    LlmDrafter(generator=ScriptedModel(fail=TimeoutError("late"))).draft(
+        utterances=VISIT, on_section=lambda key, items, dropped: heard.append(key)
+    )
+    assert set(heard) >= {s.key for s in SECTIONS}

@@ -20,6 +20,9 @@ LINES = parse_transcript(
         "[doctor] on exam there is one plus pitting edema in both legs .\n"  # 7
         "[doctor] i do hear a three over six systolic ejection murmur .\n"  # 8
         "[doctor] let 's increase the lisinopril to twenty milligrams and send a refill .\n"  # 9
+        "[doctor] your diabetes is out of control so we will raise the metformin .\n"  # 10
+        "[patient] i am allergic to penicillin , it gives me a rash .\n"  # 11
+        "[doctor] your blood pressure today is one forty over ninety .\n"  # 12
     )
 )
 
@@ -39,6 +42,9 @@ def sentence(text: str, evidence: list[int]) -> NoteItem:
         ("There is 1+ pitting edema of both legs.", [7]),
         ("A 3/6 systolic ejection murmur is heard.", [8]),
         ("Increase lisinopril to 20 mg and send a refill.", [9]),
+        ("Her diabetes is uncontrolled; metformin will be increased.", [10]),
+        ("She is allergic to penicillin, which causes a rash.", [11]),
+        ("Blood pressure is 140/90.", [12]),
     ],
 )
 def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
@@ -64,6 +70,14 @@ def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
         # a changed side
         ("Left knee pain for 2 weeks.", [1], "left"),
         ("Bilateral knee pain.", [1], "bilateral"),
+        # a changed direction or state
+        ("Decrease lisinopril to 20 mg.", [9], "a decrease"),
+        ("Her diabetes is under control with metformin.", [10], "'controlled'"),
+        ("Metformin is lowered.", [10], "a decrease"),
+        # an invented allergen or a changed number
+        ("She is allergic to sulfa.", [11], "sulfa"),
+        ("She is allergic to penicillin and peanuts.", [11], "peanut"),
+        ("Blood pressure is 150/90.", [12], "150"),
         # no citation at all
         ("Right knee pain.", [], "cites no"),
     ],
