@@ -1,6 +1,7 @@
 """Transcription benchmark: RTF and WER of our engine vs openai-whisper on the same weights.
 
 Run: python bench/transcription.py [--models base tiny.en] [--beam-sizes 1 5] [--no-consult]
+     python bench/transcription.py --clinical   # the clinical table (docs/speech.md)
 Needs requirements/speech-dev.txt. Prints figures; it is not a test.
 
 openai-whisper needs its own .pt checkpoints and none ship on PyPI, so the reference model is
@@ -359,7 +360,25 @@ def main() -> None:
         "--consult-chunk-s", type=float, default=5.0, help="chunk length (the browser uses 5 s)"
     )
     parser.add_argument("--show-text", action="store_true")
+    parser.add_argument(
+        "--clinical",
+        action="store_true",
+        help="term recall, WER and RTF on the espeak-ng clinical set, with and without biasing "
+        "and correction, plus real speech and silence/noise/tone (bench/clinical_bench.py)",
+    )
+    parser.add_argument("--calibrate", action="store_true", help="with --clinical: sweep the bar")
     args = parser.parse_args()
+    if args.clinical:
+        from bench.clinical_bench import run_clinical
+
+        run_clinical(
+            real_clips=load_clips(),
+            reference=None if args.no_reference else Reference,
+            normalizer=normalizer(),
+            calibrate=args.calibrate,
+            show_text=args.show_text,
+        )
+        return
 
     threads = len(os.sched_getaffinity(0))
     print(f"cpu cores available: {threads}; load average: {os.getloadavg()[0]:.1f}")

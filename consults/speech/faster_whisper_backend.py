@@ -14,7 +14,7 @@ import numpy as np
 from consults.speech.audio import SAMPLE_RATE, decode_audio
 from consults.speech.guards import GuardOptions, filter_segments, is_silent
 from consults.speech.types import Segment, Transcript, Word
-from consults.speech.weights import model_files
+from consults.speech.weights import custom_model_files, model_files
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -40,8 +40,14 @@ class FasterWhisperTranscriber:
         vad: bool = True,
         word_timestamps: bool = True,
         guards: GuardOptions | None = None,
+        model_path: str | Path | None = None,
+        model_sha256: str | None = None,
     ) -> None:
         self.model_name = model
+        # A clinic's own CTranslate2 directory (small, medium, large-v3, distil) in place of
+        # the packaged weights; loaded only when its model.bin matches model_sha256.
+        self.model_path = model_path
+        self.model_sha256 = model_sha256
         self.compute_type = compute_type
         self.beam_size = beam_size
         self.cpu_threads = cpu_threads
@@ -57,18 +63,26 @@ class FasterWhisperTranscriber:
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
 
-    def transcribe(self, *, audio: bytes, offset_s: float = 0.0) -> Transcript:
+    def transcribe(
+        self, *, audio: bytes, offset_s: float = 0.0, hotwords: str | None = None
+    ) -> Transcript:
         """Decode encoded audio and transcribe it; raises UnsupportedAudio or CorruptAudio."""
         self.load()  # load time is a one-off per process, not part of processing_s
         started = time.perf_counter()
         samples = decode_audio(audio)
-        return self._run(samples=samples, offset_s=offset_s, started=started)
+        return self._run(samples=samples, offset_s=offset_s, started=started, hotwords=hotwords)
 
-    def transcribe_array(self, *, samples: np.ndarray, offset_s: float = 0.0) -> Transcript:
-        """Transcribe float32 mono 16 kHz samples; `offset_s` places segments on a timeline."""
+    def transcribe_array(
+        self, *, samples: np.ndarray, offset_s: float = 0.0, hotwords: str | None = None
+    ) -> Transcript:
+        """Transcribe float32 mono 16 kHz samples; `offset_s` places segments on a timeline.
+
+        `hotwords` (``SpeechContext.hotwords()``) go before every window as a hint; the VAD
+        and the guards still decide whether anything was said.
+        """
         self.load()
         started = time.perf_counter()
-        return self._run(samples=samples, offset_s=offset_s, started=started)
+        return self._run(samples=samples, offset_s=offset_s, started=started, hotwords=hotwords)
 
     def load(self) -> WhisperModel:
         """Load (once per instance) and return the CTranslate2 model; never downloads."""
@@ -82,7 +96,10 @@ class FasterWhisperTranscriber:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from faster_whisper import WhisperModel
 
-        files = model_files(name=self.model_name, cache_dir=self.cache_dir)
+        if self.model_path:
+            files = custom_model_files(path=self.model_path, sha256=self.model_sha256)
+        else:
+            files = model_files(name=self.model_name, cache_dir=self.cache_dir)
         started = time.perf_counter()
         model = WhisperModel(
             str(files.path),
@@ -99,13 +116,19 @@ class FasterWhisperTranscriber:
         )
         return model
 
-    def _run(self, *, samples: np.ndarray, offset_s: float, started: float) -> Transcript:
+    def _run(
+        self, *, samples: np.ndarray, offset_s: float, started: float, hotwords: str | None = None
+    ) -> Transcript:
         samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
         duration_s = samples.size / SAMPLE_RATE
         if is_silent(samples, peak=self.guards.silence_peak):
             return self._result([], [], self._default_language(), duration_s, started)
         model = self.load()
         options = self._decode_options()
+        if hotwords:
+            # WhisperModel.transcribe, not BatchedInferencePipeline: the batched pipeline
+            # ignores hotwords (faster-whisper #1076).
+            options["hotwords"] = hotwords
         if options["language"] is None and self.languages:
             options["language"] = self._pick_language(model, samples, self.languages)
         raw, info = model.transcribe(samples, **options)
@@ -121,6 +144,7 @@ class FasterWhisperTranscriber:
                         start=round(offset_s + w.start, 3),
                         end=round(offset_s + w.end, 3),
                         text=w.word,
+                        probability=round(float(w.probability), 4),
                     )
                     for w in s.words or ()
                 ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,15 @@ _BASE_PART_SHA256 = (
 )
 
 MODELS = ("tiny.en", "base")
-__all__ = ["MODELS", "ModelFiles", "ModelUnavailable", "model_files", "sha256_file"]
+__all__ = [
+    "MODELS",
+    "ModelFiles",
+    "ModelUnavailable",
+    "custom_model_files",
+    "model_files",
+    "sha256_file",
+]
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,48 @@ def model_files(*, name: str, cache_dir: Path | str | None = None) -> ModelFiles
         path = _joined_base(Path(cache_dir) if cache_dir else default_cache_dir())
         return ModelFiles(name=name, path=path, multilingual=True)
     raise ModelUnavailable(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+def custom_model_files(*, path: Path | str, sha256: str | None) -> ModelFiles:
+    """A clinic's own CTranslate2 Whisper directory, verified before anything loads it.
+
+    What is hashed: the bytes of ``model.bin`` (``sha256sum model.bin``), the only file that
+    holds weights; ``config.json`` and ``tokenizer.json`` or ``vocabulary.*`` must be there too.
+    """
+    folder = Path(path)
+    expected = (sha256 or "").strip().lower()
+    if not _HEX64.match(expected):
+        raise ModelUnavailable(
+            f"SPEECH_MODEL_PATH is set to {folder} but SPEECH_MODEL_SHA256 is "
+            f"{'missing' if not expected else 'not a sha256 (64 hex digits)'}; "
+            "set it to the output of `sha256sum model.bin` for that directory"
+        )
+    if not folder.is_dir():
+        raise ModelUnavailable(f"SPEECH_MODEL_PATH {folder} is not a directory")
+    missing = [name for name in ("model.bin", "config.json") if not (folder / name).is_file()]
+    if not (folder / "tokenizer.json").is_file() and not any(folder.glob("vocabulary.*")):
+        missing.append("tokenizer.json or vocabulary.txt")
+    if missing:
+        raise ModelUnavailable(
+            f"{folder} is not a CTranslate2 Whisper model: missing {', '.join(missing)}"
+        )
+    actual = sha256_file(folder / "model.bin")
+    if actual != expected:
+        raise ModelUnavailable(
+            f"{folder / 'model.bin'} has sha256 {actual}, but SPEECH_MODEL_SHA256 is "
+            f"{expected}: refusing to load a model that is not the one the clinic pinned"
+        )
+    # Multilingual checkpoints have 51865+ tokens; English-only ones 51864.
+    multilingual = _vocabulary_size(folder) != 51864
+    return ModelFiles(name=folder.name, path=folder, multilingual=multilingual)
+
+
+def _vocabulary_size(folder: Path) -> int:
+    vocabulary = next(iter(sorted(folder.glob("vocabulary.*"))), None)
+    if vocabulary is not None and vocabulary.suffix == ".txt":
+        with vocabulary.open(encoding="utf-8") as fh:
+            return sum(1 for _ in fh)
+    return 0
 
 
 def _package_dir(package: str) -> Path:

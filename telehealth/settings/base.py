@@ -417,6 +417,16 @@ SPEECH_CPU_THREADS = env_int("SPEECH_CPU_THREADS", 0)
 SPEECH_LANGUAGE = env_str("SPEECH_LANGUAGE", "en") or None
 SPEECH_LANGUAGES = env_list("SPEECH_LANGUAGES", []) or None
 SPEECH_MODEL_CACHE_DIR = env_str("SPEECH_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
+# A clinic's own CTranslate2 Whisper directory (small, medium, large-v3, distil) instead of the
+# packaged weights, loaded only when its model.bin has this sha256 (docs/speech.md).
+SPEECH_MODEL_PATH = env_str("SPEECH_MODEL_PATH", "") or None
+SPEECH_MODEL_SHA256 = env_str("SPEECH_MODEL_SHA256", "") or None
+# The drug names decoding listens for and correction aims at; empty: the shipped default list.
+SPEECH_FORMULARY_PATH = env_str("SPEECH_FORMULARY_PATH", "") or None
+# Lexicon correction is applied at or above this confidence (0..1; above 1 turns it off).
+SPEECH_CORRECTION_THRESHOLD = float(env_str("SPEECH_CORRECTION_THRESHOLD", "") or 0.78)
+# Characters of visit context put before each decoding window (0 turns biasing off).
+SPEECH_HINT_CHARS = env_int("SPEECH_HINT_CHARS", 400)
 VISION_SKIN_BACKEND = env_str(
     "VISION_SKIN_BACKEND", "triage.vision.onnx_backend.OnnxSkinClassifier"
 )

@@ -36,3 +36,20 @@ def encode(samples: np.ndarray, *, container: str, codec: str, rate: int = 48_00
             out.mux(stream.encode(rest))
         out.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+def noises(*, seconds: float = 8.0, seed: int = 11) -> dict[str, np.ndarray]:
+    """Clips with no speech in them: silence, hiss, loud white noise, mains hum, a tone, beeps."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    beeps = 0.3 * np.sin(2 * np.pi * 1000 * t) * (np.sin(2 * np.pi * t) > 0.6)
+    clips = {
+        "digital silence": np.zeros(n),
+        "room hiss": 0.003 * rng.standard_normal(n),
+        "white noise": 0.2 * rng.standard_normal(n),
+        "hum": 0.1 * np.sin(2 * np.pi * 50 * t),
+        "tone": 0.3 * np.sin(2 * np.pi * 440 * t),
+        "beeps": beeps,
+    }
+    return {name: samples.astype(np.float32) for name, samples in clips.items()}

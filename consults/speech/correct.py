@@ -1,0 +1,404 @@
+"""Lexicon post-correction: drug names Whisper garbled, doses and vitals in clinical form.
+
+A drug correction needs evidence twice over. The heard words must be suspect (the decoder was
+unsure of one of them, or they come right before a dose, or right after "taking", "allergic
+to"…), and they must sound and spell like a name in the visit's lexicon (intake medicines, the
+clinic formulary). Each change keeps the heard words and its confidence beside it, so the
+physician sees it and can revert it; below ``threshold`` nothing changes.
+
+Doses and vitals are rewritten in clinical form ("ten milligrams" → "10 mg", "one twenty eight
+over eighty two" → "128/82 mmHg"), again with the spoken form kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from consults.speech.types import Correction, Segment, Transcript, Word, apply_corrections
+
+# Calibrated on the bench's development set (bench/clinical_speech.py): the lowest bar at
+# which every applied drug correction was right there (docs/speech.md, "Correction").
+DEFAULT_THRESHOLD = 0.78
+# A word the decoder gave less than this probability makes its span a candidate.
+LOW_PROBABILITY = 0.6
+MAX_SPAN_WORDS = 3
+# Without any of those cues a span must score this much above the bar.
+STRONG_MARGIN = 0.06
+# When the runner-up name scores within this of the best, the confidence drops by the shortfall.
+AMBIGUITY_GAP = 0.08
+
+_LETTERS = re.compile(r"[^a-z]")
+_NUMBER_WORDS = {
+    "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_UNITS = {
+    "milligram": "mg", "milligrams": "mg", "mg": "mg", "micrograms": "mcg", "microgram": "mcg",
+    "mcg": "mcg", "grams": "g", "gram": "g", "units": "units", "unit": "units",
+    "milliliters": "mL", "milliliter": "mL", "millilitres": "mL", "ml": "mL",
+    "miligrams": "mg", "miligram": "mg", "milligramme": "mg", "milligrammes": "mg",
+}  # fmt: skip
+# Words after which a drug name is expected.
+_CUES = frozenset(
+    {"taking", "take", "takes", "took", "prescribe", "prescribed", "start", "started", "on",
+     "to", "of", "with", "using", "continue", "stop", "stopped", "try", "tried", "me", "you",
+     "gave", "give", "increase", "add", "use", "the", "your", "my"}
+)  # fmt: skip
+_DOSE_AHEAD = 3
+_NUM = r"(?:\d+(?:\.\d+)?|(?:(?:" + "|".join(_NUMBER_WORDS) + r"|hundred|and)(?:[\s-]+|\b))+)"
+_BP = re.compile(
+    rf"\b(?P<sys>{_NUM})\s*(?:over|/)\s*(?P<dia>{_NUM})"
+    r"(?P<unit>\s*(?:mm ?hg|millimet(?:er|re)s? of mercury))?",
+    re.IGNORECASE,
+)
+_DOSE = re.compile(rf"\b(?P<num>{_NUM})[\s-]*(?P<unit>[a-z]+(?:[- ][a-z]+)?)\b", re.IGNORECASE)
+# Whisper splits and bends unit words ("milli-grams", "milli drams"): a word or two that spell
+# within this similarity of a unit is that unit.
+_LOOSE_UNITS = {"milligrams": "mg", "micrograms": "mcg", "milliliters": "mL"}
+_LOOSE_UNIT_SIMILARITY = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    core: str  # letters only, lower case
+    text: str  # as recognised, with its leading space
+    start: float
+    end: float
+    probability: float
+    char_start: int  # in the segment text the tokens spell
+    char_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Edit:
+    char_start: int
+    char_end: int
+    correction: Correction
+
+
+# --------------------------------------------------------------------------- matcher
+
+
+@lru_cache(maxsize=4096)
+def _phonetic(text: str) -> str:
+    import jellyfish
+
+    return jellyfish.metaphone(text).lower()
+
+
+def _similarity(a: str, b: str) -> float:
+    import jellyfish
+
+    if not a or not b:
+        return 0.0
+    return 1.0 - jellyfish.levenshtein_distance(a, b) / max(len(a), len(b))
+
+
+def match_score(heard: str, name: str) -> float:
+    """How much ``heard`` (one or more words) sounds and spells like ``name``, 0..1."""
+    a, b = _LETTERS.sub("", heard.lower()), _LETTERS.sub("", name.lower())
+    if len(a) < 3 or len(b) < 3:
+        return 0.0
+    sound = _similarity(_phonetic(a), _phonetic(b))
+    spelling = _similarity(a, b)
+    # A short syllable heard for a long name ("Lisa" for lisinopril) is weak evidence.
+    length = min(len(a), len(b)) / max(len(a), len(b))
+    return round((0.55 * sound + 0.45 * spelling) * (0.7 + 0.3 * length), 4)
+
+
+def best_match(heard: str, lexicon: tuple[str, ...]) -> tuple[str, float] | None:
+    """The lexicon name that ``heard`` most sounds like, with its score; None when empty."""
+    ranked = ranked_matches(heard, lexicon)
+    return ranked[0] if ranked else None
+
+
+def ranked_matches(heard: str, lexicon: tuple[str, ...]) -> list[tuple[str, float]]:
+    """The two lexicon names ``heard`` sounds most like, best first, with their scores."""
+    scored = sorted(((match_score(heard, name), name) for name in lexicon), reverse=True)
+    return [(name, score) for score, name in scored[:2]]
+
+
+# --------------------------------------------------------------------------- drugs
+
+
+def _tokens(segment: Segment) -> tuple[str, list[_Token]]:
+    """The segment's text rebuilt from its words (or split from its text), with offsets."""
+    words = segment.words or tuple(
+        Word(start=segment.start, end=segment.end, text=f" {w}") for w in segment.text.split()
+    )
+    tokens: list[_Token] = []
+    text = ""
+    for word in words:
+        lead = len(word.text) - len(word.text.lstrip())
+        begin = len(text) + (lead if text else 0)
+        text += word.text if text else word.text.lstrip()
+        tokens.append(
+            _Token(
+                core=_LETTERS.sub("", word.text.lower()),
+                text=word.text,
+                start=word.start,
+                end=word.end,
+                probability=word.probability,
+                char_start=begin,
+                char_end=len(text),
+            )
+        )
+    return text, tokens
+
+
+def _is_dose_word(token: _Token) -> bool:
+    bare = token.text.strip().lower().strip(".,;:")
+    return bool(re.match(r"^\d", bare)) or bare in _UNITS or bare in _NUMBER_WORDS
+
+
+def _drug_edits(
+    tokens: list[_Token], *, lexicon: tuple[str, ...], preferred: frozenset[str], threshold: float
+) -> list[_Edit]:
+    known = {_LETTERS.sub("", name.lower()) for name in lexicon}
+    candidates: list[tuple[float, int, int, str, str]] = []
+    for i in range(len(tokens)):
+        for n in range(1, MAX_SPAN_WORDS + 1):
+            span = tokens[i : i + n]
+            if len(span) < n or any(not t.core or _is_dose_word(t) for t in span):
+                break
+            heard = "".join(t.core for t in span)
+            if heard in known or any(t.core in known for t in span):
+                break  # already a lexicon word: nothing to correct
+            unsure = min(t.probability for t in span) < LOW_PROBABILITY
+            dose_next = any(_is_dose_word(t) for t in tokens[i + n : i + n + _DOSE_AHEAD])
+            cued = i > 0 and tokens[i - 1].core in _CUES
+            ranked = ranked_matches(heard, lexicon)
+            if not ranked:
+                continue
+            name, score = ranked[0]
+            why = []
+            # Two names that fit almost as well ("valsartan", "losartan") make it a guess, and
+            # so does a name inside another ("citalopram", "escitalopram").
+            rival = _family(name, lexicon)
+            if rival is not None:
+                score -= AMBIGUITY_GAP
+                why.append(f"could also be {rival}")
+            elif len(ranked) > 1 and score - ranked[1][1] < AMBIGUITY_GAP:
+                score -= AMBIGUITY_GAP - (score - ranked[1][1])
+                why.append(f"also close to {ranked[1][0]}")
+            # Words the decoder was sure of, in no drug context, need a near-exact match.
+            if not (unsure or dose_next or cued) and score < threshold + STRONG_MARGIN:
+                continue
+            if name.lower() in preferred:
+                score += 0.05
+                why.append("on the intake list")
+            if unsure:
+                why.append("recognised with low confidence")
+            if dose_next:
+                score += 0.03
+                why.append("said before a dose")
+            confidence = round(min(1.0, score), 3)
+            if confidence >= threshold:
+                reason = f"sounds like {name} ({', '.join(why)})"
+                candidates.append((confidence, i, i + n, name, reason))
+    # The most confident first; spans that overlap a chosen one are dropped.
+    chosen: list[_Edit] = []
+    taken: set[int] = set()
+    for confidence, i, j, name, reason in sorted(candidates, key=lambda c: (-c[0], c[1])):
+        if taken.intersection(range(i, j)):
+            continue
+        taken.update(range(i, j))
+        span = tokens[i:j]
+        heard = "".join(t.text for t in span).strip()
+        chosen.append(
+            _Edit(
+                char_start=span[0].char_start,
+                char_end=span[-1].char_end,
+                correction=Correction(
+                    start=span[0].start,
+                    end=span[-1].end,
+                    heard=heard,
+                    corrected=name + _trailing_punctuation(heard),
+                    kind="drug",
+                    confidence=confidence,
+                    reason=reason,
+                ),
+            )
+        )
+    return chosen
+
+
+def _family(name: str, lexicon: tuple[str, ...]) -> str | None:
+    """Another lexicon name that holds ``name`` or is held by it, if any."""
+    key = name.lower()
+    for other in lexicon:
+        low = other.lower()
+        if low != key and (key in low or low in key) and min(len(key), len(low)) >= 5:
+            return other
+    return None
+
+
+def _trailing_punctuation(text: str) -> str:
+    return text[len(text.rstrip(".,;:?!")) :]
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def spoken_number(text: str) -> float | None:
+    """The value of a spoken or written number: "one twenty eight" → 128, "10" → 10."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    words = [w for w in re.split(r"[\s-]+", text) if w and w != "and"]
+    if not words or any(w not in _NUMBER_WORDS and w != "hundred" for w in words):
+        return None
+    # "one twenty eight", "one fifty" (blood pressure style): hundreds then the rest.
+    if len(words) >= 2 and words[0] in ("one", "two") and "hundred" not in words:
+        rest = spoken_number(" ".join(words[1:]))
+        if rest is not None and 10 <= rest <= 99:
+            return _NUMBER_WORDS[words[0]] * 100 + rest
+    total, current = 0, 0
+    for w in words:
+        if w == "hundred":
+            total += max(current, 1) * 100
+            current = 0
+        elif current and _NUMBER_WORDS[w] < 10 and current % 10 == 0 and current >= 20:
+            current += _NUMBER_WORDS[w]
+        elif current:
+            return None  # "two three" is two numbers, not one
+        else:
+            current = _NUMBER_WORDS[w]
+    return float(total + current)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _blood_pressure(systolic: str, diastolic: str) -> tuple[int, int] | None:
+    high, low = spoken_number(systolic), spoken_number(diastolic)
+    if high is None or low is None:
+        return None
+    # Whisper writes "one twenty-eight" as "1.28" or "1-28" at times.
+    if 1.0 <= high < 3.0 and "." in systolic:
+        high = round(high * 100)
+    if 60 <= high <= 260 and 30 <= low <= 160 and high > low and high == int(high):
+        return int(high), int(low)
+    return None
+
+
+def _unit(words: str) -> tuple[str, int] | None:
+    """The unit that ``words`` (one or two words after a number) start with, and its length."""
+    first = re.split(r"[- ]", words, maxsplit=1)[0]
+    for candidate in (words, first):
+        if candidate.lower() in _UNITS:
+            return _UNITS[candidate.lower()], len(candidate)
+        letters = _LETTERS.sub("", candidate.lower())
+        for spelled, unit in _LOOSE_UNITS.items():
+            if _similarity(letters, spelled) >= _LOOSE_UNIT_SIMILARITY:
+                return unit, len(candidate)
+    return None
+
+
+def normalise_numbers(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, clinical form, kind) for each blood pressure and dose spoken in ``text``."""
+    found: list[tuple[int, int, str, str]] = []
+    for m in _BP.finditer(text):
+        bp = _blood_pressure(m.group("sys"), m.group("dia"))
+        if bp is not None:
+            found.append((m.start(), m.end(), f"{bp[0]}/{bp[1]} mmHg", "vital"))
+    for m in _DOSE.finditer(text):
+        if any(s <= m.start() < e for s, e, _, _ in found):
+            continue
+        value = spoken_number(m.group("num"))
+        unit_end = _unit(m.group("unit"))
+        if value is None or value <= 0 or unit_end is None:
+            continue
+        unit, length = unit_end
+        end = m.start("unit") + length
+        found.append((m.start(), end, f"{_fmt(value)} {unit}", "dose"))
+    # A match may end in trailing spaces of the number pattern; keep them outside the edit.
+    cleaned = []
+    for start, end, form, kind in found:
+        span = text[start:end]
+        end -= len(span) - len(span.rstrip())
+        if text[start:end] != form:
+            cleaned.append((start, end, form, kind))
+    return cleaned
+
+
+def _number_edits(text: str, tokens: list[_Token]) -> list[_Edit]:
+    edits = []
+    for start, end, form, kind in normalise_numbers(text):
+        inside = [t for t in tokens if t.char_end > start and t.char_start < end] or tokens
+        edits.append(
+            _Edit(
+                char_start=start,
+                char_end=end,
+                correction=Correction(
+                    start=inside[0].start,
+                    end=inside[-1].end,
+                    heard=text[start:end],
+                    corrected=form,
+                    kind=kind,  # type: ignore[arg-type]
+                    confidence=1.0,
+                    reason="spoken number in clinical form",
+                ),
+            )
+        )
+    return edits
+
+
+# --------------------------------------------------------------------------- public
+
+
+def correct_segment(
+    segment: Segment,
+    *,
+    lexicon: tuple[str, ...],
+    preferred: tuple[str, ...] = (),
+    threshold: float = DEFAULT_THRESHOLD,
+    numbers: bool = True,
+) -> Segment:
+    """The segment with garbled drug names and spoken doses/vitals corrected, evidence kept."""
+    text, tokens = _tokens(segment)
+    if not tokens:
+        return segment
+    prefer = frozenset(p.lower() for p in preferred)
+    edits = _drug_edits(tokens, lexicon=lexicon, preferred=prefer, threshold=threshold)
+    if numbers:
+        taken = [(e.char_start, e.char_end) for e in edits]
+        edits += [
+            e
+            for e in _number_edits(text, tokens)
+            if not any(e.char_start < b and a < e.char_end for a, b in taken)
+        ]
+    if not edits:
+        return segment
+    edits.sort(key=lambda e: e.char_start)
+    corrections = tuple(replace(e.correction, at=e.char_start) for e in edits)
+    return replace(
+        segment,
+        text=apply_corrections(text, corrections),
+        heard_text=text,
+        corrections=corrections,
+    )
+
+
+def correct_transcript(
+    transcript: Transcript,
+    *,
+    lexicon: tuple[str, ...],
+    preferred: tuple[str, ...] = (),
+    threshold: float = DEFAULT_THRESHOLD,
+    numbers: bool = True,
+) -> Transcript:
+    """``correct_segment`` on every segment of ``transcript``."""
+    segments = tuple(
+        correct_segment(
+            s, lexicon=lexicon, preferred=preferred, threshold=threshold, numbers=numbers
+        )
+        for s in transcript.segments
+    )
+    return replace(transcript, segments=segments)

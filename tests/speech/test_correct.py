@@ -1,0 +1,195 @@
+"""Lexicon post-correction: the matcher, the bar, the evidence, and the number normaliser."""
+
+from __future__ import annotations
+
+import pytest
+
+from consults.speech.correct import (
+    DEFAULT_THRESHOLD,
+    best_match,
+    correct_segment,
+    match_score,
+    normalise_numbers,
+    spoken_number,
+)
+from consults.speech.types import Segment, Word, apply_corrections
+from consults.speech.vocabulary import load_formulary
+
+FORMULARY = load_formulary()
+
+
+def segment(*words: tuple[str, float]) -> Segment:
+    """A recognised segment with one second per word and the given word probabilities."""
+    timed = tuple(
+        Word(start=float(i), end=i + 0.8, text=f" {text}", probability=p)
+        for i, (text, p) in enumerate(words)
+    )
+    return Segment(
+        start=0.0,
+        end=float(len(words)),
+        text="".join(w.text for w in timed).strip(),
+        avg_logprob=-0.3,
+        no_speech_prob=0.05,
+        words=timed,
+    )
+
+
+@pytest.mark.parametrize(
+    ("heard", "name"),
+    [
+        ("met foreman", "metformin"),
+        ("a torva statin", "atorvastatin"),
+        ("amlo dipine", "amlodipine"),
+        ("sir traline", "sertraline"),
+        ("gaba pentin", "gabapentin"),
+    ],
+)
+def test_matcher_finds_the_drug_a_garble_sounds_like(heard: str, name: str) -> None:
+    match = best_match(heard, FORMULARY)
+    assert match is not None
+    assert match[0] == name
+    assert match[1] >= DEFAULT_THRESHOLD
+
+
+@pytest.mark.parametrize("heard", ["the pain", "morning", "tablets", "blood pressure", "Lisa"])
+def test_matcher_scores_ordinary_words_below_the_bar(heard: str) -> None:
+    match = best_match(heard, FORMULARY)
+    assert match is not None
+    assert match[1] < DEFAULT_THRESHOLD, match
+
+
+def test_match_score_is_symmetric_in_case_and_spacing() -> None:
+    assert match_score("Met Foreman", "metformin") == match_score("metforeman", "METFORMIN")
+    assert match_score("ab", "metformin") == 0.0
+
+
+def test_unsure_garble_before_a_dose_is_corrected_with_its_evidence() -> None:
+    heard = segment(("Start", 0.95), ("met", 0.41), ("foreman", 0.35), ("500", 0.9), ("mg.", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+
+    assert fixed.text == "Start metformin 500 mg."
+    assert fixed.heard_text == "Start met foreman 500 mg."
+    (drug,) = fixed.corrections
+    assert (drug.heard, drug.corrected, drug.kind) == ("met foreman", "metformin", "drug")
+    assert (drug.start, drug.end) == (1.0, 2.8)
+    assert drug.confidence >= DEFAULT_THRESHOLD
+    assert "sounds like metformin" in drug.reason
+
+
+def test_a_correction_below_the_bar_is_not_applied() -> None:
+    heard = segment(("Lisa", 0.3))  # an unsure word, alone
+    # With no bar at all the matcher would turn "Lisa" into some drug, with this confidence:
+    (guess,) = correct_segment(heard, lexicon=FORMULARY, threshold=0.0).corrections
+    assert guess.kind == "drug"
+    assert guess.confidence < DEFAULT_THRESHOLD
+
+    assert correct_segment(heard, lexicon=FORMULARY) == heard
+    above = correct_segment(heard, lexicon=FORMULARY, threshold=guess.confidence + 0.001)
+    assert "Lisa" in above.text
+    assert guess not in above.corrections
+    # The bar decides: at the guess's own confidence it is applied.
+    at_bar = correct_segment(heard, lexicon=FORMULARY, threshold=guess.confidence)
+    assert guess in at_bar.corrections
+    assert "Lisa" not in at_bar.text
+
+
+def test_confident_words_with_no_cue_are_left_alone() -> None:
+    heard = segment(("Metal", 0.99), ("foreman", 0.99), ("works", 0.99), ("here", 0.99))
+    assert correct_segment(heard, lexicon=FORMULARY) == heard
+
+
+def test_a_near_exact_drug_garble_is_corrected_even_without_a_cue() -> None:
+    heard = segment(("she", 0.99), ("had", 0.99), ("noxycycline", 0.95), ("for", 0.99), ("it", 0.9))
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+    assert fixed.text == "she had doxycycline for it"
+
+
+def test_a_name_already_in_the_lexicon_is_not_touched() -> None:
+    heard = segment(("taking", 0.9), ("lisinopril", 0.4), ("daily", 0.9))
+    assert correct_segment(heard, lexicon=FORMULARY, numbers=False) == heard
+
+
+def test_intake_medicines_win_a_close_call() -> None:
+    heard = segment(("on", 0.9), ("predni", 0.3), ("zone", 0.3))
+    fixed = correct_segment(heard, lexicon=FORMULARY, preferred=("prednisone",))
+    assert fixed.corrections[0].corrected == "prednisone"
+    assert "intake" in fixed.corrections[0].reason
+
+
+@pytest.mark.parametrize(
+    ("spoken", "value"),
+    [
+        ("one twenty eight", 128),
+        ("one hundred and forty", 140),
+        ("eighty-two", 82),
+        ("ten", 10),
+        ("two hundred and fifty", 250),
+        ("400", 400),
+        ("2.5", 2.5),
+        ("two three", None),
+        ("many", None),
+    ],
+)
+def test_spoken_numbers(spoken: str, value: float | None) -> None:
+    assert spoken_number(spoken) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "form", "kind"),
+    [
+        ("it was one twenty eight over eighty two today", "128/82 mmHg", "vital"),
+        ("it was 128 over 82 today", "128/82 mmHg", "vital"),
+        ("it was 1.28 over 82 today", "128/82 mmHg", "vital"),
+        ("it was one forty over ninety millimeters of mercury", "140/90 mmHg", "vital"),
+        ("take ten milligrams daily", "10 mg", "dose"),
+        ("take 400mg daily", "400 mg", "dose"),
+        ("fifty micrograms of it", "50 mcg", "dose"),
+        ("two hundred and fifty milligrams", "250 mg", "dose"),
+    ],
+)
+def test_doses_and_vitals_in_clinical_form(text: str, form: str, kind: str) -> None:
+    ((start, end, found, found_kind),) = normalise_numbers(text)
+    assert (found, found_kind) == (form, kind)
+    assert text[start:end].strip() == text[start:end]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["one of them said two over there", "10 mg", "he is 40 over there", "nine over ten"],
+)
+def test_ordinary_numbers_are_left_alone(text: str) -> None:
+    assert normalise_numbers(text) == []
+
+
+def test_normalised_dose_keeps_the_spoken_form_and_the_word_times() -> None:
+    heard = segment(("take", 0.9), ("ten", 0.9), ("milligrams", 0.9), ("daily", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+
+    assert fixed.text == "take 10 mg daily"
+    (dose,) = fixed.corrections
+    assert (dose.heard, dose.corrected, dose.kind) == ("ten milligrams", "10 mg", "dose")
+    assert (dose.start, dose.end) == (1.0, 2.8)
+
+
+def test_reverting_one_correction_restores_its_heard_words_and_keeps_the_others() -> None:
+    heard = segment(
+        ("Start", 0.95), ("met", 0.41), ("foreman", 0.35), ("ten", 0.9), ("milligrams.", 0.9)
+    )
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+    assert fixed.text == "Start metformin 10 mg."
+    drug = next(i for i, c in enumerate(fixed.corrections) if c.kind == "drug")
+    stored = [c.as_dict() for c in fixed.corrections]  # as the transcript keeps them
+
+    assert apply_corrections(fixed.heard_text, stored) == fixed.text
+    assert apply_corrections(fixed.heard_text, stored, skip=frozenset({drug})) == (
+        "Start met foreman 10 mg."
+    )
+    everything = frozenset(range(len(stored)))
+    assert apply_corrections(fixed.heard_text, stored, skip=everything) == fixed.heard_text
+
+
+def test_evidence_that_no_longer_fits_the_text_is_ignored() -> None:
+    stale = [{"at": 6, "heard": "met foreman", "corrected": "metformin"}]
+    assert apply_corrections("Start something else", stale) == "Start something else"
