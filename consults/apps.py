@@ -6,8 +6,12 @@ class ConsultsConfig(AppConfig):
     verbose_name = "Consults"
 
     def ready(self) -> None:
+        # Celery's autodiscovery imports consults/tasks.py only; the feature folders' tasks
+        # register here, in the worker and in the web process that sends them.
         from consults.models import AudioChunk, ChatMessage, Recording, TranscriptSegment, Visit
+        from consults.notes import tasks as _note_tasks  # noqa: F401
         from consults.selectors import visit_dates_of
+        from consults.transcripts import tasks as _transcript_tasks  # noqa: F401
         from telehealth.audit import audit_visit_dates_register
 
         # The patient's "Who opened my record" page names the visit each audited object is of.

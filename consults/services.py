@@ -382,12 +382,12 @@ def visit_end(*, visit: Visit, actor: User) -> Visit:
     visit.ended_at = timezone.now()
     visit.save(update_fields=["status", "ended_at"])
     RoomPresence.objects.filter(visit=visit, left_at__isnull=True).update(left_at=visit.ended_at)
-    from consults.transcription import recordings_settle
+    from consults.transcripts.services import recordings_settle
 
     recordings_settle(visit_id=visit.pk)
     room_push(visit_id=visit.pk, payload={"type": "ended"})
     queue_changed(visit=visit, event="ended")
-    from consults.clinical_notes import note_request
+    from consults.notes.services import note_request
 
     # With no audio still in flight the transcript is complete now: draft the note at once.
     transaction.on_commit(lambda: note_request(visit=visit))

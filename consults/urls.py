@@ -1,6 +1,8 @@
 from django.urls import path
 
-from consults import views, views_audio, views_notes, views_room
+from consults import views, views_room
+from consults.notes import views as note_views
+from consults.transcripts import views as transcript_views
 
 app_name = "consults"
 
@@ -15,13 +17,13 @@ urlpatterns = [
     path("visits/<int:visit_id>/check-in/", views.visit_check_in, name="visit_check_in"),
     path("visits/<int:visit_id>/reschedule/", views.visit_reschedule, name="visit_reschedule"),
     path("availability/", views.availability, name="availability"),
-    path("visits/<int:visit_id>/note/", views_notes.note_detail, name="note"),
-    path("visits/<int:visit_id>/note/progress/", views_notes.note_progress, name="note_progress"),
-    path("visits/<int:visit_id>/note/save/", views_notes.note_save, name="note_save"),
-    path("notes/to-sign/", views_notes.notes_to_sign, name="notes_to_sign"),
-    path("visits/<int:visit_id>/note/redraft/", views_notes.note_redraft, name="note_redraft"),
-    path("visits/<int:visit_id>/note/fhir/", views_notes.note_fhir, name="note_fhir"),
-    path("visits/<int:visit_id>/summary/", views_notes.after_visit_summary, name="summary"),
+    path("visits/<int:visit_id>/note/", note_views.note_detail, name="note"),
+    path("visits/<int:visit_id>/note/progress/", note_views.note_progress, name="note_progress"),
+    path("visits/<int:visit_id>/note/save/", note_views.note_save, name="note_save"),
+    path("notes/to-sign/", note_views.notes_to_sign, name="notes_to_sign"),
+    path("visits/<int:visit_id>/note/redraft/", note_views.note_redraft, name="note_redraft"),
+    path("visits/<int:visit_id>/note/fhir/", note_views.note_fhir, name="note_fhir"),
+    path("visits/<int:visit_id>/summary/", note_views.after_visit_summary, name="summary"),
     path("visits/<int:visit_id>/admit/", views_room.admit, name="admit"),
     path("visits/<int:visit_id>/room/", views_room.room, name="room"),
     path("visits/<int:visit_id>/end/", views_room.end, name="end"),
@@ -34,27 +36,31 @@ urlpatterns = [
         views_room.chat_attachment,
         name="chat_attachment",
     ),
-    path("visits/<int:visit_id>/audio/chunks/", views_audio.chunk_upload, name="audio_chunk"),
-    path("visits/<int:visit_id>/audio/upload/", views_audio.recording_upload, name="audio_upload"),
+    path("visits/<int:visit_id>/audio/chunks/", transcript_views.chunk_upload, name="audio_chunk"),
+    path(
+        "visits/<int:visit_id>/audio/upload/",
+        transcript_views.recording_upload,
+        name="audio_upload",
+    ),
     path(
         "visits/<int:visit_id>/audio/<int:chunk_id>/",
-        views_audio.chunk_audio,
+        transcript_views.chunk_audio,
         name="audio_chunk_file",
     ),
-    path("visits/<int:visit_id>/transcript/", views_audio.transcript_page, name="transcript"),
+    path("visits/<int:visit_id>/transcript/", transcript_views.transcript_page, name="transcript"),
     path(
         "visits/<int:visit_id>/transcript/live/",
-        views_audio.transcript_live,
+        transcript_views.transcript_live,
         name="transcript_live",
     ),
     path(
         "visits/<int:visit_id>/transcript/status/",
-        views_audio.transcript_status,
+        transcript_views.transcript_status,
         name="transcript_status",
     ),
     path(
         "visits/<int:visit_id>/transcript/lines/<int:segment_id>/",
-        views_audio.segment_correct,
+        transcript_views.segment_correct,
         name="transcript_correct",
     ),
 ]

@@ -9,7 +9,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from consults import services
-from consults.clinical_notes import summary_is_ready
 from consults.forms import (
     AvailabilityExceptionForm,
     AvailabilityRuleForm,
@@ -18,6 +17,7 @@ from consults.forms import (
     SlotForm,
 )
 from consults.models import AvailabilityException, AvailabilityRule, ClinicalNote
+from consults.notes.selectors import summary_is_ready
 from consults.selectors import (
     free_slots,
     patient_left_call,

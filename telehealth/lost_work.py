@@ -1,6 +1,6 @@
 """Work whose task message the broker lost: the sweeper that re-sends it (docs/deploy.md).
 
-The selectors of what may be lost live with their work (consults.transcription, triage.photos);
+The selectors of what may be lost live with their work (consults.transcripts, triage.photos);
 this module holds the one rule they share: never re-send while the ml queue holds messages.
 """
 
@@ -59,7 +59,7 @@ def lost_work_resend(*, now=None) -> dict[str, list[int]]:
     waiting is never doubled. A re-send that meets a slow original does no harm: see
     ``transcription_resend_lost`` and ``photos_resend_lost``.
     """
-    from consults.transcription import transcription_resend_lost
+    from consults.transcripts.services import transcription_resend_lost
     from triage.photos import photos_resend_lost
 
     if queue_waiting():

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from consults import clinical_notes, services
+from consults import services
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -12,6 +12,7 @@ from consults.models import (
     Recording,
     TranscriptSegment,
 )
+from consults.notes import services as clinical_notes
 from tests.test_permissions import login
 
 DIALOGUE = [

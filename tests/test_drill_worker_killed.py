@@ -18,7 +18,6 @@ import time
 import pytest
 
 from consults import services as visit_services
-from consults import transcription
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -28,6 +27,7 @@ from consults.models import (
     Speaker,
     TranscriptSegment,
 )
+from consults.transcripts import services as transcription
 from tests.test_drills_worker import (
     CHUNK,
     SKIN_PHOTOS,

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from consults import services as visit_services
 from consults import tasks as consult_tasks
-from consults import transcription
 from consults.models import AudioChunk, ChunkStatus, Recording, Speaker, TranscriptSegment
+from consults.transcripts import services as transcription
 from telehealth.lost_work import lost_work_resend
 from tests.services import PrivateRedis
 from tests.workers import (

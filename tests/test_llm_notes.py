@@ -60,7 +60,7 @@ def test_review_page_shows_dropped_sentences_and_the_fallback_notice(
 ):
     from django.urls import reverse
 
-    from consults import clinical_notes
+    from consults.notes import services as clinical_notes
     from consults.notes.llm import LlmDrafter
     from tests.notes.test_llm_drafter import ScriptedModel
     from tests.test_permissions import login

@@ -12,8 +12,6 @@ from django.utils import timezone
 
 from consults import services as visit_services
 from consults import tasks as consult_tasks
-from consults import transcription
-from consults.clinical_notes import note_request
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -24,10 +22,14 @@ from consults.models import (
     Visit,
     VisitStatus,
 )
+from consults.notes import tasks as note_tasks
+from consults.notes.services import note_request
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment
+from consults.transcripts import services as transcription
+from consults.transcripts import tasks as transcript_tasks
 from telehealth.celery import app
-from telehealth.lost_work import lost_work_resend, queue_waiting
+from telehealth.lost_work import RESEND_WITHIN, lost_work_resend, queue_waiting
 from telehealth.private_media import private_save
 from telehealth.settings.base import filesystem_broker_options
 from tests.test_transcription import wav_bytes
@@ -46,7 +48,7 @@ CLAIMED_RECENTLY = NOW - timedelta(
 CLAIMED_LONG_AGO = NOW - timedelta(
     seconds=settings.LOST_WORK_AFTER + settings.BROKER_VISIBILITY_TIMEOUT + 60
 )
-TOO_OLD = NOW - transcription.RESEND_WITHIN - timedelta(minutes=1)
+TOO_OLD = NOW - RESEND_WITHIN - timedelta(minutes=1)
 
 
 @pytest.fixture
@@ -171,7 +173,7 @@ def test_sweeper_resends_nothing_while_the_ml_queue_holds_messages(visit, broker
     chunk = make_chunk(visit, status=ChunkStatus.RECEIVED, created_at=STALE, index=0)
     photo = make_photo(visit, status=Photo.Status.QUEUED, created_at=STALE)
     # Their messages may merely be waiting behind this one: a re-send could double them.
-    consult_tasks.transcribe_chunk.delay(chunk.pk)
+    transcript_tasks.transcribe_chunk.delay(chunk.pk)
 
     assert lost_work_resend(now=NOW) == {"chunks": [], "notes": [], "photos": []}
     assert broker.queued_tasks("ml") == [("consults.tasks.transcribe_chunk", [chunk.pk])]
@@ -184,7 +186,7 @@ def test_sweeper_resends_nothing_while_the_ml_queue_holds_messages(visit, broker
 def test_the_queue_check_counts_waiting_messages_on_the_embedded_broker_too(tmp_path):
     with tasks_sent_to("filesystem://", **filesystem_broker_options(tmp_path / "broker")):
         assert queue_waiting() == 0
-        consult_tasks.transcribe_chunk.delay(1)
+        transcript_tasks.transcribe_chunk.delay(1)
         consult_tasks.visits_mark_no_shows.delay()
         assert queue_waiting() == 1
         assert queue_waiting(queue="default") == 1
@@ -278,7 +280,7 @@ def test_a_slow_run_overtaken_by_a_redelivery_stores_nothing(visit, fake_engine)
     )
     slow = transcription._claim(chunk_id=chunk.pk)
     # The re-sent task claims the chunk again and finishes first.
-    assert consult_tasks.transcribe_chunk(chunk.pk) == ChunkStatus.DONE
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == ChunkStatus.DONE
     lines = list(TranscriptSegment.objects.filter(chunk=chunk).values_list("pk", flat=True))
     assert len(lines) == 1
 
@@ -303,7 +305,7 @@ def test_analysis_that_gives_up_marks_the_photo_failed_so_it_is_not_resent(visit
 
 def test_drafting_that_gives_up_marks_the_note_failed_so_it_is_not_resent(visit):
     note = ClinicalNote.objects.create(visit=visit, status=ClinicalNote.Status.DRAFTING)
-    consult_tasks.draft_note_for_visit.on_failure(
+    note_tasks.draft_note_for_visit.on_failure(
         RuntimeError("boom"), "task-id", (visit.pk,), {}, None
     )
     note.refresh_from_db()
@@ -325,5 +327,5 @@ def test_visibility_timeout_outlasts_every_task_and_the_sweep_outlasts_unclaimed
         limit = task.time_limit or settings.CELERY_TASK_TIME_LIMIT
         assert limit < settings.BROKER_VISIBILITY_TIMEOUT, task.name
     # Photos and notes have no "claimed" state: a run must end before the sweeper may re-send.
-    for task in (triage_tasks.analyse_photo, consult_tasks.draft_note_for_visit):
+    for task in (triage_tasks.analyse_photo, note_tasks.draft_note_for_visit):
         assert task.time_limit < settings.LOST_WORK_AFTER, task.name

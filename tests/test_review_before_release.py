@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
-from consults import clinical_notes
 from consults import services as visit_services
 from consults.models import ClinicalNote, ConsentPurpose
+from consults.notes import services as clinical_notes
 from consults.realtime import room_push
 from telehealth.asgi import application
 from tests.factories import PatientFactory, admitted_visit
@@ -189,8 +189,8 @@ async def test_room_pushes_of_ai_output_reach_the_physician_only(patient, physic
 @pytest.mark.django_db(transaction=True)
 async def test_a_red_flag_heard_in_the_call_is_not_pushed_to_the_patient(patient, physician):
     """The real path: a patient's transcribed line with a red flag raises urgency and alerts."""
-    from consults import transcription
     from consults.models import AudioChunk, Recording, TranscriptSegment
+    from consults.transcripts import services as transcription
 
     visit = await sync_to_async(admitted_visit)(patient, physician)
     patient_socket = await _connect(f"/ws/consults/{visit.pk}/", patient)

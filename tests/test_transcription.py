@@ -13,11 +13,14 @@ import wave
 import pytest
 from django.urls import reverse
 
-from consults import services, tasks, transcription
+from consults import services
 from consults.models import AudioChunk, ChunkStatus, Recording, TranscriptSegment, VisitStatus
 from consults.speech.audio import decode_audio
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment, Transcript, Word
+from consults.transcripts import selectors as transcript_selectors
+from consults.transcripts import services as transcription
+from consults.transcripts import tasks as transcript_tasks
 from telehealth.models import AuditAction, AuditEvent
 from telehealth.private_media import private_read
 from tests.test_permissions import login
@@ -191,7 +194,7 @@ def test_recording_without_ai_consent_is_stored_but_not_transcribed(
     chunk = AudioChunk.objects.get()
     assert chunk.status == ChunkStatus.STORED
     assert not any("transcribe" in repr(c) for c in callbacks)
-    assert tasks.transcribe_chunk(chunk.pk) == "skipped"
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == "skipped"
     assert not TranscriptSegment.objects.exists()
 
 
@@ -240,7 +243,7 @@ def test_task_stores_segments_on_the_consult_timeline_and_pushes_an_update(
     patient, consented, django_capture_on_commit_callbacks
 ):
     chunk = _chunk(consented, patient, start_ms=10_000)
-    assert tasks.transcribe_chunk(chunk.pk) == ChunkStatus.DONE
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == ChunkStatus.DONE
     segment = TranscriptSegment.objects.get()
     assert segment.speaker == "patient" and segment.text == "hello doctor"
     assert segment.start_s == pytest.approx(10.0) and segment.end_s == pytest.approx(10.5)
@@ -250,12 +253,12 @@ def test_task_stores_segments_on_the_consult_timeline_and_pushes_an_update(
 
 def test_rerunning_a_chunk_never_duplicates_segments(patient, consented):
     chunk = _chunk(consented, patient)
-    tasks.transcribe_chunk(chunk.pk)
-    assert tasks.transcribe_chunk(chunk.pk) == "skipped"  # done: skipped
+    transcript_tasks.transcribe_chunk(chunk.pk)
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == "skipped"  # done: skipped
     # A redelivery of a chunk a crashed worker left half-done replaces its segments.
     AudioChunk.objects.filter(pk=chunk.pk).update(status=ChunkStatus.TRANSCRIBING)
     FakeTranscriber.text = "hello again"
-    tasks.transcribe_chunk(chunk.pk)
+    transcript_tasks.transcribe_chunk(chunk.pk)
     assert list(TranscriptSegment.objects.values_list("text", flat=True)) == ["hello again"]
 
 
@@ -264,7 +267,7 @@ def test_corrupt_chunk_fails_with_reason_and_the_others_still_transcribe(patient
     bad = _chunk(consented, patient, index=1, start_ms=5000, data=CORRUPT_WAV)
     good_after = _chunk(consented, patient, index=2, start_ms=10_000)
     for chunk in (good_before, bad, good_after):
-        tasks.transcribe_chunk(chunk.pk)
+        transcript_tasks.transcribe_chunk(chunk.pk)
     bad.refresh_from_db()
     assert bad.status == ChunkStatus.FAILED and "wav" in bad.failure_reason
     assert TranscriptSegment.objects.count() == 2
@@ -274,13 +277,13 @@ def test_corrupt_chunk_fails_with_reason_and_the_others_still_transcribe(patient
 def test_silence_marks_the_chunk_no_speech(patient, consented):
     FakeTranscriber.text = ""
     chunk = _chunk(consented, patient)
-    assert tasks.transcribe_chunk(chunk.pk) == ChunkStatus.NO_SPEECH
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == ChunkStatus.NO_SPEECH
 
 
 def test_consent_withdrawn_before_transcription_keeps_audio_untranscribed(patient, consented):
     chunk = _chunk(consented, patient)
     services.consent_record(visit=consented, patient=patient, choices={"ai_notes": False})
-    assert tasks.transcribe_chunk(chunk.pk) == "skipped"
+    assert transcript_tasks.transcribe_chunk(chunk.pk) == "skipped"
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.STORED and not TranscriptSegment.objects.exists()
 
@@ -291,7 +294,7 @@ def test_red_flag_in_patient_speech_raises_urgency_and_alerts(
     FakeTranscriber.text = "I have chest pain since this morning"
     chunk = _chunk(consented, patient)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        tasks.transcribe_chunk(chunk.pk)
+        transcript_tasks.transcribe_chunk(chunk.pk)
     consented.refresh_from_db()
     assert consented.urgency == "very_urgent"
     change = UrgencyChange.objects.get(visit=consented, source="transcript")
@@ -301,7 +304,7 @@ def test_red_flag_in_patient_speech_raises_urgency_and_alerts(
 
 def test_red_flag_phrases_from_the_physician_do_not_raise_urgency(physician, consented):
     FakeTranscriber.text = "any chest pain?"
-    tasks.transcribe_chunk(_chunk(consented, physician).pk)
+    transcript_tasks.transcribe_chunk(_chunk(consented, physician).pk)
     consented.refresh_from_db()
     assert consented.urgency == "standard"
 
@@ -309,10 +312,10 @@ def test_red_flag_phrases_from_the_physician_do_not_raise_urgency(physician, con
 def test_transcript_completes_after_hang_up_once_every_chunk_is_done(patient, physician, consented):
     chunks = [_chunk(consented, patient, index=i, start_ms=i * 5000) for i in range(2)]
     services.visit_end(visit=consented, actor=physician)
-    assert transcription.transcript_status(visit=consented)["state"] == "processing"
+    assert transcript_selectors.transcript_status(visit=consented)["state"] == "processing"
     for chunk in chunks:
-        tasks.transcribe_chunk(chunk.pk)
-    assert transcription.transcript_status(visit=consented)["state"] == "complete"
+        transcript_tasks.transcribe_chunk(chunk.pk)
+    assert transcript_selectors.transcript_status(visit=consented)["state"] == "complete"
 
 
 # --- Physician views --------------------------------------------------------------------------
@@ -322,9 +325,9 @@ def test_live_panel_merges_both_tracks_in_time_order_and_is_audited(
     client, patient, physician, consented
 ):
     FakeTranscriber.text = "doctor speaking"
-    tasks.transcribe_chunk(_chunk(consented, physician, start_ms=1000).pk)
+    transcript_tasks.transcribe_chunk(_chunk(consented, physician, start_ms=1000).pk)
     FakeTranscriber.text = "patient speaking"
-    tasks.transcribe_chunk(_chunk(consented, patient, start_ms=0).pk)
+    transcript_tasks.transcribe_chunk(_chunk(consented, patient, start_ms=0).pk)
     response = login(client, physician).get(
         reverse("consults:transcript_live", args=[consented.pk])
     )
@@ -341,7 +344,7 @@ def test_correction_keeps_the_original_beside_it_and_is_audited(
     client, patient, physician, consented
 ):
     FakeTranscriber.text = "I am allergic to penny sillin"
-    tasks.transcribe_chunk(_chunk(consented, patient).pk)
+    transcript_tasks.transcribe_chunk(_chunk(consented, patient).pk)
     segment = TranscriptSegment.objects.get()
     login(client, physician)
     response = client.post(
@@ -402,7 +405,7 @@ def test_uploaded_file_is_transcribed_with_progress_to_done(
         assert recording.status == Recording.Status.PROCESSING
         status = client.get(reverse("consults:transcript_status", args=[consented.pk])).json()
         assert status["state"] == "processing" and status["uploads"][0]["progress"] == 0
-        tasks.transcribe_upload(recording.chunks.get().pk)
+        transcript_tasks.transcribe_upload(recording.chunks.get().pk)
     finally:
         transcription.UPLOAD_WINDOW_S = settings_window
         transcription.UPLOAD_OVERLAP_S = overlap
@@ -451,7 +454,7 @@ def test_upload_windows_overlap_so_each_word_is_kept_exactly_once(
             {"audio": audio, "speaker": "patient"},
         )
     recording = Recording.objects.get(source=Recording.Source.UPLOAD)
-    tasks.transcribe_upload(recording.chunks.get().pk)
+    transcript_tasks.transcribe_upload(recording.chunks.get().pk)
     text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
     # Windows [0, 10), [8.5, 20), [18.5, 30), [28.5, 34.3): w9, w19 and w29 straddle a window
     # end and are heard whole only by the next window; none is lost, none doubled.
@@ -497,7 +500,7 @@ def test_upload_redelivered_after_its_worker_died_resumes_after_the_last_stored_
 
     monkeypatch.setattr(WordClockTranscriber, "transcribe_array", dies_in_third_window)
     with pytest.raises(WorkerKilled):
-        tasks.transcribe_upload(chunk.pk)
+        transcript_tasks.transcribe_upload(chunk.pk)
     chunk.refresh_from_db()
     assert (chunk.status, chunk.attempts, chunk.windows_done) == (ChunkStatus.TRANSCRIBING, 1, 2)
     assert Recording.objects.get(pk=chunk.recording_id).progress == 50
@@ -505,7 +508,7 @@ def test_upload_redelivered_after_its_worker_died_resumes_after_the_last_stored_
     assert TranscriptSegment.objects.filter(chunk=chunk).count() == 2
 
     # The redelivery hears windows 2 and 3 only.
-    assert tasks.transcribe_upload(chunk.pk) == ChunkStatus.DONE
+    assert transcript_tasks.transcribe_upload(chunk.pk) == ChunkStatus.DONE
     assert heard == [0.0, 8.5, 18.5, 28.5]
     text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
     assert text.split() == [f"w{t}" for t in range(34)]
@@ -518,13 +521,13 @@ def test_live_recordings_reach_a_final_state_when_the_visit_ends(
     patient, physician, consented, django_capture_on_commit_callbacks
 ):
     done, waiting = (_chunk(consented, patient, index=i, start_ms=i * 5000) for i in range(2))
-    tasks.transcribe_chunk(done.pk)
+    transcript_tasks.transcribe_chunk(done.pk)
     recording = Recording.objects.get(source=Recording.Source.LIVE)
     assert (recording.status, recording.progress) == (Recording.Status.RECORDING, 0)
     services.visit_end(visit=consented, actor=physician)
     recording.refresh_from_db()
     assert (recording.status, recording.progress) == (Recording.Status.PROCESSING, 50)
-    tasks.transcribe_chunk(waiting.pk)
+    transcript_tasks.transcribe_chunk(waiting.pk)
     recording.refresh_from_db()
     assert (recording.status, recording.progress) == (Recording.Status.DONE, 100)
 
@@ -532,7 +535,7 @@ def test_live_recordings_reach_a_final_state_when_the_visit_ends(
 def test_a_live_recording_whose_chunks_were_all_done_is_done_when_the_visit_ends(
     patient, physician, consented
 ):
-    tasks.transcribe_chunk(_chunk(consented, patient).pk)
+    transcript_tasks.transcribe_chunk(_chunk(consented, patient).pk)
     services.visit_end(visit=consented, actor=physician)
     recording = Recording.objects.get(source=Recording.Source.LIVE)
     assert (recording.status, recording.progress) == (Recording.Status.DONE, 100)
@@ -568,7 +571,7 @@ def test_live_chunk_overlaps_are_stored_and_the_shared_audio_is_stitched(
     chunks = AudioChunk.objects.order_by("index")
     assert [(c.head_overlap_s, c.tail_overlap_s) for c in chunks] == [(0, 1.0), (1.0, 0)]
     for chunk in chunks:
-        tasks.transcribe_chunk(chunk.pk)
+        transcript_tasks.transcribe_chunk(chunk.pk)
     text = " ".join(TranscriptSegment.objects.order_by("start_s").values_list("text", flat=True))
     # w4 (4.7-5.3 s) is heard by both chunks and kept once; w5 (5.7-6.3 s) is cut by the end of
     # chunk 0 and comes whole from chunk 1.
@@ -618,7 +621,7 @@ def test_live_chunk_that_decodes_too_long_fails_alone(
             post_chunk(client, consented, index=0, data=wav_bytes(seconds=0.5)).status_code == 201
         )
     chunk = AudioChunk.objects.get()
-    tasks.transcribe_chunk(chunk.pk)
+    transcript_tasks.transcribe_chunk(chunk.pk)
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.FAILED and "longer than 0.2 s" in chunk.failure_reason
     assert not TranscriptSegment.objects.exists()

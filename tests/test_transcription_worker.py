@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from consults import services, transcription
+from consults import services
 from consults.models import AudioChunk, ChunkStatus, TranscriptSegment
+from consults.transcripts import selectors as transcript_selectors
 from tests.test_permissions import login
 from tests.test_transcription import CORRUPT_WAV, post_chunk
 from tests.workers import start_worker, stop_worker, wait_for
@@ -72,7 +73,8 @@ def test_live_chunk_is_transcribed_by_a_worker_and_raises_a_red_flag(
     ended = time.monotonic()
     visit.refresh_from_db()
     wait_for(
-        lambda: transcription.transcript_status(visit=visit)["state"] == "complete", timeout=120
+        lambda: transcript_selectors.transcript_status(visit=visit)["state"] == "complete",
+        timeout=120,
     )
     hang_up = time.monotonic() - ended
     assert TranscriptSegment.objects.filter(chunk__index=2).exists()

@@ -1,7 +1,8 @@
 """Clinical notes: drafting from the transcript, physician edits, signing, after-visit summary.
 
-Services (writes) and selectors (reads) for notes. The drafting engine (consults.notes) runs in
-the ml worker; the web process only edits and signs stored JSON.
+Services (writes) for notes; the reads are in ``consults.notes.selectors``. The drafting engine
+(the plain-Python modules beside this one) runs in the ml worker; the web process only edits and
+signs stored JSON.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from consults.models import (
     ClinicalNote,
     ConsentPurpose,
     NoteRevision,
-    Speaker,
     Visit,
     VisitStatus,
 )
+from consults.notes.selectors import note_utterances
 from consults.realtime import room_push
 from consults.selectors import consent_given
-from consults.transcription import transcript_lines, transcript_status
+from consults.transcripts.selectors import transcript_status
 from telehealth.lost_work import send_on_commit
 from telehealth.models import User
 from triage.realtime import queue_changed
@@ -34,56 +35,6 @@ FACT_SECTIONS = ("medications", "allergies")
 
 class NoteError(Exception):
     """A note request that cannot be carried out; the message is shown to the physician."""
-
-
-# --- Selectors --------------------------------------------------------------------------------
-
-
-def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
-    """The transcript as engine utterances (physician corrections win) and a line table."""
-    from consults.notes.types import Utterance
-
-    utterances, lines = [], []
-    for index, segment in enumerate(transcript_lines(visit=visit).select_related("chunk")):
-        speaker = "doctor" if segment.speaker == Speaker.PHYSICIAN else "patient"
-        text = segment.shown_text
-        utterances.append(Utterance(index, speaker, text, segment.start_s, segment.end_s))
-        lines.append(
-            {
-                "index": index,
-                "segment": segment.pk,
-                "speaker": segment.speaker,
-                "start_s": round(segment.start_s, 2),
-                "end_s": round(segment.end_s, 2),
-                "text": text,
-                # Where the line sits in its chunk's audio, so the review page can play it.
-                "chunk": segment.chunk_id,
-                "offset_s": round(max(0.0, segment.start_s - segment.chunk.start_s), 2),
-                "offset_end_s": round(max(0.0, segment.end_s - segment.chunk.start_s), 2),
-            }
-        )
-    return utterances, lines
-
-
-def note_sections_for_display(*, note: ClinicalNote) -> list[dict]:
-    """Sections in SOAP order with each item's cited lines resolved for the review page."""
-    from consults.notes.types import SECTION_TITLES, SOAP_GROUPS
-
-    lines = {line["index"]: line for line in note.content.get("lines", [])}
-    sections = note.content.get("sections", {})
-    shown = []
-    for group, keys in SOAP_GROUPS.items():
-        for key in keys:
-            items = [
-                {
-                    **item,
-                    "position": position,
-                    "lines": [lines[i] for i in item["evidence"] if i in lines],
-                }
-                for position, item in enumerate(sections.get(key, []))
-            ]
-            shown.append({"group": group, "key": key, "title": SECTION_TITLES[key], "items": items})
-    return shown
 
 
 # --- Services ---------------------------------------------------------------------------------
@@ -107,7 +58,7 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
     ClinicalNote.objects.filter(pk=note.pk).update(
         status=ClinicalNote.Status.DRAFTING, requested_at=timezone.now()
     )
-    from consults.tasks import draft_note_for_visit
+    from consults.notes.tasks import draft_note_for_visit
 
     send_on_commit(draft_note_for_visit, visit.pk)
     return note
@@ -302,32 +253,3 @@ def after_visit_summary(*, content: dict) -> str:
         parts.append("Your medicines as discussed:\n" + "\n".join(f"- {t}" for t in meds))
     parts.append("When to get help: " + SAFETY_NET)
     return "\n\n".join(parts)
-
-
-def note_progress(*, visit: Visit) -> dict:
-    """Where the visit's note stands, for the review page while it is not ready (no health data).
-
-    ``state``: in_consult, transcribing (with ``pending`` audio pieces), drafting, ready
-    (a draft or a signed note to show), failed, or no_draft (nothing will be drafted
-    automatically, e.g. no consent to AI notes).
-    """
-    note = ClinicalNote.objects.filter(visit=visit).first()
-    if note is not None and note.status in (ClinicalNote.Status.DRAFT, ClinicalNote.Status.SIGNED):
-        return {"state": "ready", "pending": 0}
-    if note is not None and note.status == ClinicalNote.Status.FAILED:
-        return {"state": "failed", "pending": 0}
-    if visit.status == VisitStatus.IN_CONSULT:
-        return {"state": "in_consult", "pending": 0}
-    status = transcript_status(visit=visit)
-    if status["state"] == "processing":
-        return {"state": "transcribing", "pending": status["pending"]}
-    if note is not None:
-        return {"state": "drafting", "pending": 0}
-    if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
-        return {"state": "no_consent", "pending": 0}
-    return {"state": "no_draft", "pending": 0}
-
-
-def summary_is_ready(*, visit: Visit) -> bool:
-    """Whether the patient may read an after-visit summary (the note is signed)."""
-    return ClinicalNote.objects.filter(visit=visit, status=ClinicalNote.Status.SIGNED).exists()

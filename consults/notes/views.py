@@ -5,8 +5,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from consults import clinical_notes
 from consults.models import ClinicalNote
+from consults.notes import selectors, services
 from consults.selectors import visits_to_sign
 from consults.views import visit_or_404
 from telehealth.audit import audit_read, audit_record
@@ -31,12 +31,12 @@ def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)
     audit_read(request=request, object_type="note", object_id=visit.pk, patient=visit.patient)
-    progress = clinical_notes.note_progress(visit=visit)
+    progress = selectors.note_progress(visit=visit)
     context = {
         "visit": visit,
         "note": note,
         "progress": progress,
-        "sections": clinical_notes.note_sections_for_display(note=note) if note else [],
+        "sections": selectors.note_sections_for_display(note=note) if note else [],
         "can_edit": (
             note is not None
             and note.status == ClinicalNote.Status.DRAFT
@@ -51,7 +51,7 @@ def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
 def note_progress(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The review page's live part while the note is not ready: counts and states only."""
     visit = visit_or_404(request, visit_id)
-    context = {"visit": visit, "progress": clinical_notes.note_progress(visit=visit)}
+    context = {"visit": visit, "progress": selectors.note_progress(visit=visit)}
     return render(request, "consults/_note_progress.html", context)
 
 
@@ -76,13 +76,13 @@ def note_save(request: HttpRequest, visit_id: int) -> HttpResponse:
     }
     added = {key: request.POST.get(f"add-{key}", "") for key in keys}
     try:
-        note = clinical_notes.note_edit(note=note, physician=request.user, edits=edits, added=added)
+        note = services.note_edit(note=note, physician=request.user, edits=edits, added=added)
         if "sign" in request.POST:
-            clinical_notes.note_sign(note=note, physician=request.user)
+            services.note_sign(note=note, physician=request.user)
             messages.success(request, "The note is signed. The patient can now see their summary.")
         else:
             messages.success(request, "Your changes are saved.")
-    except clinical_notes.NoteError as exc:
+    except services.NoteError as exc:
         messages.error(request, str(exc))
     audit_record(
         actor=request.user,
@@ -101,7 +101,7 @@ def note_redraft(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     if request.user.pk != visit.physician_id:
         raise not_found_and_audit(request=request, object_type="note", object_id=visit_id)
-    note = clinical_notes.note_request(visit=visit, redraft=True)
+    note = services.note_request(visit=visit, redraft=True)
     if note is None:
         messages.error(
             request,

@@ -1,4 +1,4 @@
-"""Consult audio and transcripts: services (writes) and selectors (reads) in one place.
+"""Consult audio and transcripts: services (writes). The reads are in ``selectors``.
 
 Live calls: each browser uploads its own microphone as independently decodable chunks; each
 chunk is stored privately and, with AI consent, transcribed by a Celery task on the ``ml``
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from consults.models import (
@@ -30,8 +29,9 @@ from consults.models import (
 )
 from consults.realtime import room_push
 from consults.selectors import consent_given
+from consults.transcripts.selectors import chunks_lost, visits_note_lost, visits_redraft_lost
 from telehealth.audit import audit_record
-from telehealth.lost_work import RESEND_WITHIN, send_on_commit
+from telehealth.lost_work import send_on_commit
 from telehealth.models import AuditAction, User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
@@ -39,8 +39,6 @@ from telehealth.private_media import private_read, private_save
 MAX_CHUNK_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_CHUNK_INDEX = 100_000
-# Chunks still in flight when the physician hangs up are accepted this long afterwards.
-HANG_UP_GRACE = timedelta(minutes=2)
 # Uploaded files are transcribed in windows of this length, so progress can be shown.
 UPLOAD_WINDOW_S = 30.0
 # Uploaded files are transcribed in windows that overlap by this much, so no word is cut.
@@ -74,90 +72,6 @@ class AudioRejected(Exception):
 class ChunkReceipt:
     chunk: AudioChunk
     created: bool
-
-
-# --- Selectors --------------------------------------------------------------------------------
-
-
-def capture_visit(*, user: User, visit_id: int) -> Visit | None:
-    """The visit if ``user`` is its patient or physician and its audio may still arrive."""
-    if not user.is_authenticated:
-        return None
-    recent = timezone.now() - HANG_UP_GRACE
-    return (
-        Visit.objects.select_related("patient", "physician")
-        .filter(pk=visit_id)
-        .filter(Q(patient=user) | Q(physician=user))
-        .filter(
-            Q(status=VisitStatus.IN_CONSULT) | Q(status=VisitStatus.COMPLETED, ended_at__gte=recent)
-        )
-        .first()
-    )
-
-
-def transcript_visit(*, user: User, visit_id: int, allow_admin: bool = False) -> Visit | None:
-    """The visit if ``user`` may read its transcript: its physician (and admins if allowed)."""
-    if not user.is_authenticated or not user.is_active:
-        return None
-    visits = Visit.objects.select_related("patient", "physician").filter(pk=visit_id)
-    if allow_admin and user.is_clinic_admin:
-        return visits.first()
-    if not user.is_physician:
-        return None
-    return visits.filter(physician=user).first()
-
-
-def transcript_lines(*, visit: Visit) -> QuerySet[TranscriptSegment]:
-    """Both speakers' lines merged in consult-time order."""
-    return TranscriptSegment.objects.filter(visit=visit).order_by("start_s", "id")
-
-
-def transcript_alerts(*, lines: list[TranscriptSegment]) -> list[tuple[TranscriptSegment, list]]:
-    """Patient lines with red-flag phrases, with the flags found."""
-    from consults.notes.red_flags import detect_red_flags
-
-    found = []
-    for line in lines:
-        if line.speaker == Speaker.PATIENT:
-            flags = detect_red_flags(line.shown_text)
-            if flags:
-                found.append((line, flags))
-    return found
-
-
-def transcript_status(*, visit: Visit) -> dict:
-    """Chunk counts and whether the transcript is complete (call over, every chunk finished)."""
-    counts = dict(
-        AudioChunk.objects.filter(recording__visit=visit)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
-    pending = sum(n for status, n in counts.items() if status not in FINISHED_CHUNK_STATUSES)
-    if visit.status == VisitStatus.IN_CONSULT:
-        state = "live"
-    elif pending:
-        state = "processing"
-    else:
-        state = "complete"
-    return {"state": state, "pending": pending, "counts": counts}
-
-
-def next_chunk_index(*, visit: Visit, user: User) -> int:
-    """The index after the last chunk this user's live track holds (0 when none)."""
-    last = (
-        AudioChunk.objects.filter(
-            recording__visit=visit, recording__user=user, recording__source=Recording.Source.LIVE
-        )
-        .order_by("-index")
-        .values_list("index", flat=True)
-        .first()
-    )
-    return 0 if last is None else last + 1
-
-
-def recordings_for_visit(*, visit: Visit) -> QuerySet[Recording]:
-    return Recording.objects.filter(visit=visit).annotate(n_chunks=Count("chunks"))
 
 
 # --- Services ---------------------------------------------------------------------------------
@@ -256,7 +170,7 @@ def _same_or_conflict(*, existing: AudioChunk, digest: str) -> ChunkReceipt:
 
 
 def _enqueue(*, chunk: AudioChunk) -> None:
-    from consults import tasks
+    from consults.transcripts import tasks
 
     task = (
         tasks.transcribe_upload
@@ -572,7 +486,7 @@ def recordings_settle(*, visit_id: int) -> None:
 
 def _request_note_when_complete(*, visit_id: int) -> None:
     """The last chunk of a finished consult queues the note draft (once)."""
-    from consults.clinical_notes import note_request
+    from consults.notes.services import note_request
 
     note_request(visit=Visit.objects.get(pk=visit_id))
 
@@ -604,68 +518,9 @@ def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -
 # --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
 
 
-def chunks_lost(*, now) -> QuerySet[AudioChunk]:
-    """Chunks whose task message may be lost: still waiting LOST_WORK_AFTER after arriving.
-
-    A chunk a worker already claimed is redelivered by the broker itself once the visibility
-    timeout passes (the worker died), so it counts as lost only after that as well.
-    """
-    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
-    claimed = waited - timedelta(seconds=settings.BROKER_VISIBILITY_TIMEOUT)
-    return (
-        AudioChunk.objects.filter(created_at__gte=now - RESEND_WITHIN)
-        .filter(
-            Q(status=ChunkStatus.RECEIVED, created_at__lt=waited)
-            | Q(status=ChunkStatus.TRANSCRIBING, created_at__lt=claimed)
-        )
-        .select_related("recording")
-        .order_by("created_at", "id")
-    )
-
-
-def visits_note_lost(*, now) -> QuerySet[Visit]:
-    """Finished consults whose transcript is complete but whose note was never drafted.
-
-    Either the last chunk's task died between storing its lines and requesting the note (its
-    redelivery finds the chunk done), or the draft task's message was lost. Re-drafts that a
-    physician asked for are ``visits_redraft_lost``.
-    """
-    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
-    return (
-        Visit.objects.filter(
-            status=VisitStatus.COMPLETED,
-            ended_at__gte=now - RESEND_WITHIN,
-            ended_at__lt=waited,
-            recordings__chunks__isnull=False,
-        )
-        .filter(
-            Q(note__isnull=True)
-            | Q(note__status=ClinicalNote.Status.DRAFTING, note__drafted_at__isnull=True)
-        )
-        .exclude(recordings__chunks__status__in=[ChunkStatus.RECEIVED, ChunkStatus.TRANSCRIBING])
-        # The note is requested when the last chunk finishes: give that request time too.
-        .exclude(recordings__chunks__created_at__gte=waited)
-        .exclude(recordings__chunks__transcribed_at__gte=waited)
-        .distinct()
-        .order_by("pk")
-    )
-
-
-def visits_redraft_lost(*, now) -> QuerySet[Visit]:
-    """Visits whose note a physician asked to re-draft, still drafting LOST_WORK_AFTER later
-    (the draft task's time limit is far shorter: its message was lost)."""
-    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
-    return Visit.objects.filter(
-        note__status=ClinicalNote.Status.DRAFTING,
-        note__drafted_at__isnull=False,
-        note__requested_at__gte=now - RESEND_WITHIN,
-        note__requested_at__lt=waited,
-    ).order_by("pk")
-
-
 def _note_resend(*, visit: Visit) -> bool:
-    from consults.clinical_notes import note_request
-    from consults.tasks import draft_note_for_visit
+    from consults.notes.services import note_request
+    from consults.notes.tasks import draft_note_for_visit
 
     if not ClinicalNote.objects.filter(visit=visit).exists():
         return note_request(visit=visit) is not None

@@ -6,9 +6,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from consults import transcription
 from consults.models import AudioChunk, Speaker
-from consults.transcription import AudioRejected
+from consults.transcripts import selectors, services
+from consults.transcripts.services import AudioRejected
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -16,7 +16,7 @@ from telehealth.private_media import private_response
 
 
 def _transcript_visit_or_404(request: HttpRequest, visit_id: int, *, allow_admin: bool = False):
-    visit = transcription.transcript_visit(
+    visit = selectors.transcript_visit(
         user=request.user, visit_id=visit_id, allow_admin=allow_admin
     )
     if visit is None:
@@ -37,12 +37,12 @@ def chunk_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     """POST one chunk of the caller's own microphone (multipart ``audio``, ``index``,
     ``start_ms``, optional ``head_overlap_ms``/``tail_overlap_ms``); GET the next index of the
     caller's track (after a page reload)."""
-    visit = transcription.capture_visit(user=request.user, visit_id=visit_id)
+    visit = selectors.capture_visit(user=request.user, visit_id=visit_id)
     if visit is None:
         raise not_found_and_audit(request=request, object_type="audio", object_id=visit_id)
     if request.method == "GET":
         return JsonResponse(
-            {"next_index": transcription.next_chunk_index(visit=visit, user=request.user)}
+            {"next_index": selectors.next_chunk_index(visit=visit, user=request.user)}
         )
     upload = request.FILES.get("audio")
     index, start_ms = _int(request.POST.get("index")), _int(request.POST.get("start_ms"))
@@ -53,10 +53,10 @@ def chunk_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     tail_overlap_ms = _int(request.POST.get("tail_overlap_ms") or "0")
     if head_overlap_ms is None or tail_overlap_ms is None:
         return JsonResponse({"error": "The chunk overlaps must be whole milliseconds."}, status=400)
-    if upload.size > transcription.MAX_CHUNK_BYTES:
+    if upload.size > services.MAX_CHUNK_BYTES:
         return JsonResponse({"error": "The chunk is larger than 2 MB."}, status=413)
     try:
-        receipt = transcription.chunk_receive(
+        receipt = services.chunk_receive(
             visit=visit,
             user=request.user,
             index=index,
@@ -80,11 +80,11 @@ def transcript_live(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The physician's live panel in the room (fragment)."""
     visit = _transcript_visit_or_404(request, visit_id)
     audit_read(request=request, object_type="transcript", object_id=visit.pk, patient=visit.patient)
-    lines = list(transcription.transcript_lines(visit=visit))
+    lines = list(selectors.transcript_lines(visit=visit))
     context = {
         "lines": lines,
-        "alerts": transcription.transcript_alerts(lines=lines),
-        "status": transcription.transcript_status(visit=visit),
+        "alerts": selectors.transcript_alerts(lines=lines),
+        "status": selectors.transcript_status(visit=visit),
     }
     return render(request, "consults/_transcript_lines.html", context)
 
@@ -94,16 +94,16 @@ def transcript_page(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The whole transcript after (or during) the call; the physician corrects lines here."""
     visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
     audit_read(request=request, object_type="transcript", object_id=visit.pk, patient=visit.patient)
-    lines = list(transcription.transcript_lines(visit=visit).select_related("corrected_by"))
+    lines = list(selectors.transcript_lines(visit=visit).select_related("corrected_by"))
     context = {
         "visit": visit,
         "lines": lines,
-        "alerts": transcription.transcript_alerts(lines=lines),
-        "status": transcription.transcript_status(visit=visit),
-        "recordings": transcription.recordings_for_visit(visit=visit),
+        "alerts": selectors.transcript_alerts(lines=lines),
+        "status": selectors.transcript_status(visit=visit),
+        "recordings": selectors.recordings_for_visit(visit=visit),
         "can_edit": request.user.pk == visit.physician_id,
         "speakers": Speaker.choices,
-        "max_upload_mb": transcription.MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_upload_mb": services.MAX_UPLOAD_BYTES // (1024 * 1024),
     }
     return render(request, "consults/transcript.html", context)
 
@@ -113,10 +113,10 @@ def transcript_page(request: HttpRequest, visit_id: int) -> HttpResponse:
 def transcript_status(request: HttpRequest, visit_id: int) -> HttpResponse:
     """Polled by the transcript page: completion state and upload progress (no health data)."""
     visit = _transcript_visit_or_404(request, visit_id, allow_admin=True)
-    status = transcription.transcript_status(visit=visit)
+    status = selectors.transcript_status(visit=visit)
     uploads = [
         {"id": r.pk, "status": r.status, "progress": r.progress}
-        for r in transcription.recordings_for_visit(visit=visit).filter(source="upload")
+        for r in selectors.recordings_for_visit(visit=visit).filter(source="upload")
     ]
     return JsonResponse(
         {"state": status["state"], "pending": status["pending"], "uploads": uploads}
@@ -127,11 +127,11 @@ def transcript_status(request: HttpRequest, visit_id: int) -> HttpResponse:
 @role_required(Role.PHYSICIAN)
 def segment_correct(request: HttpRequest, visit_id: int, segment_id: int) -> HttpResponse:
     visit = _transcript_visit_or_404(request, visit_id)
-    segment = transcription.transcript_lines(visit=visit).filter(pk=segment_id).first()
+    segment = selectors.transcript_lines(visit=visit).filter(pk=segment_id).first()
     if segment is None:
         raise not_found_and_audit(request=request, object_type="transcript", object_id=segment_id)
     try:
-        transcription.segment_correct(
+        services.segment_correct(
             segment=segment, physician=request.user, text=request.POST.get("text", "")
         )
     except AudioRejected as exc:
@@ -147,10 +147,10 @@ def recording_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     upload = request.FILES.get("audio")
     if upload is None:
         return JsonResponse({"error": "Choose an audio file."}, status=400)
-    if upload.size > transcription.MAX_UPLOAD_BYTES:
+    if upload.size > services.MAX_UPLOAD_BYTES:
         return JsonResponse({"error": "The file is larger than 50 MB."}, status=413)
     try:
-        transcription.recording_upload(
+        services.recording_upload(
             visit=visit,
             physician=request.user,
             data=upload.read(),

@@ -210,9 +210,9 @@ def _photos(visit) -> None:
 
 def _world() -> dict:
     """Patients, a physician and an administrator, with a visit in every state that has a page."""
-    from consults import clinical_notes
     from consults import services as visits
     from consults.models import ChatMessage, RoomPresence
+    from consults.notes import services as clinical_notes
     from telehealth.audit import audit_record
     from telehealth.models import AuditAction, ErasureRequest, User
     from telehealth.selectors import activation_tokens

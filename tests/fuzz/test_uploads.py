@@ -17,7 +17,7 @@ from PIL import Image
 from consults import services
 from consults.attachments import MAX_ATTACHMENT_BYTES
 from consults.models import AudioChunk, ChatMessage, Recording
-from consults.transcription import MAX_CHUNK_BYTES, MAX_UPLOAD_BYTES
+from consults.transcripts.services import MAX_CHUNK_BYTES, MAX_UPLOAD_BYTES
 from telehealth.private_media import private_read
 from tests.fuzz.support import (
     IMAGE_SEEDS,
