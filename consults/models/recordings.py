@@ -119,6 +119,11 @@ class TranscriptSegment(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     corrected_at = models.DateTimeField(null=True, blank=True)
+    # The engine's own corrections (consults/speech/correct.py): the words as heard, and one
+    # dict per change (start, end, heard, corrected, kind, confidence, reason, at; plus
+    # reverted, reverted_by, reverted_at once the physician reverts it).
+    heard_text = models.TextField(blank=True, default="")
+    corrections = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["start_s", "id"]
