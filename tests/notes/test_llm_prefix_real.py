@@ -1,0 +1,86 @@
+"""The real model: the work done during the call is reused at hang-up, in this process or,
+through the saved prefix, in another one; the note is the same as without it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from consults.notes.llm import SECTIONS, LlmDrafter, numbered_lines, section_grammar
+from consults.notes.transcript import parse_transcript
+
+pytestmark = pytest.mark.slow
+
+VISIT = parse_transcript(
+    text=(
+        "[doctor] what brings you in today ?\n"
+        "[patient] i've had a cough and a fever for three days .\n"
+        "[doctor] any chest pain ?\n"
+        "[patient] no .\n"
+        "[doctor] are you taking any medications ?\n"
+        "[patient] i take lisinopril ten milligrams once a day for my blood pressure .\n"
+        "[doctor] i'll start you on azithromycin five hundred milligrams once daily .\n"
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def drafter() -> LlmDrafter:
+    pytest.importorskip("llama_cpp")
+    from django.conf import settings
+
+    from consults.notes.llm_weights import packaged_model_installed
+
+    if not packaged_model_installed():
+        pytest.skip("the packaged note model is not installed (requirements/notes-llm.txt)")
+    # The model cache the app uses: the parts are joined once, not per test run.
+    model = LlmDrafter(cache_dir=settings.NOTES_MODEL_CACHE_DIR, timeout_s=600)
+    model.generator()
+    return model
+
+
+def _chief_complaint(drafter: LlmDrafter) -> tuple[str, dict]:
+    model = drafter.generator()
+    model.stats = dict.fromkeys(model.stats, 0)
+    messages = drafter._messages(  # noqa: SLF001 - the exact prompt the draft sends
+        numbered_lines(VISIT), part="", facts_text="", section=SECTIONS[0]
+    )
+    text = model.complete(
+        messages=messages,
+        grammar=section_grammar(SECTIONS[0]),
+        max_tokens=SECTIONS[0].max_tokens,
+        deadline=time.monotonic() + 300,
+    )
+    return text, dict(model.stats)
+
+
+def test_prefix_read_during_the_call_is_reused_after_it_and_changes_nothing(drafter) -> None:
+    model = drafter.generator()
+    model._llm.n_tokens = 0  # noqa: SLF001 - a cold cache
+    cold, cold_stats = _chief_complaint(drafter)
+    assert cold_stats["cached_tokens"] == 0
+
+    # During the call, in steps; then the prefix is saved for another worker process.
+    assert drafter.prepare(utterances=VISIT[:3], key="test-prefix") > 0
+    assert drafter.prepare(utterances=VISIT, key="test-prefix") > 0
+    saved = drafter._prefix_file("test-prefix")  # noqa: SLF001
+    assert saved is not None and saved.stat().st_size > 0
+    assert saved.stat().st_mode & 0o077 == 0  # it encodes the transcript: owner only
+
+    warm, warm_stats = _chief_complaint(drafter)
+    assert warm == cold
+    # Only the request after the transcript is read at hang-up.
+    assert warm_stats["cached_tokens"] > 5 * warm_stats["prompt_tokens"]
+
+    # Another process: its cache holds something else; it takes the saved prefix over.
+    model._llm.n_tokens = 0  # noqa: SLF001
+    model.prefill(messages=[{"role": "user", "content": "unrelated"}], through="unrelated")
+    messages = drafter._messages(  # noqa: SLF001
+        numbered_lines(VISIT), part="", facts_text="", section=SECTIONS[0]
+    )
+    assert model.load_prefix(saved, messages=messages) > 0
+    taken_over, stats = _chief_complaint(drafter)
+    saved.unlink()
+    assert taken_over == cold
+    assert stats["cached_tokens"] > 5 * stats["prompt_tokens"]
