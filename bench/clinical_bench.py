@@ -105,7 +105,8 @@ def result_of(transcripts: list[Transcript], clips, extra_s: float = 0.0) -> Res
             for c in segment.corrections:
                 if c.kind == "drug":
                     name = c.corrected.lower().strip(".,;:?!")
-                    fixes.append((clip.name, c.heard, c.corrected, name in wanted))
+                    right = any(name == w or name.endswith(f" {w}") for w in wanted)
+                    fixes.append((clip.name, c.heard, c.corrected, right))
     return Result(
         hyps=[t.text for t in transcripts],
         seconds=sum(t.processing_s for t in transcripts) + extra_s,
@@ -177,7 +178,9 @@ def run_clinical(
         setups["tiny.en + biasing + correction"][name] = result_of(tiny_fixed, clips, tiny_s)
     if reference is not None:
         try:
-            ref = reference(model="base", beam_size=5, threads=len(os.sched_getaffinity(0)))
+            ref = reference(
+                model="base", beam_size=5, threads=len(os.sched_getaffinity(0)), language="en"
+            )
         except ImportError as exc:
             print(f"reference openai-whisper not run: {exc} (pip install --no-deps openai-whisper)")
         else:

@@ -63,4 +63,9 @@ urlpatterns = [
         transcript_views.segment_correct,
         name="transcript_correct",
     ),
+    path(
+        "visits/<int:visit_id>/transcript/lines/<int:segment_id>/corrections/<int:index>/revert/",
+        transcript_views.segment_correction_revert,
+        name="transcript_revert",
+    ),
 ]

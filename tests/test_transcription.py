@@ -35,10 +35,10 @@ class FakeTranscriber:
     def __init__(self, **options):
         self.options = options
 
-    def transcribe(self, *, audio: bytes, offset_s: float = 0.0) -> Transcript:
+    def transcribe(self, *, audio: bytes, offset_s: float = 0.0, hotwords=None) -> Transcript:
         return self.transcribe_array(samples=decode_audio(audio), offset_s=offset_s)
 
-    def transcribe_array(self, *, samples, offset_s: float = 0.0) -> Transcript:
+    def transcribe_array(self, *, samples, offset_s: float = 0.0, hotwords=None) -> Transcript:
         duration = len(samples) / 16_000
         segments = (
             (Segment(offset_s, offset_s + duration, f" {self.text}", -0.2, 0.01),)
@@ -341,8 +341,9 @@ def test_live_panel_merges_both_tracks_in_time_order_and_is_audited(
 
 
 def test_correction_keeps_the_original_beside_it_and_is_audited(
-    client, patient, physician, consented
+    client, patient, physician, consented, settings
 ):
+    settings.SPEECH_CORRECTION_THRESHOLD = 1.01  # the engine's own corrections: elsewhere
     FakeTranscriber.text = "I am allergic to penny sillin"
     transcript_tasks.transcribe_chunk(_chunk(consented, patient).pk)
     segment = TranscriptSegment.objects.get()
@@ -421,7 +422,7 @@ class WordClockTranscriber(FakeTranscriber):
     (so w9 straddles 10 s), whenever the whole word lies inside the piece it is given: a word
     cut by the piece's edge is lost, as a real model would mangle it."""
 
-    def transcribe_array(self, *, samples, offset_s: float = 0.0) -> Transcript:
+    def transcribe_array(self, *, samples, offset_s: float = 0.0, hotwords=None) -> Transcript:
         end = offset_s + len(samples) / 16_000
         words = tuple(
             Word(t + 0.7, t + 1.3, f" w{t}")
@@ -491,12 +492,12 @@ def test_upload_redelivered_after_its_worker_died_resumes_after_the_last_stored_
     heard, killed = [], []
     real = WordClockTranscriber.transcribe_array
 
-    def dies_in_third_window(self, *, samples, offset_s=0.0):
+    def dies_in_third_window(self, *, samples, offset_s=0.0, hotwords=None):
         if len(heard) == 2 and not killed:
             killed.append(offset_s)
             raise WorkerKilled
         heard.append(offset_s)
-        return real(self, samples=samples, offset_s=offset_s)
+        return real(self, samples=samples, offset_s=offset_s, hotwords=hotwords)
 
     monkeypatch.setattr(WordClockTranscriber, "transcribe_array", dies_in_third_window)
     with pytest.raises(WorkerKilled):

@@ -199,13 +199,13 @@ class HoldingTranscriber(FasterWhisperTranscriber):
     (at 0 s) runs and is stored, its second is held: a drill kills the worker mid-upload.
     """
 
-    def transcribe_array(self, *, samples, offset_s: float = 0.0):
+    def transcribe_array(self, *, samples, offset_s: float = 0.0, hotwords=None):
         if offset_s >= float(os.environ.get("DRILL_HOLD_FROM_S", "inf")):
             _count_and_hold("speech")
         else:
             with open(os.environ["DRILL_CALLS"], "a") as calls:
                 calls.write(f"speech-early:{os.getpid()}\n")
-        return super().transcribe_array(samples=samples, offset_s=offset_s)
+        return super().transcribe_array(samples=samples, offset_s=offset_s, hotwords=hotwords)
 
 
 class HoldingDrafter(GroundedDrafter):

@@ -24,6 +24,14 @@ def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
                 "start_s": round(segment.start_s, 2),
                 "end_s": round(segment.end_s, 2),
                 "text": text,
+                # What the recogniser heard where the engine corrected it (drug names, doses),
+                # so a note's medicine cites the words said and what they became.
+                "heard": segment.heard_text,
+                "corrections": [
+                    {k: c[k] for k in ("heard", "corrected", "kind", "confidence") if k in c}
+                    for c in segment.corrections or []
+                    if not c.get("reverted")
+                ],
                 # Where the line sits in its chunk's audio, so the review page can play it.
                 "chunk": segment.chunk_id,
                 "offset_s": round(max(0.0, segment.start_s - segment.chunk.start_s), 2),

@@ -26,6 +26,9 @@ LOW_PROBABILITY = 0.6
 MAX_SPAN_WORDS = 3
 # Without any of those cues a span must score this much above the bar.
 STRONG_MARGIN = 0.06
+# A name run together with the word before ("addrosuvastatin") costs this much confidence.
+GLUE_PENALTY = 0.06
+GLUE_MIN_PREFIX, GLUE_MIN_NAME = 2, 6
 # When the runner-up name scores within this of the best, the confidence drops by the shortfall.
 AMBIGUITY_GAP = 0.08
 
@@ -160,7 +163,7 @@ def _drug_edits(
     tokens: list[_Token], *, lexicon: tuple[str, ...], preferred: frozenset[str], threshold: float
 ) -> list[_Edit]:
     known = {_LETTERS.sub("", name.lower()) for name in lexicon}
-    candidates: list[tuple[float, int, int, str, str]] = []
+    candidates: list[tuple[float, int, int, str, str, int]] = []
     for i in range(len(tokens)):
         for n in range(1, MAX_SPAN_WORDS + 1):
             span = tokens[i : i + n]
@@ -177,6 +180,14 @@ def _drug_edits(
                 continue
             name, score = ranked[0]
             why = []
+            glue = _glued(span[0], lexicon) if n == 1 else None
+            if glue is not None and glue[2] > score:
+                # "prescribeboxycycline": the word before ran into the name.
+                ranked = [(glue[1], glue[2]), *(r for r in ranked if r[0] != glue[1])]
+                name, score = glue[1], glue[2]
+                why.append(f"run together with {span[0].text.strip()[: glue[0]]!r}")
+            else:
+                glue = None
             # Two names that fit almost as well ("valsartan", "losartan") make it a guess, and
             # so does a name inside another ("citalopram", "escitalopram").
             rival = _family(name, lexicon)
@@ -200,16 +211,18 @@ def _drug_edits(
             confidence = round(min(1.0, score), 3)
             if confidence >= threshold:
                 reason = f"sounds like {name} ({', '.join(why)})"
-                candidates.append((confidence, i, i + n, name, reason))
+                candidates.append((confidence, i, i + n, name, reason, glue[0] if glue else 0))
     # The most confident first; spans that overlap a chosen one are dropped.
     chosen: list[_Edit] = []
     taken: set[int] = set()
-    for confidence, i, j, name, reason in sorted(candidates, key=lambda c: (-c[0], c[1])):
+    for confidence, i, j, name, reason, kept in sorted(candidates, key=lambda c: (-c[0], c[1])):
         if taken.intersection(range(i, j)):
             continue
         taken.update(range(i, j))
         span = tokens[i:j]
         heard = "".join(t.text for t in span).strip()
+        if kept:
+            name = f"{heard[:kept]} {name}"
         chosen.append(
             _Edit(
                 char_start=span[0].char_start,
@@ -226,6 +239,19 @@ def _drug_edits(
             )
         )
     return chosen
+
+
+def _glued(token: _Token, lexicon: tuple[str, ...]) -> tuple[int, str, float] | None:
+    """(letters kept in front, name, score) when the end of one word matches a name."""
+    word = token.text.strip().rstrip(".,;:?!")
+    if not word.isalpha() or len(word) < GLUE_MIN_PREFIX + GLUE_MIN_NAME:
+        return None
+    best: tuple[int, str, float] | None = None
+    for k in range(GLUE_MIN_PREFIX, len(word) - GLUE_MIN_NAME + 1):
+        match = best_match(word[k:], lexicon)
+        if match is not None and (best is None or match[1] - GLUE_PENALTY > best[2]):
+            best = (k, match[0], round(match[1] - GLUE_PENALTY, 4))
+    return best
 
 
 def _family(name: str, lexicon: tuple[str, ...]) -> str | None:

@@ -9,17 +9,15 @@ when it hears nothing (faster-whisper #1356), which the VAD and the guards must 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_FORMULARY = Path(__file__).resolve().parent / "data" / "formulary.txt"
-# About 4 characters per token: 400 characters stay well under the 223 prompt tokens Whisper
-# takes, and measured on the bench they bias as well as longer lists (docs/speech.md).
-DEFAULT_HINT_CHARS = 400
+# Drug names cost about one token per 2.5 characters: 540 characters stay under the 223 prompt
+# tokens faster-whisper keeps (it cuts the rest, which would be the visit's last words).
+DEFAULT_HINT_CHARS = 540
 _PREVIOUS_CHARS = 120
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 
 
 class FormularyError(ValueError):
@@ -77,7 +75,7 @@ def _last_words(text: str, limit: int) -> str:
     """The end of ``text`` in whole words, at most ``limit`` characters."""
     if limit <= 0 or not text:
         return ""
-    words = _WORD.findall(text)
+    words = text.split()
     out: list[str] = []
     used = 0
     for word in reversed(words):

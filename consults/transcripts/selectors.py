@@ -54,6 +54,37 @@ def transcript_visit(*, user: User, visit_id: int, allow_admin: bool = False) ->
     return visits.filter(physician=user).first()
 
 
+def speech_known_terms(*, visit: Visit, formulary: tuple[str, ...]) -> tuple[str, ...]:
+    """Medicines and allergies already known for the patient: their last signed note's facts
+    and any formulary name in the visit's reason (intake has no medicine list of its own)."""
+    terms: list[str] = []
+    note = (
+        ClinicalNote.objects.filter(
+            visit__patient_id=visit.patient_id, status=ClinicalNote.Status.SIGNED
+        )
+        .exclude(visit=visit)
+        .order_by("-signed_at")
+        .first()
+    )
+    if note is not None:
+        facts = (note.content or {}).get("facts") or {}
+        terms += [str(m.get("name", "")) for m in facts.get("medications") or []]
+        terms += [str(a.get("substance", "")) for a in facts.get("allergies") or []]
+    reason = f" {visit.reason.lower()} "
+    terms += [name for name in formulary if f" {name.lower()} " in reason]
+    return tuple(t for t in terms if t)
+
+
+def speech_previous_text(*, visit: Visit, before_s: float, lines: int = 6) -> str:
+    """The visit's last few transcript lines (both speakers) before ``before_s``, oldest first."""
+    rows = list(
+        TranscriptSegment.objects.filter(visit=visit, start_s__lt=before_s).order_by(
+            "-start_s", "-id"
+        )[:lines]
+    )
+    return " ".join(row.shown_text for row in reversed(rows))
+
+
 def transcript_lines(*, visit: Visit) -> QuerySet[TranscriptSegment]:
     """Both speakers' lines merged in consult-time order."""
     return TranscriptSegment.objects.filter(visit=visit).order_by("start_s", "id")

@@ -29,7 +29,13 @@ from consults.models import (
 )
 from consults.realtime import room_push
 from consults.selectors import consent_given
-from consults.transcripts.selectors import chunks_lost, visits_note_lost, visits_redraft_lost
+from consults.transcripts.selectors import (
+    chunks_lost,
+    speech_known_terms,
+    speech_previous_text,
+    visits_note_lost,
+    visits_redraft_lost,
+)
 from telehealth.audit import audit_record
 from telehealth.lost_work import send_on_commit
 from telehealth.models import AuditAction, User
@@ -286,8 +292,11 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
         else:
             # A live chunk is ~6 s: refuse one that decodes to minutes (a decompression bomb).
             samples = decode_audio(data, max_seconds=LIVE_CHUNK_MAX_SECONDS)
+            context = _speech_context(visit=recording.visit, before_s=chunk.start_s)
             with model_timer(f"whisper-{settings.SPEECH_MODEL}"):
-                result = _transcriber().transcribe_array(samples=samples, offset_s=chunk.start_s)
+                result = _transcriber().transcribe_array(
+                    samples=samples, offset_s=chunk.start_s, hotwords=context.hotwords()
+                )
             duration = result.duration_s
             head, tail = chunk.head_overlap_s, chunk.tail_overlap_s
             segments = keep_window(
@@ -295,6 +304,7 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
                 keep_from=chunk.start_s + head / 2 if head else None,
                 keep_until=chunk.start_s + duration - tail / 2 if tail else None,
             )
+            segments = _corrected(segments, context=context)
             no_speech = result.status == "no_speech"
     except (CorruptAudio, UnsupportedAudio) as exc:
         chunk_fail(chunk_id=chunk.pk, reason=str(exc))
@@ -328,20 +338,53 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> float | None:
         # words from the middle of that overlap on (consults/speech/stitch.py).
         begin = max(0, n * window - overlap)
         piece = samples[begin : (n + 1) * window]
+        context = _speech_context(
+            visit=chunk.recording.visit, before_s=chunk.start_s + begin / rate
+        )
         with model_timer(f"whisper-{settings.SPEECH_MODEL}"):
             result = _transcriber().transcribe_array(
-                samples=piece, offset_s=chunk.start_s + begin / rate
+                samples=piece, offset_s=chunk.start_s + begin / rate, hotwords=context.hotwords()
             )
         kept = keep_window(
             result.segments,
             keep_from=chunk.start_s + (n - 1) * UPLOAD_WINDOW_S + cut if n else None,
             keep_until=chunk.start_s + n * UPLOAD_WINDOW_S + cut if n < total - 1 else None,
         )
+        kept = _corrected(kept, context=context)
         if not _window_store(
             chunk=chunk, window=n, segments=kept, progress=min(99, int(100 * (n + 1) / total))
         ):
             return None
     return len(samples) / rate
+
+
+def _speech_context(*, visit: Visit, before_s: float):
+    """What the visit already knows, as the engine's hint and correction lexicon."""
+    from consults.speech.vocabulary import SpeechContext, load_formulary
+
+    formulary = load_formulary(settings.SPEECH_FORMULARY_PATH)
+    return SpeechContext(
+        terms=speech_known_terms(visit=visit, formulary=formulary),
+        reason=visit.reason,
+        previous_text=speech_previous_text(visit=visit, before_s=before_s),
+        formulary=formulary,
+        hint_chars=settings.SPEECH_HINT_CHARS,
+    )
+
+
+def _corrected(segments: list, *, context) -> list:
+    """Garbled drug names and spoken doses/vitals corrected, each change kept as evidence."""
+    from consults.speech.correct import correct_segment
+
+    return [
+        correct_segment(
+            s,
+            lexicon=context.lexicon,
+            preferred=context.terms,
+            threshold=settings.SPEECH_CORRECTION_THRESHOLD,
+        )
+        for s in segments
+    ]
 
 
 def _segment_rows(*, chunk: AudioChunk, segments: list) -> list[TranscriptSegment]:
@@ -356,6 +399,8 @@ def _segment_rows(*, chunk: AudioChunk, segments: list) -> list[TranscriptSegmen
             text=s.text.strip(),
             avg_logprob=s.avg_logprob,
             no_speech_prob=s.no_speech_prob,
+            heard_text=getattr(s, "heard_text", "") if getattr(s, "corrections", ()) else "",
+            corrections=[c.as_dict() for c in getattr(s, "corrections", ())],
         )
         for s in segments
         if s.text.strip()
@@ -492,6 +537,43 @@ def _request_note_when_complete(*, visit_id: int) -> None:
     visit = Visit.objects.get(pk=visit_id)
     note_request(visit=visit)
     note_prepare_request(visit=visit)
+
+
+def segment_correction_revert(
+    *, segment: TranscriptSegment, physician: User, index: int
+) -> TranscriptSegment:
+    """The physician reverts one automatic correction: the heard words come back, audited."""
+    from consults.speech.types import apply_corrections
+
+    visit = segment.visit
+    if physician.pk != visit.physician_id:
+        raise AudioRejected("Only the visit's physician can revert a correction.", status=403)
+    with transaction.atomic():
+        segment = TranscriptSegment.objects.select_for_update().get(pk=segment.pk)
+        corrections = list(segment.corrections or [])
+        if not 0 <= index < len(corrections):
+            raise AudioRejected("This line has no such correction.", status=404)
+        if corrections[index].get("reverted"):
+            return segment
+        corrections[index] = {
+            **corrections[index],
+            "reverted": True,
+            "reverted_by": physician.pk,
+            "reverted_at": timezone.now().isoformat(),
+        }
+        reverted = frozenset(i for i, c in enumerate(corrections) if c.get("reverted"))
+        segment.corrections = corrections
+        segment.text = apply_corrections(segment.heard_text, corrections, skip=reverted)
+        segment.save(update_fields=["corrections", "text"])
+        audit_record(
+            actor=physician,
+            action=AuditAction.WRITE,
+            object_type="transcript_segment",
+            object_id=segment.pk,
+            patient=visit.patient,
+            detail=f"automatic {corrections[index].get('kind', '')} correction reverted",
+        )
+    return segment
 
 
 def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -> TranscriptSegment:

@@ -141,6 +141,23 @@ def segment_correct(request: HttpRequest, visit_id: int, segment_id: int) -> Htt
 
 @require_POST
 @role_required(Role.PHYSICIAN)
+def segment_correction_revert(
+    request: HttpRequest, visit_id: int, segment_id: int, index: int
+) -> HttpResponse:
+    """Revert one automatic correction of a line (the physician of the visit only)."""
+    visit = _transcript_visit_or_404(request, visit_id)
+    segment = selectors.transcript_lines(visit=visit).filter(pk=segment_id).first()
+    if segment is None:
+        raise not_found_and_audit(request=request, object_type="transcript", object_id=segment_id)
+    try:
+        services.segment_correction_revert(segment=segment, physician=request.user, index=index)
+    except AudioRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=exc.status)
+    return redirect(f"{reverse('consults:transcript', args=[visit.pk])}#line-{segment.pk}")
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
 def recording_upload(request: HttpRequest, visit_id: int) -> HttpResponse:
     """The physician adds an audio file of the visit; it is transcribed in the background."""
     visit = _transcript_visit_or_404(request, visit_id)

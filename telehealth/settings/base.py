@@ -427,7 +427,7 @@ SPEECH_FORMULARY_PATH = env_str("SPEECH_FORMULARY_PATH", "") or None
 # Lexicon correction is applied at or above this confidence (0..1; above 1 turns it off).
 SPEECH_CORRECTION_THRESHOLD = float(env_str("SPEECH_CORRECTION_THRESHOLD", "") or 0.78)
 # Characters of visit context put before each decoding window (0 turns biasing off).
-SPEECH_HINT_CHARS = env_int("SPEECH_HINT_CHARS", 400)
+SPEECH_HINT_CHARS = env_int("SPEECH_HINT_CHARS", 540)
 VISION_SKIN_BACKEND = env_str(
     "VISION_SKIN_BACKEND", "triage.vision.onnx_backend.OnnxSkinClassifier"
 )

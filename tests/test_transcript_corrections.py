@@ -1,0 +1,194 @@
+"""Automatic transcript corrections: stored with their evidence, shown to the physician only,
+revertible one by one (audited), and carried into the note's cited lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from consults import services
+from consults.models import ClinicalNote, TranscriptSegment
+from consults.notes.selectors import note_utterances
+from consults.speech.audio import decode_audio
+from consults.speech.factory import clear_transcribers
+from consults.speech.types import Segment, Transcript
+from consults.transcripts import services as transcription
+from consults.transcripts import tasks as transcript_tasks
+from telehealth.models import AuditAction, AuditEvent
+from tests.test_permissions import login
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "speech"
+
+
+class HearingTranscriber:
+    """Decodes the audio for real, 'hears' ``text`` and remembers the hint it was given."""
+
+    text = "I take noxycycline one hundred milligrams daily"
+    hints: list[str | None] = []
+
+    def __init__(self, **options):
+        self.options = options
+
+    def transcribe_array(self, *, samples, offset_s: float = 0.0, hotwords=None) -> Transcript:
+        HearingTranscriber.hints.append(hotwords)
+        duration = len(samples) / 16_000
+        segment = Segment(offset_s, offset_s + duration, self.text, -0.2, 0.01)
+        return Transcript(
+            segments=(segment,), language="en", duration_s=duration, processing_s=0.01, status="ok"
+        )
+
+    def transcribe(self, *, audio: bytes, offset_s: float = 0.0, hotwords=None) -> Transcript:
+        return self.transcribe_array(samples=decode_audio(audio), offset_s=offset_s)
+
+
+@pytest.fixture(autouse=True)
+def hearing_engine(settings):
+    settings.SPEECH_BACKEND = "tests.test_transcript_corrections.HearingTranscriber"
+    HearingTranscriber.text = "I take noxycycline one hundred milligrams daily"
+    HearingTranscriber.hints = []
+    clear_transcribers()
+    yield
+    clear_transcribers()
+
+
+@pytest.fixture
+def consented(patient, physician):
+    visit = services.visit_join_on_demand(patient=patient, reason="Cough after antibiotics")
+    visit = services.visit_admit(visit=visit, physician=physician)
+    services.consent_record(
+        visit=visit, patient=patient, choices={"recording": True, "ai_notes": True}
+    )
+    return visit
+
+
+def _transcribe(visit, user, *, index=0, data=None):
+    data = data or (FIXTURES / "penicillin.ogg").read_bytes()
+    receipt = transcription.chunk_receive(
+        visit=visit, user=user, index=index, start_ms=index * 5000, data=data
+    )
+    transcript_tasks.transcribe_chunk(receipt.chunk.pk)
+    return TranscriptSegment.objects.filter(chunk=receipt.chunk).get()
+
+
+def test_stored_line_keeps_the_heard_words_and_each_correction(patient, consented):
+    line = _transcribe(consented, patient)
+
+    assert line.text == "I take doxycycline 100 mg daily"
+    assert line.heard_text == "I take noxycycline one hundred milligrams daily"
+    drug, dose = line.corrections
+    assert (drug["heard"], drug["corrected"], drug["kind"]) == (
+        "noxycycline",
+        "doxycycline",
+        "drug",
+    )
+    assert drug["confidence"] >= 0.78 and "doxycycline" in drug["reason"]
+    assert (dose["heard"], dose["corrected"], dose["kind"]) == (
+        "one hundred milligrams",
+        "100 mg",
+        "dose",
+    )
+    assert line.speaker == "patient" and drug["start"] <= drug["end"]
+
+
+def test_the_hint_carries_the_formulary_reason_and_what_was_said_before(patient, consented):
+    _transcribe(consented, patient, index=0)
+    HearingTranscriber.text = "and it still hurts"
+    _transcribe(consented, patient, index=1)
+
+    first, second = HearingTranscriber.hints
+    assert "lisinopril" in first and "antibiotics" in first
+    assert second.endswith("I take doxycycline 100 mg daily")
+
+
+def test_a_correction_below_the_bar_is_not_applied(patient, consented, settings):
+    settings.SPEECH_CORRECTION_THRESHOLD = 0.99
+    line = _transcribe(consented, patient)
+    assert "noxycycline" in line.text
+    assert [c["kind"] for c in line.corrections] == ["dose"]
+
+
+def test_physician_sees_and_reverts_one_correction_audited(client, patient, physician, consented):
+    line = _transcribe(consented, patient)
+    login(client, physician)
+    page = client.get(reverse("consults:transcript", args=[consented.pk])).content.decode()
+    assert "Heard “noxycycline”, corrected to <strong>“doxycycline”</strong>" in page
+    url = reverse("consults:transcript_revert", args=[consented.pk, line.pk, 0])
+
+    assert client.get(url).status_code == 405
+    response = client.post(url)
+
+    assert response.status_code == 302
+    line.refresh_from_db()
+    assert line.text == "I take noxycycline 100 mg daily"  # the dose correction stays
+    assert line.corrections[0]["reverted"] is True
+    assert line.corrections[0]["reverted_by"] == physician.pk
+    assert not line.corrections[1].get("reverted")
+    event = AuditEvent.objects.get(
+        action=AuditAction.WRITE, object_type="transcript_segment", object_id=str(line.pk)
+    )
+    assert event.patient == patient and "reverted" in event.detail
+    page = client.get(reverse("consults:transcript", args=[consented.pk])).content.decode()
+    assert "was reverted" in page
+    # Reverting again changes nothing and writes no second audit event.
+    client.post(url)
+    assert AuditEvent.objects.filter(action=AuditAction.WRITE, object_id=str(line.pk)).count() == 1
+
+
+def test_only_the_visits_physician_can_revert(
+    client, patient, other_physician, admin_user, consented
+):
+    line = _transcribe(consented, patient)
+    url = reverse("consults:transcript_revert", args=[consented.pk, line.pk, 0])
+    assert login(client, patient).post(url).status_code == 403
+    assert login(client, admin_user).post(url).status_code == 403
+    assert login(client, other_physician).post(url).status_code == 404
+    bad = reverse("consults:transcript_revert", args=[consented.pk, line.pk, 7])
+    assert login(client, consented.physician).post(bad).status_code == 404
+    line.refresh_from_db()
+    assert line.text == "I take doxycycline 100 mg daily"
+
+
+def test_patient_never_sees_the_corrections(client, patient, consented):
+    _transcribe(consented, patient)
+    login(client, patient)
+    for name in ("consults:transcript", "consults:transcript_live"):
+        response = client.get(reverse(name, args=[consented.pk]))
+        assert response.status_code in (403, 404)
+        assert b"noxycycline" not in response.content
+
+
+def test_note_lines_cite_what_was_heard_and_what_it_became(patient, consented):
+    line = _transcribe(consented, patient)
+    _, lines = note_utterances(visit=consented)
+    (cited,) = lines
+    assert cited["segment"] == line.pk
+    assert cited["text"] == "I take doxycycline 100 mg daily"
+    assert cited["heard"] == "I take noxycycline one hundred milligrams daily"
+    assert {(c["heard"], c["corrected"]) for c in cited["corrections"]} == {
+        ("noxycycline", "doxycycline"),
+        ("one hundred milligrams", "100 mg"),
+    }
+    transcription.segment_correction_revert(segment=line, physician=consented.physician, index=0)
+    _, lines = note_utterances(visit=consented)
+    assert [c["corrected"] for c in lines[0]["corrections"]] == ["100 mg"]
+
+
+@pytest.mark.slow
+def test_real_base_model_names_both_drugs_and_records_the_correction(patient, consented, settings):
+    """Base without a hint hears 'Lucid up to … noxic line': the stored line names both drugs."""
+    settings.SPEECH_BACKEND = "consults.speech.faster_whisper_backend.FasterWhisperTranscriber"
+    settings.SPEECH_MODEL = "base"
+    clear_transcribers()
+    audio = (FIXTURES / "two_drugs_dose.ogg").read_bytes()
+
+    line = _transcribe(consented, patient, data=audio)
+
+    text = line.text.lower()
+    assert "lisinopril" in text and "doxycycline" in text, line.text
+    assert "10 mg" in text
+    drugs = [c for c in line.corrections if c["kind"] == "drug"]
+    assert any(c["corrected"] == "doxycycline" for c in drugs), line.corrections
+    assert line.heard_text and "doxycycline" not in line.heard_text.lower()
+    assert ClinicalNote.objects.filter(visit=consented).count() == 0  # still in the call
