@@ -191,6 +191,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
         "notices": 0,
         "call_cpu_s": [],
         "call_tokens": [],
+        "cpu_after": [],
     }
     load = None
     if hasattr(drafter, "generator"):
@@ -207,6 +208,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
             out["call_cpu_s"].append(call["call_cpu_s"])
             out["call_tokens"].append(call["call_tokens"])
         shown: list[tuple[str, float]] = []
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
 
         def heard(key, items, dropped, t0=t0, shown=shown):
@@ -217,6 +219,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
         else:
             note = drafter.draft(utterances=utterances)
         out["seconds"].append(time.perf_counter() - t0)
+        out["cpu_after"].append(time.process_time() - cpu0)
         out["first_section"].append(shown[0][1] if shown else out["seconds"][-1])
         written = [t for key, t in shown if key in {"chief_complaint", "hpi"}]
         out["first_written"].append(written[0] if written else out["seconds"][-1])
@@ -298,6 +301,10 @@ def _score(rows: list[dict], train: list[dict], backends: list[str], runs: dict,
 
 def _latency(backend: str, run: dict) -> None:
     lat = sorted(run["seconds"])
+    print(
+        f"{backend}: CPU s after hang-up {statistics.median(run['cpu_after']):.0f} median "
+        f"({max(run['cpu_after']):.0f} max; a busy machine stretches wall time, not this)"
+    )
     print(
         f"{backend}: complete note {statistics.median(lat):.1f}s after hang-up median, "
         f"{lat[-1]:.1f}s max; first section {statistics.median(run['first_section']):.1f}s; "

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ENGINE_VERSION = "llm-qwen2.5-coder-1.5b-q4_k_m-0.1"
 NOTHING_TO_SUMMARIZE = "Nothing to summarize: the transcript has no spoken content."
+PREFIX_KEEP_S = 6 * 3600  # a saved call prefix not used by then is deleted
 _MIN_WORDS = 8  # fewer spoken words than this is a silent or failed recording, not a visit
 
 
@@ -322,6 +323,14 @@ class LlmDrafter:
             return None
         folder = Path(self._cache_dir) / "note-prefixes"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A consult whose note was never drafted here (a crash, another machine drafted it)
+        # leaves its prefix behind: it encodes a transcript, so it goes after a few hours.
+        for old in folder.glob("*.kv"):
+            try:
+                if time.time() - old.stat().st_mtime > PREFIX_KEEP_S:
+                    old.unlink(missing_ok=True)
+            except OSError:
+                pass
         return folder / f"{re.sub(r'[^A-Za-z0-9_-]', '_', key)}.kv"
 
     def prepare(self, *, utterances: list[Utterance], key: str | None = None) -> int:

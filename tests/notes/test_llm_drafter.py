@@ -261,3 +261,22 @@ def test_fallback_hands_over_the_rules_sections_too() -> None:
         utterances=VISIT, on_section=lambda key, items, dropped: heard.append(key)
     )
     assert set(heard) >= {s.key for s in SECTIONS}
+
+
+def test_saved_call_prefixes_left_behind_are_deleted_after_hours(tmp_path) -> None:
+    import os
+    import time
+
+    from consults.notes.llm import PREFIX_KEEP_S
+
+    drafter = LlmDrafter(generator=ScriptedModel(), cache_dir=str(tmp_path))
+    folder = tmp_path / "note-prefixes"
+    folder.mkdir()
+    stale, fresh = folder / "visit-1.kv", folder / "visit-2.kv"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = time.time() - PREFIX_KEEP_S - 60
+    os.utime(stale, (old, old))
+    assert drafter._prefix_file("visit-3") == folder / "visit-3.kv"  # noqa: SLF001
+    assert not stale.exists() and fresh.exists()
+    assert LlmDrafter(generator=ScriptedModel())._prefix_file("visit-3") is None  # noqa: SLF001
