@@ -55,4 +55,4 @@ test-fast: install-test
 	DJANGO_SETTINGS_MODULE=telehealth.settings.test $(BIN)/pytest -m "not browser and not worker and not slow"
 
 lint: install-test
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

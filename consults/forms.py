@@ -3,7 +3,7 @@ from datetime import datetime
 from django import forms
 
 from consults.models import AvailabilityException, AvailabilityRule
-from triage.urgency import RED_FLAGS
+from consults.urgency import RED_FLAGS
 
 
 class IntakeForm(forms.Form):

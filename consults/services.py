@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from consults import hooks
 from consults.attachments import attachment_clean
 from consults.models import (
     ACTIVE_STATUSES,
@@ -30,9 +31,6 @@ from consults.selectors import (
 )
 from telehealth.models import User
 from telehealth.private_media import private_save
-from triage.realtime import queue_changed
-from triage.selectors import PassedOver, queue_passed_over
-from triage.services import intake_record, queue_skip_record
 
 # Patients may check in this long before their slot starts.
 CHECK_IN_WINDOW = timedelta(minutes=30)
@@ -45,7 +43,7 @@ class BookingError(Exception):
 class AdmitNeedsReason(BookingError):
     """Admitting this patient would pass over more urgent or overdue ones: a reason is needed."""
 
-    def __init__(self, passed_over: list[PassedOver]):
+    def __init__(self, passed_over: list):
         super().__init__("Say why you are admitting this patient before the others.")
         self.passed_over = passed_over
 
@@ -147,7 +145,7 @@ def visit_book(
                 duration_minutes=duration,
                 reason=reason,
             )
-            intake_record(
+            hooks.intake_record(
                 visit=visit,
                 reason=reason,
                 symptoms=symptoms,
@@ -156,7 +154,7 @@ def visit_book(
             )
     except IntegrityError as exc:
         raise _slot_unavailable(patient=patient, physician=physician, start=start) from exc
-    queue_changed(visit=visit, event="booked")
+    hooks.visit_changed(visit=visit, event="booked")
     return visit
 
 
@@ -184,14 +182,14 @@ def visit_join_on_demand(
             checked_in_at=timezone.now(),
             reason=reason,
         )
-        intake_record(
+        hooks.intake_record(
             visit=visit,
             reason=reason,
             symptoms=symptoms,
             symptom_duration=symptom_duration,
             red_flags=red_flags,
         )
-    queue_changed(visit=visit, event="checked_in")
+    hooks.visit_changed(visit=visit, event="checked_in")
     return visit
 
 
@@ -202,7 +200,7 @@ def visit_cancel(*, visit: Visit, actor: User) -> Visit:
     visit.status = VisitStatus.CANCELLED
     visit.cancelled_at = timezone.now()
     visit.save(update_fields=["status", "cancelled_at"])
-    queue_changed(visit=visit, event="cancelled")
+    hooks.visit_changed(visit=visit, event="cancelled")
     return visit
 
 
@@ -222,7 +220,7 @@ def visit_reschedule(*, visit: Visit, actor: User, start: datetime) -> Visit:
     except IntegrityError as exc:
         visit.refresh_from_db()
         raise BookingError("That slot was just taken. Please choose another time.") from exc
-    queue_changed(visit=visit, event="rescheduled")
+    hooks.visit_changed(visit=visit, event="rescheduled")
     return visit
 
 
@@ -236,7 +234,7 @@ def visit_check_in(*, visit: Visit, actor: User, now: datetime | None = None) ->
     visit.status = VisitStatus.CHECKED_IN
     visit.checked_in_at = now
     visit.save(update_fields=["status", "checked_in_at"])
-    queue_changed(visit=visit, event="checked_in")
+    hooks.visit_changed(visit=visit, event="checked_in")
     return visit
 
 
@@ -256,7 +254,7 @@ def visit_reassign(*, visit: Visit, actor: User, physician: User) -> Visit:
     except IntegrityError as exc:
         visit.refresh_from_db()
         raise BookingError("That physician already has a visit at this time.") from exc
-    queue_changed(visit=visit, event="reassigned", previous_physician_id=previous)
+    hooks.visit_changed(visit=visit, event="reassigned", previous_physician_id=previous)
     # The previous physician's open room sockets close at once, not at their next re-check.
     room_recheck(visit_id=visit.pk)
     return visit
@@ -270,7 +268,7 @@ def visit_mark_no_show(*, visit: Visit, actor: User) -> Visit:
         raise BookingError("Only upcoming or waiting visits can be marked as no-show.")
     visit.status = VisitStatus.NO_SHOW
     visit.save(update_fields=["status"])
-    queue_changed(visit=visit, event="no_show")
+    hooks.visit_changed(visit=visit, event="no_show")
     return visit
 
 
@@ -286,7 +284,7 @@ def visits_mark_no_shows(*, now: datetime | None = None) -> list[Visit]:
             status=VisitStatus.NO_SHOW
         ):
             visit.status = VisitStatus.NO_SHOW
-            queue_changed(visit=visit, event="no_show")
+            hooks.visit_changed(visit=visit, event="no_show")
             marked.append(visit)
     return marked
 
@@ -358,7 +356,7 @@ def visit_admit(*, visit: Visit, physician: User, reason: str = "") -> Visit:
                 raise BookingError("You do not serve the on-demand queue.")
         elif locked.physician_id != physician.pk:
             raise BookingError("This patient is waiting for another physician.")
-        passed_over = queue_passed_over(visit=locked, physician=physician)
+        passed_over = hooks.queue_passed_over(visit=locked, physician=physician)
         if passed_over and not reason.strip():
             raise AdmitNeedsReason(passed_over)
         locked.physician = physician
@@ -367,8 +365,10 @@ def visit_admit(*, visit: Visit, physician: User, reason: str = "") -> Visit:
         locked.started_at = timezone.now()
         locked.save(update_fields=["physician", "status", "started_at"])
         if passed_over:
-            queue_skip_record(visit=locked, actor=physician, passed_over=passed_over, reason=reason)
-    queue_changed(visit=locked, event="admitted")
+            hooks.queue_skip_record(
+                visit=locked, actor=physician, passed_over=passed_over, reason=reason
+            )
+    hooks.visit_changed(visit=locked, event="admitted")
     return locked
 
 
@@ -386,7 +386,7 @@ def visit_end(*, visit: Visit, actor: User) -> Visit:
 
     recordings_settle(visit_id=visit.pk)
     room_push(visit_id=visit.pk, payload={"type": "ended"})
-    queue_changed(visit=visit, event="ended")
+    hooks.visit_changed(visit=visit, event="ended")
     from consults.notes.services import note_request
 
     # With no audio still in flight the transcript is complete now: draft the note at once.

@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from consults import services
+from consults import hooks, services
 from consults.forms import (
     AvailabilityExceptionForm,
     AvailabilityRuleForm,
@@ -18,25 +18,16 @@ from consults.forms import (
 )
 from consults.models import AvailabilityException, AvailabilityRule, ClinicalNote
 from consults.notes.selectors import summary_is_ready
+from consults.permissions import visit_or_404
 from consults.selectors import (
     free_slots,
     patient_left_call,
     physicians,
-    visit_get_for_user,
     visits_for_patient,
 )
 from telehealth.audit import audit_read
 from telehealth.models import Role
-from telehealth.permissions import not_found_and_audit, role_required
-from triage.selectors import waiting_place
-
-
-def visit_or_404(request: HttpRequest, visit_id: int):
-    """The visit if the user may see it; otherwise an audited 404 (no hint it exists)."""
-    visit = visit_get_for_user(user=request.user, visit_id=visit_id)
-    if visit is None:
-        raise not_found_and_audit(request=request, object_type="visit", object_id=visit_id)
-    return visit
+from telehealth.permissions import role_required
 
 
 def _patient_tz(request: HttpRequest):
@@ -137,7 +128,7 @@ def visit_detail(request: HttpRequest, visit_id: int) -> HttpResponse:
     context = {
         "visit": visit,
         "intake": getattr(visit, "intake", None),
-        "place": waiting_place(visit=visit),
+        "place": hooks.waiting_place(visit=visit),
         "left_call": _patient_left_call(request, visit),
         "summary_ready": note is not None and note.status == ClinicalNote.Status.SIGNED,
         # Urgency (and its history) can come from the AI, the draft note too: staff only.
@@ -154,7 +145,7 @@ def visit_place(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = visit_or_404(request, visit_id)
     context = {
         "visit": visit,
-        "place": waiting_place(visit=visit),
+        "place": hooks.waiting_place(visit=visit),
         "left_call": _patient_left_call(request, visit),
         "summary_ready": summary_is_ready(visit=visit),
     }

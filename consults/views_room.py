@@ -9,7 +9,7 @@ from consults import selectors, services
 from consults.attachments import MAX_ATTACHMENT_BYTES, AttachmentRejected
 from consults.forms import AdmitForm, ChatForm, ConsentForm
 from consults.models import VisitStatus
-from consults.views import visit_or_404
+from consults.permissions import visit_or_404
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required

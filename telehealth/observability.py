@@ -28,7 +28,6 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
 
 from telehealth.env import env_str
 
@@ -244,17 +243,15 @@ class RequestObservabilityMiddleware:
         )
 
 
-class QueueDepthCollector:
-    """Patients waiting (checked in, not yet seen), counted from the database at scrape time."""
+# Collectors counted from the database at scrape time, registered by the apps in their
+# AppConfig.ready() (triage: the queue depth); each is a class, instantiated per scrape.
+SCRAPE_COLLECTORS: list[type] = []
 
-    def collect(self):
-        from consults.models import Visit
 
-        gauge = GaugeMetricFamily(
-            "telehealth_queue_depth", "Visits checked in and waiting to be seen."
-        )
-        gauge.add_metric([], Visit.objects.filter(status="checked_in").count())
-        yield gauge
+def scrape_collector_register(collector: type) -> None:
+    """Add a Prometheus collector class to every /metrics scrape (once)."""
+    if collector not in SCRAPE_COLLECTORS:
+        SCRAPE_COLLECTORS.append(collector)
 
 
 def _scrape_allowed(request: HttpRequest) -> bool:
@@ -275,7 +272,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     else:
         requests_registry = REGISTRY
     scrape = CollectorRegistry()
-    scrape.register(QueueDepthCollector())
+    for collector in SCRAPE_COLLECTORS:
+        scrape.register(collector())
     body = generate_latest(requests_registry) + generate_latest(scrape)
     response = HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"

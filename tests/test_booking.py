@@ -9,9 +9,9 @@ from django.utils import timezone
 from consults import services
 from consults.models import AvailabilityException, AvailabilityRule, Visit, VisitStatus
 from consults.selectors import free_slots, slot_is_free
+from consults.urgency import Urgency
 from tests.factories import PatientFactory
 from tests.test_permissions import login
-from triage.urgency import Urgency
 
 
 def test_patient_books_free_slot_with_intake(patient, physician, slots):

@@ -176,7 +176,7 @@ def test_stale_edit_is_refused_not_misapplied(drafted, physician):
 
 
 def test_signed_note_exports_as_validated_fhir_bundle(client, drafted, physician, patient):
-    from consults.fhir import FhirExportError, note_to_fhir
+    from consults.notes.fhir import FhirExportError, note_to_fhir
 
     with pytest.raises(FhirExportError, match="signed"):
         note_to_fhir(note=drafted)
@@ -199,7 +199,7 @@ def test_signed_note_exports_as_validated_fhir_bundle(client, drafted, physician
 
 
 def test_invalid_bundle_is_refused():
-    from consults.fhir import FhirExportError, validate_bundle
+    from consults.notes.fhir import FhirExportError, validate_bundle
 
     with pytest.raises(FhirExportError):
         # A Composition without its required type, date, author and title.

@@ -5,11 +5,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from consults import services as visit_services
+from consults.urgency import Urgency
 from telehealth.models import AuditEvent
 from triage import services
 from triage.models import QueueSkip
 from triage.selectors import queue_board, queue_for_physician, queue_stats, waiting_place
-from triage.urgency import Urgency
 
 
 def _wait(visit, minutes):

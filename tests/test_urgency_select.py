@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from consults import services as visit_services
+from consults.urgency import Urgency
 from tests.test_permissions import login
 from triage import services
-from triage.urgency import Urgency
 
 
 @pytest.fixture

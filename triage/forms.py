@@ -1,9 +1,9 @@
 from django import forms
 
 from consults.selectors import physicians
+from consults.urgency import Urgency
 from triage.models import PhotoAnalysis, PhotoKind
 from triage.photos import MAX_PHOTO_BYTES, MAX_PHOTOS_PER_CONCERN
-from triage.urgency import Urgency
 
 
 class UrgencyOverrideForm(forms.Form):

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from triage.urgency import RED_FLAGS, Urgency
+from consults.urgency import RED_FLAGS, Urgency
 
 
 class Intake(models.Model):

@@ -137,10 +137,8 @@ def photos_submit(
             for jpeg, width, height, quality in accepted
         ]
         if analyse:
-            from triage.tasks import analyse_photo
-
             for photo in photos:
-                send_on_commit(analyse_photo, photo.pk)
+                send_on_commit("triage.tasks.analyse_photo", photo.pk)
     queue_changed(visit=visit, event="photos")
     return photos, rejected
 
@@ -453,9 +451,7 @@ def photos_resend_lost(*, now) -> list[int]:
     That checks first that no message is merely waiting. One analysis per photo is a database
     constraint, so a re-send that meets a slow original adds nothing.
     """
-    from triage.tasks import analyse_photo
-
     ids = list(photos_lost(now=now).values_list("pk", flat=True))
     for pk in ids:
-        send_on_commit(analyse_photo, pk)
+        send_on_commit("triage.tasks.analyse_photo", pk)
     return ids

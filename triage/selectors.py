@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from consults.models import Visit, VisitStatus
 from consults.selectors import visits_visible_to
+from consults.urgency import LEVELS, is_more_urgent, urgency_rank
 from telehealth.models import User
-from triage.urgency import LEVELS, is_more_urgent, urgency_rank
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@
 from django.db import transaction
 
 from consults.models import Visit
+from consults.urgency import RED_FLAGS, is_more_urgent, level_for_red_flags
 from telehealth.audit import audit_record
 from telehealth.models import AuditAction, User
 from triage.models import Intake, QueueSkip, UrgencyChange
 from triage.realtime import queue_changed
 from triage.selectors import PassedOver
-from triage.urgency import RED_FLAGS, is_more_urgent, level_for_red_flags
 
 
 class TriageError(Exception):
@@ -54,6 +54,14 @@ def visit_urgency_raise(
         _apply(visit=locked, level=level, reason=reason, source=source, actor=actor)
     visit.urgency, visit.urgency_reason = locked.urgency, locked.urgency_reason
     return True
+
+
+def visit_urgency_raise_heard(*, visit: Visit, level: str, reason: str) -> bool:
+    """A red flag heard in what the patient said in the consult (consults' ``red_flag_heard``
+    hook): raise the visit's urgency to ``level``."""
+    return visit_urgency_raise(
+        visit=visit, level=level, reason=reason, source=UrgencyChange.Source.TRANSCRIPT
+    )
 
 
 def visit_urgency_override(*, visit: Visit, level: str, reason: str, actor: User) -> None:

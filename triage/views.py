@@ -7,8 +7,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from consults import services as visit_services
+from consults.permissions import visit_or_404
 from consults.selectors import visits_to_sign
-from consults.views import visit_or_404
 from telehealth.audit import audit_reads
 from telehealth.models import Role
 from telehealth.permissions import role_required

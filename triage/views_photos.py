@@ -7,9 +7,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from consults.models import ConsentPurpose
+from consults.permissions import visit_or_404
 from consults.selectors import consent_state, visit_get_for_user
 from consults.services import BookingError, consent_record
-from consults.views import visit_or_404
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required

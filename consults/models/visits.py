@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from triage.urgency import Urgency
+from consults.urgency import Urgency
 
 
 class AvailabilityRule(models.Model):

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from consults.models import ClinicalNote, ConsentPurpose, Speaker, Visit, VisitStatus
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from consults.models import ChunkStatus, ClinicalNote, ConsentPurpose, Speaker, Visit, VisitStatus
 from consults.selectors import consent_given
 from consults.transcripts.selectors import transcript_lines, transcript_status
+from telehealth.lost_work import RESEND_WITHIN
 
 
 def note_utterances(*, visit: Visit) -> tuple[list, list[dict]]:
@@ -102,3 +108,46 @@ def note_progress(*, visit: Visit) -> dict:
 def summary_is_ready(*, visit: Visit) -> bool:
     """Whether the patient may read an after-visit summary (the note is signed)."""
     return ClinicalNote.objects.filter(visit=visit, status=ClinicalNote.Status.SIGNED).exists()
+
+
+# --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
+
+
+def visits_note_lost(*, now) -> QuerySet[Visit]:
+    """Finished consults whose transcript is complete but whose note was never drafted.
+
+    Either the last chunk's task died between storing its lines and requesting the note (its
+    redelivery finds the chunk done), or the draft task's message was lost. Re-drafts that a
+    physician asked for are ``visits_redraft_lost``.
+    """
+    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
+    return (
+        Visit.objects.filter(
+            status=VisitStatus.COMPLETED,
+            ended_at__gte=now - RESEND_WITHIN,
+            ended_at__lt=waited,
+            recordings__chunks__isnull=False,
+        )
+        .filter(
+            Q(note__isnull=True)
+            | Q(note__status=ClinicalNote.Status.DRAFTING, note__drafted_at__isnull=True)
+        )
+        .exclude(recordings__chunks__status__in=[ChunkStatus.RECEIVED, ChunkStatus.TRANSCRIBING])
+        # The note is requested when the last chunk finishes: give that request time too.
+        .exclude(recordings__chunks__created_at__gte=waited)
+        .exclude(recordings__chunks__transcribed_at__gte=waited)
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def visits_redraft_lost(*, now) -> QuerySet[Visit]:
+    """Visits whose note a physician asked to re-draft, still drafting LOST_WORK_AFTER later
+    (the draft task's time limit is far shorter: its message was lost)."""
+    waited = now - timedelta(seconds=settings.LOST_WORK_AFTER)
+    return Visit.objects.filter(
+        note__status=ClinicalNote.Status.DRAFTING,
+        note__drafted_at__isnull=False,
+        note__requested_at__gte=now - RESEND_WITHIN,
+        note__requested_at__lt=waited,
+    ).order_by("pk")

@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from consults import hooks
 from consults.models import (
     ClinicalNote,
     ConsentPurpose,
@@ -22,13 +23,12 @@ from consults.models import (
     Visit,
     VisitStatus,
 )
-from consults.notes.selectors import note_utterances
+from consults.notes.selectors import note_utterances, visits_note_lost, visits_redraft_lost
 from consults.realtime import room_push
 from consults.selectors import consent_given
 from consults.transcripts.selectors import transcript_status
 from telehealth.lost_work import send_on_commit
 from telehealth.models import User
-from triage.realtime import queue_changed
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,7 @@ def note_request(*, visit: Visit, redraft: bool = False) -> ClinicalNote | None:
     ClinicalNote.objects.filter(pk=note.pk).update(
         status=ClinicalNote.Status.DRAFTING, requested_at=timezone.now()
     )
-    from consults.notes.tasks import draft_note_for_visit
-
-    send_on_commit(draft_note_for_visit, visit.pk)
+    send_on_commit("consults.tasks.draft_note_for_visit", visit.pk)
     return note
 
 
@@ -78,9 +76,7 @@ def note_prepare_request(*, visit: Visit) -> bool:
         return False
     if not cache.add(f"notes:prepare:{visit.pk}", 1, timeout=every):
         return False
-    from consults.notes.tasks import prepare_note_for_visit
-
-    send_on_commit(prepare_note_for_visit, visit.pk)
+    send_on_commit("consults.tasks.prepare_note_for_visit", visit.pk)
     return True
 
 
@@ -200,7 +196,7 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
         )
     room_push(visit_id=visit.pk, payload={"type": "note.drafted"}, staff_only=True)
     # Staff pages (the note review waiting for it, the physician's "to sign" list) refresh.
-    queue_changed(visit=visit, event="note_drafted")
+    hooks.visit_changed(visit=visit, event="note_drafted")
     return note
 
 
@@ -236,7 +232,7 @@ def note_mark_failed(*, visit_id: int, reason: str) -> None:
     ).update(status=ClinicalNote.Status.FAILED, failure_reason=reason[:300])
     visit = Visit.objects.filter(pk=visit_id).first()
     if visit is not None:
-        queue_changed(visit=visit, event="note_drafted")
+        hooks.visit_changed(visit=visit, event="note_drafted")
 
 
 def _require_author(*, note: ClinicalNote, physician: User) -> None:
@@ -306,7 +302,7 @@ def note_sign(*, note: ClinicalNote, physician: User) -> ClinicalNote:
     )
     # The patient's visit page learns (live) that their after-visit summary is ready; the
     # physician's "to sign" list drops the visit.
-    queue_changed(visit=note.visit, event="summary_ready")
+    hooks.visit_changed(visit=note.visit, event="summary_ready")
     return note
 
 
@@ -356,3 +352,28 @@ def after_visit_summary(*, content: dict) -> str:
         parts.append("Your medicines as discussed:\n" + "\n".join(f"- {t}" for t in meds))
     parts.append("When to get help: " + SAFETY_NET)
     return "\n\n".join(parts)
+
+
+def note_request_when_settled(*, visit: Visit, **_signal) -> None:
+    """The last chunk of a finished consult queues the note draft (once); during the consult,
+    the note model reads the final lines so far (at most every NOTES_PREPARE_EVERY_S).
+    Connected to ``consults.transcripts.services.transcript_settled`` in ConsultsConfig.ready()."""
+    note_request(visit=visit)
+    note_prepare_request(visit=visit)
+
+
+# --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
+
+
+def _note_resend(*, visit: Visit) -> bool:
+    if not ClinicalNote.objects.filter(visit=visit).exists():
+        return note_request(visit=visit) is not None
+    send_on_commit("consults.tasks.draft_note_for_visit", visit.pk)
+    return True
+
+
+def notes_resend_lost(*, now) -> list[int]:
+    """Re-send lost note drafts; the lost-work sweeper calls it (``lost_work_register``), after
+    the chunks. A re-sent draft replaces the unsigned draft."""
+    lost = {*visits_note_lost(now=now), *visits_redraft_lost(now=now)}
+    return sorted(visit.pk for visit in lost if _note_resend(visit=visit))

@@ -7,8 +7,8 @@ from django.views.decorators.http import require_POST
 
 from consults.models import ClinicalNote
 from consults.notes import selectors, services
+from consults.permissions import visit_or_404
 from consults.selectors import visits_to_sign
-from consults.views import visit_or_404
 from telehealth.audit import audit_read, audit_record
 from telehealth.models import AuditAction, Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -141,7 +141,7 @@ def note_fhir(request: HttpRequest, visit_id: int) -> HttpResponse:
     """Download the signed note as a FHIR document Bundle (audited as an export)."""
     from django.http import JsonResponse
 
-    from consults.fhir import FhirExportError, note_to_fhir
+    from consults.notes.fhir import FhirExportError, note_to_fhir
 
     visit = visit_or_404(request, visit_id)
     note = _note_or_none(visit)

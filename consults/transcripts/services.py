@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
+from django.dispatch import Signal
 from django.utils import timezone
 
+from consults import hooks
 from consults.models import (
     FINISHED_CHUNK_STATUSES,
     AudioChunk,
     ChunkStatus,
-    ClinicalNote,
     ConsentPurpose,
     Recording,
     Speaker,
@@ -33,9 +34,8 @@ from consults.transcripts.selectors import (
     chunks_lost,
     speech_known_terms,
     speech_previous_text,
-    visits_note_lost,
-    visits_redraft_lost,
 )
+from consults.urgency import urgency_rank
 from telehealth.audit import audit_record
 from telehealth.lost_work import send_on_commit
 from telehealth.models import AuditAction, User
@@ -72,6 +72,12 @@ class AudioRejected(Exception):
     def __init__(self, message: str, *, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+# Sent with ``visit`` each time one of its chunks is finished (transcribed or failed) and when
+# the call ends: notes queues the draft once the transcript is complete. ConsultsConfig.ready()
+# connects it, so transcripts never import the notes that read them.
+transcript_settled = Signal()
 
 
 @dataclass(frozen=True)
@@ -176,12 +182,11 @@ def _same_or_conflict(*, existing: AudioChunk, digest: str) -> ChunkReceipt:
 
 
 def _enqueue(*, chunk: AudioChunk) -> None:
-    from consults.transcripts import tasks
-
+    """Queue the chunk's transcription (consults/transcripts/tasks.py) on the ml queue."""
     task = (
-        tasks.transcribe_upload
+        "consults.tasks.transcribe_upload"
         if chunk.recording.source == Recording.Source.UPLOAD
-        else (tasks.transcribe_chunk)
+        else "consults.tasks.transcribe_chunk"
     )
     send_on_commit(task, chunk.pk)
 
@@ -473,20 +478,15 @@ def _after_transcription(*, chunk: AudioChunk, rows: list[TranscriptSegment]) ->
     if chunk.recording.speaker != Speaker.PATIENT:
         return
     from consults.notes.red_flags import detect_red_flags
-    from triage.models import UrgencyChange
-    from triage.services import visit_urgency_raise
-    from triage.urgency import urgency_rank
 
     for row in rows:
         flags = detect_red_flags(row.text)
         if not flags:
             continue
         worst = min(flags, key=lambda f: urgency_rank(f.urgency))
-        visit_urgency_raise(
-            visit=visit,
-            level=worst.urgency,
-            reason=f"Patient said: {row.text}"[:300],
-            source=UrgencyChange.Source.TRANSCRIPT,
+        # Triage raises the visit's urgency (consults/hooks.py: consults never imports triage).
+        hooks.red_flag_heard(
+            visit=visit, level=worst.urgency, reason=f"Patient said: {row.text}"[:300]
         )
         room_push(visit_id=visit.pk, payload={"type": "alert"}, staff_only=True)
 
@@ -530,13 +530,8 @@ def recordings_settle(*, visit_id: int) -> None:
 
 
 def _request_note_when_complete(*, visit_id: int) -> None:
-    """The last chunk of a finished consult queues the note draft (once); during the consult,
-    the note model reads the final lines so far (at most every NOTES_PREPARE_EVERY_S)."""
-    from consults.notes.services import note_prepare_request, note_request
-
-    visit = Visit.objects.get(pk=visit_id)
-    note_request(visit=visit)
-    note_prepare_request(visit=visit)
+    """The last chunk of a finished consult queues the note draft (once): notes listens."""
+    transcript_settled.send(sender=Visit, visit=Visit.objects.get(pk=visit_id))
 
 
 def segment_correction_revert(
@@ -603,26 +598,13 @@ def segment_correct(*, segment: TranscriptSegment, physician: User, text: str) -
 # --- Lost work (the beat sweeper; docs/deploy.md, "Broker durability and lost work") ---------
 
 
-def _note_resend(*, visit: Visit) -> bool:
-    from consults.notes.services import note_request
-    from consults.notes.tasks import draft_note_for_visit
+def chunks_resend_lost(*, now) -> list[int]:
+    """Re-send the tasks of lost chunks; the lost-work sweeper calls it (``lost_work_register``).
 
-    if not ClinicalNote.objects.filter(visit=visit).exists():
-        return note_request(visit=visit) is not None
-    send_on_commit(draft_note_for_visit, visit.pk)
-    return True
-
-
-def transcription_resend_lost(*, now) -> dict[str, list[int]]:
-    """Re-send the tasks of lost chunks and note drafts; call it through ``lost_work_resend``.
-
-    That checks first that no message is merely waiting. A re-send that meets a slow original
-    is harmless: the attempt number fences the chunk's lines, and a draft replaces the unsigned
-    draft.
+    The sweeper checks first that no message is merely waiting. A re-send that meets a slow
+    original is harmless: the attempt number fences the chunk's lines.
     """
     chunks = list(chunks_lost(now=now))
     for chunk in chunks:
         _enqueue(chunk=chunk)
-    lost = {*visits_note_lost(now=now), *visits_redraft_lost(now=now)}
-    notes = sorted(visit.pk for visit in lost if _note_resend(visit=visit))
-    return {"chunks": [chunk.pk for chunk in chunks], "notes": notes}
+    return [chunk.pk for chunk in chunks]

@@ -1,4 +1,6 @@
-"""The five urgency levels, modelled on the Manchester Triage System, with their maximum waits."""
+"""The five urgency levels, modelled on the Manchester Triage System, with their maximum waits,
+and the intake red flags that set them. A visit stores its level (consults.models), so the scale
+lives with visits; triage (intake, queues, photos) applies it."""
 
 from dataclasses import dataclass
 from datetime import timedelta

@@ -1,4 +1,6 @@
-"""Create demo accounts and a few waiting visits. Safe to run again: nothing is duplicated."""
+"""Create demo accounts and a few waiting visits. Safe to run again: nothing is duplicated.
+
+In triage, the top layer, because it books visits (consults) with intake answers (triage)."""
 
 from datetime import time, timedelta
 
