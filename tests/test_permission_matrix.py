@@ -88,6 +88,11 @@ MATRIX = {
         {"visit_id": "v", "segment_id": "s"},
         (L, D, D, Y, D, D),
     ),
+    "consults:transcript_revert": (
+        "post",
+        {"visit_id": "v", "segment_id": "s", "index": 0},
+        (L, D, D, Y, D, D),
+    ),
     "triage:queue": ("get", {}, (L, D, D, Y, Y, D)),
     "triage:queue_partial": ("get", {}, (L, D, D, Y, Y, D)),
     "triage:board": ("get", {}, (L, D, D, D, D, Y)),
@@ -205,6 +210,10 @@ def world(db):
         text="my secret symptom",
         avg_logprob=-0.1,
         no_speech_prob=0.0,
+        heard_text="my secret sympton",
+        corrections=[
+            {"at": 10, "heard": "sympton", "corrected": "symptom", "kind": "drug", "start": 1}
+        ],
     )
     ClinicalNote.objects.create(
         visit=visit,
