@@ -3,17 +3,21 @@ revertible one by one (audited), and carried into the note's cited lines."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services as booking_services
 from consults.models import ClinicalNote, TranscriptSegment
 from consults.notes.selectors import note_utterances
+from consults.room import services as room_services
+from consults.speech import ModelUnavailable
 from consults.speech.audio import decode_audio
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment, Transcript
+from consults.speech.weights import model_files
 from consults.transcripts import services as transcription
 from consults.transcripts import tasks as transcript_tasks
 from telehealth.models import AuditAction, AuditEvent
@@ -55,9 +59,9 @@ def hearing_engine(settings):
 
 @pytest.fixture
 def consented(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough after antibiotics")
-    visit = services.visit_admit(visit=visit, physician=physician)
-    services.consent_record(
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough after antibiotics")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
+    room_services.consent_record(
         visit=visit, patient=patient, choices={"recording": True, "ai_notes": True}
     )
     return visit
@@ -192,3 +196,25 @@ def test_real_base_model_names_both_drugs_and_records_the_correction(patient, co
     assert any(c["corrected"] == "doxycycline" for c in drugs), line.corrections
     assert line.heard_text and "doxycycline" not in line.heard_text.lower()
     assert ClinicalNote.objects.filter(visit=consented).count() == 0  # still in the call
+
+
+def test_a_clinic_model_with_the_wrong_hash_is_refused_and_the_chunk_retried(
+    patient, consented, settings, tmp_path
+):
+    clinic = tmp_path / "whisper-clinic"
+    shutil.copytree(model_files(name="tiny.en").path, clinic)
+    settings.SPEECH_BACKEND = "consults.speech.faster_whisper_backend.FasterWhisperTranscriber"
+    settings.SPEECH_MODEL_PATH = str(clinic)
+    settings.SPEECH_MODEL_SHA256 = "0" * 64
+    clear_transcribers()
+    receipt = transcription.chunk_receive(
+        visit=consented,
+        user=patient,
+        index=0,
+        start_ms=0,
+        data=(FIXTURES / "penicillin.ogg").read_bytes(),
+    )
+
+    with pytest.raises(ModelUnavailable, match="refusing to load"):
+        transcription.chunk_transcribe(chunk_id=receipt.chunk.pk)
+    assert not TranscriptSegment.objects.exists()

@@ -244,6 +244,9 @@ def _transcriber():
         cache_dir=settings.SPEECH_MODEL_CACHE_DIR,
         language=settings.SPEECH_LANGUAGE,
         languages=settings.SPEECH_LANGUAGES,
+        # A clinic's own model directory, loaded only if its model.bin has this sha256.
+        model_path=settings.SPEECH_MODEL_PATH,
+        model_sha256=settings.SPEECH_MODEL_SHA256,
     )
 
 

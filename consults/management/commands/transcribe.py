@@ -32,6 +32,9 @@ class Command(BaseCommand):
             cache_dir=getattr(settings, "SPEECH_MODEL_CACHE_DIR", None),
             language=getattr(settings, "SPEECH_LANGUAGE", None),
             languages=getattr(settings, "SPEECH_LANGUAGES", None),
+            # --model picks a packaged model; without it the clinic's own directory, if set.
+            model_path=None if model else getattr(settings, "SPEECH_MODEL_PATH", None),
+            model_sha256=getattr(settings, "SPEECH_MODEL_SHA256", None),
         )
         failed = 0
         for path in files:
