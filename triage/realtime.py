@@ -33,7 +33,9 @@ PATIENT_EVENTS = frozenset(
 )
 LINE_MOVED = "line_moved"
 # Events that never change anyone's place in line: the line is not told of them at all.
-POSITION_NEUTRAL = frozenset({"photos", "photo_analysed", "note_drafted", "summary_ready"})
+POSITION_NEUTRAL = frozenset(
+    {"photos", "photo_analysed", "note_section", "note_drafted", "summary_ready"}
+)
 
 
 def physician_group(physician_id: int) -> str:

@@ -152,6 +152,8 @@ def note_draft(*, visit_id: int) -> ClinicalNote | None:
         room_push(
             visit_id=visit.pk, payload={"type": "note.section", "section": key}, staff_only=True
         )
+        # The review page follows the visit's staff group: it re-fetches the written sections.
+        hooks.visit_changed(visit=visit, event="note_section")
 
     drafter = _drafter()
     if hasattr(drafter, "prepare"):

@@ -8,10 +8,11 @@ import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services as booking_services
 from consults.models import ClinicalNote, ConsentPurpose, VisitStatus
 from consults.notes import services as clinical_notes
 from consults.notes.llm import SECTIONS, LlmDrafter
+from consults.room import services as room_services
 from tests.test_clinical_notes import _transcribed_visit
 from tests.test_permissions import login
 
@@ -67,9 +68,21 @@ def model(monkeypatch):
     return scripted
 
 
-def test_each_section_is_saved_then_announced_to_staff_only(patient, physician, model, pushes):
+def test_each_section_is_saved_then_announced_to_staff_only(
+    patient, physician, model, pushes, monkeypatch
+):
+    from consults import hooks
+    from triage.realtime import _patient_messages
+
     visit = _transcribed_visit(patient, physician)
+    events = []
+    monkeypatch.setattr(hooks, "visit_changed", lambda *, visit, event, **_: events.append(event))
     note = clinical_notes.note_draft(visit_id=visit.pk)
+    # The review page (the visit's staff group) hears each section; a patient's socket hears
+    # nothing of it, not even that their line moved.
+    assert events.count("note_section") == len(note.content["sections"])
+    assert events[-1] == "note_drafted"
+    assert _patient_messages(visit, "note_section", None) == []
     sections = [(p, staff, status, saved) for p, staff, status, saved in pushes]
     announced = [p["section"] for p, *_ in sections if p["type"] == "note.section"]
     # The model's sections in note order, after the rules' structured sections.
@@ -141,11 +154,11 @@ def test_during_the_call_the_model_reads_the_final_lines(
     sent = []
     monkeypatch.setattr(clinical_notes, "send_on_commit", lambda task, *args: sent.append(args))
     cache.clear()
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough")
-    visit = services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
     # No consent to AI notes: the model reads nothing.
     assert clinical_notes.note_prepare_request(visit=visit) is False
-    services.consent_record(
+    room_services.consent_record(
         visit=visit,
         patient=patient,
         choices={ConsentPurpose.RECORDING: True, ConsentPurpose.AI_NOTES: True},
@@ -170,6 +183,6 @@ def test_prepare_reads_the_transcript_so_far_and_nothing_after_the_call(patient,
 
 def test_rules_backend_does_no_work_during_the_call(patient, physician, settings):
     settings.NOTES_BACKEND = "rules"
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough")
-    visit = services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
     assert clinical_notes.note_prepare_request(visit=visit) is False
