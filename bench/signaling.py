@@ -56,7 +56,8 @@ def setup_django(db_path: Path) -> None:
 
 def make_rooms(count: int) -> list[tuple[int, str, str]]:
     """Create ``count`` in-consult visits; return (visit id, physician cookie, patient cookie)."""
-    from consults.services import visit_admit, visit_join_on_demand
+    from consults.booking.services import visit_join_on_demand
+    from consults.room.services import visit_admit
     from telehealth.models import Role, User
 
     rooms = []

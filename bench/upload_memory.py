@@ -189,7 +189,7 @@ def _database(folder: Path) -> tuple[str, int]:
     django.setup()
     from django.core.management import call_command
 
-    from consults.services import visit_join_on_demand
+    from consults.booking.services import visit_join_on_demand
     from telehealth.models import Role, User
 
     call_command("migrate", verbosity=0)

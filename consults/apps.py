@@ -6,10 +6,10 @@ class ConsultsConfig(AppConfig):
     verbose_name = "Consults"
 
     def ready(self) -> None:
+        # The feature folders' tasks register here (Celery's autodiscovery only looks for
+        # <app>.tasks), in the worker and in the web process that sends them by name.
+        from consults.booking import tasks as _booking_tasks  # noqa: F401
         from consults.models import AudioChunk, ChatMessage, Recording, TranscriptSegment, Visit
-
-        # Celery's autodiscovery imports consults/tasks.py only; the feature folders' tasks
-        # register here, in the worker and in the web process that sends them.
         from consults.notes import tasks as _note_tasks  # noqa: F401
         from consults.notes.services import note_request_when_settled, notes_resend_lost
         from consults.retention import retention_register

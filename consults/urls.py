@@ -1,7 +1,8 @@
 from django.urls import path
 
-from consults import views, views_room
+from consults.booking import views
 from consults.notes import views as note_views
+from consults.room import views as views_room
 from consults.transcripts import views as transcript_views
 
 app_name = "consults"

@@ -50,7 +50,8 @@ def open_every_day(physician: User, start: time = time(0, 0), end: time = time(2
 
 def admitted_visit(patient: User, physician: User, reason: str = "Rash"):
     """An on-demand visit the physician has admitted: both are in the consult room."""
-    from consults.services import visit_admit, visit_join_on_demand
+    from consults.booking.services import visit_join_on_demand
+    from consults.room.services import visit_admit
 
     visit = visit_join_on_demand(patient=patient, reason=reason)
     return visit_admit(visit=visit, physician=physician)

@@ -118,6 +118,7 @@ def test_web_facing_modules_load_no_ml_runtime_at_import():
     modules = _modules()
     web = _web_facing(modules)
     assert "consults.transcripts.views" in web and "consults.notes.views" in web
+    assert "consults.room.views" in web and "triage.photos.views" in web
     assert "consults.notes.engine" not in web and "triage.vision.skin" not in web
     loaded = {}
     for module in web:

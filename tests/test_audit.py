@@ -12,7 +12,7 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from consults import services as visit_services
+from consults.booking import services as visit_services
 from consults.models import Visit
 from telehealth.admin import AuditedReadsAdmin
 from telehealth.audit import audit_record
@@ -186,7 +186,7 @@ CODE_WRITTEN = re.compile(r"""object_type\s*=\s*(f?)["']([^"']+)["']""")
 
 def test_every_object_type_written_in_the_code_has_plain_words():
     from telehealth.audit import OBJECT_WORDS
-    from triage.views_photos import VARIANTS
+    from triage.photos.views import VARIANTS
 
     root = Path(__file__).resolve().parents[1]
     written = set()

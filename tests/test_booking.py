@@ -6,7 +6,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from consults import services
+from consults.booking import services
 from consults.models import AvailabilityException, AvailabilityRule, Visit, VisitStatus
 from consults.selectors import free_slots, slot_is_free
 from consults.urgency import Urgency

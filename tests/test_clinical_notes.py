@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services as booking_services
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -13,6 +13,7 @@ from consults.models import (
     TranscriptSegment,
 )
 from consults.notes import services as clinical_notes
+from consults.room import services as room_services
 from tests.test_permissions import login
 
 DIALOGUE = [
@@ -30,10 +31,10 @@ DIALOGUE = [
 
 
 def _transcribed_visit(patient, physician, *, consent=True):
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough")
-    visit = services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
     if consent:
-        services.consent_record(
+        room_services.consent_record(
             visit=visit,
             patient=patient,
             choices={ConsentPurpose.RECORDING: True, ConsentPurpose.AI_NOTES: True},
@@ -63,7 +64,7 @@ def _transcribed_visit(patient, physician, *, consent=True):
             avg_logprob=-0.2,
             no_speech_prob=0.01,
         )
-    services.visit_end(visit=visit, actor=physician)
+    room_services.visit_end(visit=visit, actor=physician)
     return visit
 
 

@@ -3,15 +3,17 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
-from consults import selectors, services
+from consults import selectors
+from consults.booking import services as booking_services
 from consults.models import ConsentPurpose, RoomPresence, VisitStatus
+from consults.room import services as room_services
 from telehealth.asgi import application
 from tests.test_permissions import login
 
 
 def _admitted(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
-    return services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Rash")
+    return room_services.visit_admit(visit=visit, physician=physician)
 
 
 @pytest.fixture
@@ -40,21 +42,25 @@ def test_admit_assigns_on_demand_visit_to_admitting_physician(patient, physician
 def test_physician_cannot_admit_patient_waiting_for_someone_else(
     patient, physician, other_physician, slots
 ):
-    visit = services.visit_book(patient=patient, physician=physician, start=slots[0], reason="x")
+    visit = booking_services.visit_book(
+        patient=patient, physician=physician, start=slots[0], reason="x"
+    )
     visit.status = VisitStatus.CHECKED_IN
     visit.save()
-    with pytest.raises(services.BookingError, match="another physician"):
-        services.visit_admit(visit=visit, physician=other_physician)
+    with pytest.raises(booking_services.BookingError, match="another physician"):
+        room_services.visit_admit(visit=visit, physician=other_physician)
 
 
 def test_cannot_admit_a_patient_who_is_not_waiting(patient, physician, slots):
-    visit = services.visit_book(patient=patient, physician=physician, start=slots[0], reason="x")
-    with pytest.raises(services.BookingError, match="not waiting"):
-        services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_book(
+        patient=patient, physician=physician, start=slots[0], reason="x"
+    )
+    with pytest.raises(booking_services.BookingError, match="not waiting"):
+        room_services.visit_admit(visit=visit, physician=physician)
 
 
 def test_nobody_enters_the_room_before_admission(client, patient):
-    visit = services.visit_join_on_demand(patient=patient, reason="x")
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="x")
     response = login(client, patient).get(reverse("consults:room", args=[visit.pk]))
     assert response.status_code == 404
 
@@ -105,7 +111,7 @@ def test_chat_and_transcript_are_logs_and_chat_items_have_ids(client, patient, i
 
 
 def test_patient_leaving_keeps_the_visit_open_and_offers_to_rejoin(client, patient, in_consult):
-    services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket")
+    room_services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket")
     login(client, patient)
     place_url = reverse("consults:visit_place", args=[in_consult.pk])
     assert "data-auto-join" in client.get(place_url).content.decode()
@@ -121,7 +127,7 @@ def test_patient_leaving_keeps_the_visit_open_and_offers_to_rejoin(client, patie
         assert "You left the call." in page and "data-auto-join" not in page
         assert reverse("consults:room", args=[in_consult.pk]) in page
     # Back in the room: the visit page would take them in again.
-    services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket-2")
+    room_services.presence_join(visit=in_consult, user=patient, channel_name="patient-socket-2")
     assert "data-auto-join" in client.get(place_url).content.decode()
 
 
@@ -132,12 +138,12 @@ def test_a_patient_not_yet_in_the_call_is_taken_in_not_told_they_left(patient, i
 def test_physician_cannot_leave_the_call_only_end_it(client, physician, in_consult):
     response = login(client, physician).post(reverse("consults:leave", args=[in_consult.pk]))
     assert response.status_code == 403
-    with pytest.raises(services.BookingError, match="physician ends"):
-        services.visit_leave(visit=in_consult, user=physician)
+    with pytest.raises(booking_services.BookingError, match="physician ends"):
+        room_services.visit_leave(visit=in_consult, user=physician)
 
 
 def test_leaving_after_the_visit_ended_goes_to_the_visit(client, patient, physician, in_consult):
-    services.visit_end(visit=in_consult, actor=physician)
+    room_services.visit_end(visit=in_consult, actor=physician)
     response = login(client, patient).post(reverse("consults:leave", args=[in_consult.pk]))
     assert response["Location"] == reverse("consults:visit_detail", args=[in_consult.pk])
 
@@ -154,7 +160,7 @@ def test_consent_is_stored_per_purpose_and_can_be_withdrawn(client, patient, in_
     state = selectors.consent_state(visit=in_consult)
     assert state == {"recording": False, "ai_notes": True, "ai_photos": False}
     assert in_consult.consents.filter(purpose="recording").count() == 2
-    assert in_consult.consents.first().version == services.CONSENT_VERSION
+    assert in_consult.consents.first().version == room_services.CONSENT_VERSION
 
 
 def test_consent_form_requires_an_answer_for_each_purpose(client, patient, in_consult):
@@ -166,8 +172,10 @@ def test_consent_form_requires_an_answer_for_each_purpose(client, patient, in_co
 
 
 def test_only_the_patient_gives_consent(physician, in_consult):
-    with pytest.raises(services.BookingError):
-        services.consent_record(visit=in_consult, patient=physician, choices={"recording": True})
+    with pytest.raises(booking_services.BookingError):
+        room_services.consent_record(
+            visit=in_consult, patient=physician, choices={"recording": True}
+        )
 
 
 # --- Signaling socket -------------------------------------------------------------------------
@@ -224,11 +232,13 @@ async def test_room_refuses_other_patient_other_physician_and_admin(
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_room_refuses_waiting_and_ended_visits(patient, physician):
-    waiting = await sync_to_async(services.visit_join_on_demand)(patient=patient, reason="x")
+    waiting = await sync_to_async(booking_services.visit_join_on_demand)(
+        patient=patient, reason="x"
+    )
     _c, connected, _ = await join(waiting.pk, patient)
     assert not connected
-    admitted = await sync_to_async(services.visit_admit)(visit=waiting, physician=physician)
-    await sync_to_async(services.visit_end)(visit=admitted, actor=physician)
+    admitted = await sync_to_async(room_services.visit_admit)(visit=waiting, physician=physician)
+    await sync_to_async(room_services.visit_end)(visit=admitted, actor=physician)
     for user in (patient, physician):
         _c, connected, _ = await join(waiting.pk, user)
         assert not connected
@@ -242,7 +252,7 @@ async def test_ending_the_visit_tells_both_sides_and_closes(patient, physician):
     pat, _, _ = await join(visit.pk, patient)
     await doctor.receive_json_from()
     await pat.receive_json_from()
-    await sync_to_async(services.visit_end)(visit=visit, actor=physician)
+    await sync_to_async(room_services.visit_end)(visit=visit, actor=physician)
     for side in (doctor, pat):
         message = await side.receive_json_from()
         while message["type"] != "ended":

@@ -20,7 +20,8 @@ from channels.testing import WebsocketCommunicator
 from django.db import OperationalError, connection
 from websockets.exceptions import InvalidStatus
 
-from consults import services
+from consults.booking import services as booking_services
+from consults.room import services as room_services
 from telehealth.asgi import application
 from telehealth.outage import RETRY_AFTER_S, RefuseSocketsWhenUnavailable
 from tests.asgi_servers import (
@@ -171,8 +172,10 @@ async def until(attempt, *, timeout: float):
 def test_database_outage_gives_clean_503_pages_and_recovers_by_itself(
     outage, patient, physician, tmp_path
 ):
-    visit = services.visit_admit(
-        visit=services.visit_join_on_demand(patient=patient, reason="Itchy rash on left forearm"),
+    visit = room_services.visit_admit(
+        visit=booking_services.visit_join_on_demand(
+            patient=patient, reason="Itchy rash on left forearm"
+        ),
         physician=physician,
     )
     patient.last_name = "Quarrington-Vale"  # distinctive, so a match cannot be a coincidence
@@ -255,7 +258,7 @@ def test_database_error_in_a_view_gives_the_503_page_not_a_500(client, patient, 
     """The drill's outage is met by the session lookup; this one only by the view's own query."""
     login(client, patient)
     down = OperationalError("server closed the connection unexpectedly")
-    with mock.patch("consults.views.visits_for_patient", side_effect=down):
+    with mock.patch("consults.booking.views.visits_for_patient", side_effect=down):
         response = client.get("/visits/")
     assert response.status_code == 503
     assert response["Retry-After"] == str(RETRY_AFTER_S)
@@ -263,6 +266,6 @@ def test_database_error_in_a_view_gives_the_503_page_not_a_500(client, patient, 
     assert "database unavailable: OperationalError on GET /visits/" in caplog.messages
     assert not any(record.exc_info for record in caplog.records)
     # Other errors are not disguised as an outage.
-    with mock.patch("consults.views.visits_for_patient", side_effect=ValueError("bug")):
+    with mock.patch("consults.booking.views.visits_for_patient", side_effect=ValueError("bug")):
         client.raise_request_exception = False
         assert client.get("/visits/").status_code == 500

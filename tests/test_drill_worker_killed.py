@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from consults import services as visit_services
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -27,6 +26,7 @@ from consults.models import (
     Speaker,
     TranscriptSegment,
 )
+from consults.room import services as visit_services
 from consults.transcripts import services as transcription
 from tests.test_drills_worker import (
     CHUNK,
@@ -36,8 +36,8 @@ from tests.test_drills_worker import (
     two_window_recording,
 )
 from tests.workers import kill_worker, start_worker, stop_worker, tasks_sent_to, wait_for
-from triage import photos as photo_services
 from triage.models import Photo, PhotoAnalysis, PhotoKind
+from triage.photos import services as photo_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 

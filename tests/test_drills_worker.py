@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from consults import services as visit_services
-from consults import tasks as consult_tasks
+from consults.booking import services as booking_services
+from consults.booking import tasks as consult_tasks
 from consults.models import AudioChunk, ChunkStatus, Recording, Speaker, TranscriptSegment
+from consults.room import services as room_services
 from consults.transcripts import services as transcription
 from telehealth.lost_work import lost_work_resend
 from tests.services import PrivateRedis
@@ -36,8 +37,8 @@ from tests.workers import (
     wait_for,
     worker_children,
 )
-from triage import photos as photo_services
 from triage.models import Photo, PhotoAnalysis, PhotoKind, UrgencyChange
+from triage.photos import services as photo_services
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -76,11 +77,11 @@ def worker_env(redis: PrivateRedis, **more: str) -> dict[str, str]:
 
 
 def consult(patient, physician, purposes=("recording", "ai_notes", "ai_photos")):
-    visit = visit_services.visit_admit(
-        visit=visit_services.visit_join_on_demand(patient=patient, reason="Chest pain, mole"),
+    visit = room_services.visit_admit(
+        visit=booking_services.visit_join_on_demand(patient=patient, reason="Chest pain, mole"),
         physician=physician,
     )
-    visit_services.consent_record(
+    room_services.consent_record(
         visit=visit, patient=patient, choices=dict.fromkeys(purposes, True)
     )
     return visit

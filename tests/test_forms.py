@@ -95,7 +95,7 @@ def test_signup_form_never_says_an_address_is_taken(client, physician):
 
 
 def test_urgency_override_form_rejects_bad_level(client, admin_user, patient):
-    from consults.services import visit_join_on_demand
+    from consults.booking.services import visit_join_on_demand
 
     visit = visit_join_on_demand(patient=patient, reason="x")
     response = login(client, admin_user).post(

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from consults import services as visit_services
-from consults import tasks as consult_tasks
+from consults.booking import services as booking_services
+from consults.booking import tasks as consult_tasks
 from consults.models import (
     AudioChunk,
     ChunkStatus,
@@ -24,6 +24,7 @@ from consults.models import (
 )
 from consults.notes import tasks as note_tasks
 from consults.notes.services import note_request
+from consults.room import services as room_services
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment
 from consults.transcripts import services as transcription
@@ -34,9 +35,9 @@ from telehealth.private_media import private_save
 from telehealth.settings.base import filesystem_broker_options
 from tests.test_transcription import wav_bytes
 from tests.workers import tasks_sent_to
-from triage import photos as photo_services
-from triage import tasks as triage_tasks
 from triage.models import Photo, PhotoConcern, PhotoKind
+from triage.photos import services as photo_services
+from triage.photos import tasks as triage_tasks
 
 NOW = timezone.now()
 STALE = NOW - timedelta(seconds=settings.LOST_WORK_AFTER + 60)
@@ -60,11 +61,11 @@ def broker(transactional_db, private_redis):
 
 @pytest.fixture
 def visit(patient, physician):
-    visit = visit_services.visit_admit(
-        visit=visit_services.visit_join_on_demand(patient=patient, reason="Rash"),
+    visit = room_services.visit_admit(
+        visit=booking_services.visit_join_on_demand(patient=patient, reason="Rash"),
         physician=physician,
     )
-    visit_services.consent_record(
+    room_services.consent_record(
         visit=visit,
         patient=patient,
         choices={"recording": True, "ai_notes": True, "ai_photos": True},

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from consults import services
+from consults.booking import services
 from telehealth.celery import app as celery_app
 from telehealth.observability import JsonFormatter, LogContextFilter
 from tests.factories import PatientFactory

@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.urls import URLResolver, get_resolver, reverse
 from PIL import Image
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
 from consults.models import (
     AudioChunk,
     ChatMessage,
@@ -21,6 +21,7 @@ from consults.models import (
     Recording,
     TranscriptSegment,
 )
+from consults.room import services as room_services
 from telehealth.asgi import application
 from telehealth.models import ErasureRequest
 from telehealth.private_media import private_save
@@ -151,9 +152,9 @@ def world(db):
         "admin": AdminFactory(email="admin@example.org"),
     }
     open_every_day(users["doctor_x"])
-    visit = visit_services.visit_join_on_demand(patient=users["patient_a"], reason="Secret rash")
-    visit = visit_services.visit_admit(visit=visit, physician=users["doctor_x"])
-    visit_services.consent_record(
+    visit = booking_services.visit_join_on_demand(patient=users["patient_a"], reason="Secret rash")
+    visit = room_services.visit_admit(visit=visit, physician=users["doctor_x"])
+    room_services.consent_record(
         visit=visit,
         patient=users["patient_a"],
         choices={"recording": True, "ai_notes": True, "ai_photos": True},

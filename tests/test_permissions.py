@@ -2,7 +2,7 @@ import pytest
 from django.test import RequestFactory
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services
 from telehealth.models import AuditEvent
 from tests.factories import PASSWORD
 

@@ -9,22 +9,23 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
 from consults.models import Visit, VisitStatus
+from consults.room import services as room_services
 from telehealth.models import AuditEvent
 from telehealth.private_media import private_save
 from tests.test_permissions import login
-from triage import photos
 from triage.models import Photo, PhotoAnalysis, PhotoConcern
-from triage.photo_summary import AreaPoint, trend_sentences, wound_size
+from triage.photos import services as photos
+from triage.photos.summary import AreaPoint, trend_sentences, wound_size
 from triage.services import TriageError
 from triage.vision.wound import area_cm2_from_px, scale_from_points
 
 
 @pytest.fixture
 def visit(patient, physician):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Leg ulcer")
-    return visit_services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Leg ulcer")
+    return room_services.visit_admit(visit=visit, physician=physician)
 
 
 def earlier_visit(patient, physician) -> Visit:

@@ -10,13 +10,14 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
 from consults.models import ConsentPurpose
+from consults.room import services as room_services
 from tests.factories import PatientFactory
 from tests.test_permissions import login
 from tests.workers import wait_for
 from triage.models import Photo, UrgencyChange
-from triage.selectors import queue_for_physician
+from triage.queue.selectors import queue_for_physician
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -35,11 +36,11 @@ def _upload(client, visit, path: Path, kind: str) -> None:
 def test_melanoma_photo_is_triaged_by_worker_and_jumps_the_queue(
     celery_worker_process, client, patient, physician
 ):
-    earlier = visit_services.visit_join_on_demand(patient=PatientFactory(), reason="Cough")
+    earlier = booking_services.visit_join_on_demand(patient=PatientFactory(), reason="Cough")
     earlier.checked_in_at = timezone.now() - timedelta(minutes=30)
     earlier.save(update_fields=["checked_in_at"])
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole changed")
-    visit_services.consent_record(
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Mole changed")
+    room_services.consent_record(
         visit=visit, patient=patient, choices={ConsentPurpose.AI_PHOTOS: True}
     )
     login(client, patient)
@@ -97,8 +98,8 @@ def _sample(exposition: str, name: str, **labels: str) -> float:
 def test_wound_photo_is_outlined_and_measured_by_worker(
     celery_worker_process, client, patient, physician
 ):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Foot ulcer")
-    visit_services.consent_record(
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Foot ulcer")
+    room_services.consent_record(
         visit=visit, patient=patient, choices={ConsentPurpose.AI_PHOTOS: True}
     )
     login(client, patient)
@@ -114,12 +115,12 @@ def test_wound_photo_is_outlined_and_measured_by_worker(
 
 
 def test_without_ai_consent_the_worker_never_sees_the_photo(client, patient, physician):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole")
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Mole")
     login(client, patient)
     _upload(client, visit, FIXTURES / "vision" / "ham_mel.jpg", "skin")
     photo = Photo.objects.get(visit=visit)
     assert photo.status == Photo.Status.STORED
-    from triage.photos import photo_analyse
+    from triage.photos.services import photo_analyse
 
     assert photo_analyse(photo_id=photo.pk) is None
     assert not hasattr(Photo.objects.get(pk=photo.pk), "analysis")

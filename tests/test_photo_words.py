@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
+from consults.room import services as room_services
 from tests.test_permissions import login
-from triage import photos
 from triage.models import Photo, PhotoAnalysis
-from triage.photo_summary import diagnosis_name, differential, quality_words
+from triage.photos import services as photos
+from triage.photos.summary import diagnosis_name, differential, quality_words
 from triage.vision.skin import CLASS_NAMES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vision"
@@ -68,8 +69,8 @@ def test_quality_of_older_photos_without_check_scores_still_reads():
 
 @pytest.fixture
 def visit(patient, physician):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole changed")
-    return visit_services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Mole changed")
+    return room_services.visit_admit(visit=visit, physician=physician)
 
 
 def test_submitted_photo_keeps_each_checks_score(visit, patient):

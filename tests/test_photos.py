@@ -6,11 +6,11 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
-from consults import services as visit_services
+from consults.booking import services as visit_services
 from telehealth.models import AuditEvent
 from tests.test_permissions import login
-from triage import photos
 from triage.models import Photo
+from triage.photos import services as photos
 from triage.services import TriageError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vision"
@@ -146,7 +146,7 @@ def test_upload_form_records_ai_consent_and_queues_analysis(
     from unittest import mock
 
     with (
-        mock.patch("triage.tasks.analyse_photo.delay") as delay,
+        mock.patch("triage.photos.tasks.analyse_photo.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = login(client, patient).post(

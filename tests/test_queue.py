@@ -4,12 +4,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
+from consults.room import services as room_services
 from consults.urgency import Urgency
 from telehealth.models import AuditEvent
 from triage import services
 from triage.models import QueueSkip
-from triage.selectors import queue_board, queue_for_physician, queue_stats, waiting_place
+from triage.queue.selectors import queue_board, queue_for_physician, queue_stats, waiting_place
 
 
 def _wait(visit, minutes):
@@ -22,9 +23,9 @@ def _wait(visit, minutes):
 def three_waiting(db, physician):
     from tests.factories import PatientFactory
 
-    calm = _wait(visit_services.visit_join_on_demand(patient=PatientFactory(), reason="calm"), 50)
-    early = _wait(visit_services.visit_join_on_demand(patient=PatientFactory(), reason="e"), 30)
-    flagged = visit_services.visit_join_on_demand(
+    calm = _wait(booking_services.visit_join_on_demand(patient=PatientFactory(), reason="calm"), 50)
+    early = _wait(booking_services.visit_join_on_demand(patient=PatientFactory(), reason="e"), 30)
+    flagged = booking_services.visit_join_on_demand(
         patient=PatientFactory(), reason="chest", red_flags=["chest_pain"]
     )
     return calm, early, flagged
@@ -78,8 +79,8 @@ def test_patient_cannot_override_urgency(patient, three_waiting):
 
 
 def test_reassigned_visit_moves_between_queues(physician, other_physician, admin_user, patient):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="x")
-    visit_services.visit_reassign(visit=visit, actor=admin_user, physician=other_physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="x")
+    booking_services.visit_reassign(visit=visit, actor=admin_user, physician=other_physician)
     assert visit in [e.visit for e in queue_for_physician(physician=other_physician)]
     assert visit not in [e.visit for e in queue_for_physician(physician=physician)]
 
@@ -94,7 +95,7 @@ def test_waiting_place_counts_who_is_ahead(three_waiting):
 def test_board_stats_count_overdue_and_no_shows(admin_user, physician, three_waiting):
     calm = three_waiting[0]
     _wait(three_waiting[2], 30)
-    visit_services.visit_mark_no_show(visit=calm, actor=admin_user)
+    booking_services.visit_mark_no_show(visit=calm, actor=admin_user)
     board = queue_board()
     stats = queue_stats(board=board)
     assert stats.waiting == 2 and stats.overdue == 1
@@ -105,8 +106,8 @@ def test_board_stats_count_overdue_and_no_shows(admin_user, physician, three_wai
 
 def test_admitting_past_a_more_urgent_patient_needs_a_reason(physician, three_waiting):
     calm, _early, flagged = three_waiting
-    with pytest.raises(visit_services.AdmitNeedsReason) as refused:
-        visit_services.visit_admit(visit=calm, physician=physician, reason="  ")
+    with pytest.raises(room_services.AdmitNeedsReason) as refused:
+        room_services.visit_admit(visit=calm, physician=physician, reason="  ")
     [passed] = refused.value.passed_over
     assert passed.entry.visit == flagged and passed.more_urgent
     assert passed.why == "Very urgent"
@@ -116,7 +117,7 @@ def test_admitting_past_a_more_urgent_patient_needs_a_reason(physician, three_wa
 
 def test_admitting_with_a_reason_records_and_audits_it(physician, three_waiting):
     calm, _early, flagged = three_waiting
-    visit_services.visit_admit(visit=calm, physician=physician, reason="Booked follow-up, 2 min")
+    room_services.visit_admit(visit=calm, physician=physician, reason="Booked follow-up, 2 min")
     calm.refresh_from_db()
     assert calm.status == "in_consult" and calm.started_at is not None
     skip = QueueSkip.objects.get()
@@ -131,10 +132,10 @@ def test_admitting_with_a_reason_records_and_audits_it(physician, three_waiting)
 
 def test_an_overdue_patient_of_the_same_level_is_passed_over_too(physician, three_waiting):
     calm, early, flagged = three_waiting
-    visit_services.visit_admit(visit=flagged, physician=physician)  # first in line: no reason
+    room_services.visit_admit(visit=flagged, physician=physician)  # first in line: no reason
     _wait(calm, 130)  # standard allows 120 minutes
-    with pytest.raises(visit_services.AdmitNeedsReason) as refused:
-        visit_services.visit_admit(visit=early, physician=physician)
+    with pytest.raises(room_services.AdmitNeedsReason) as refused:
+        room_services.visit_admit(visit=early, physician=physician)
     [passed] = refused.value.passed_over
     assert passed.entry.visit == calm and not passed.more_urgent
     assert passed.why == "waiting 10 min past the limit"
@@ -142,28 +143,28 @@ def test_an_overdue_patient_of_the_same_level_is_passed_over_too(physician, thre
 
 def test_taking_the_next_patient_in_order_needs_no_reason(physician, three_waiting):
     calm, early, flagged = three_waiting
-    visit_services.visit_admit(visit=flagged, physician=physician)
+    room_services.visit_admit(visit=flagged, physician=physician)
     # Calm is ahead of early at the same level but within its maximum wait: ordinary choice.
-    visit_services.visit_admit(visit=early, physician=physician)
-    visit_services.visit_admit(visit=calm, physician=physician)
+    room_services.visit_admit(visit=early, physician=physician)
+    room_services.visit_admit(visit=calm, physician=physician)
     assert not QueueSkip.objects.exists()
 
 
 def test_a_more_urgent_patient_goes_before_an_overdue_less_urgent_one(physician, three_waiting):
     calm, _early, flagged = three_waiting
     _wait(calm, 300)
-    visit_services.visit_admit(visit=flagged, physician=physician)
+    room_services.visit_admit(visit=flagged, physician=physician)
     assert not QueueSkip.objects.exists()
 
 
 def test_admit_view_asks_why_then_admits_with_the_reason(client, physician, db):
     from tests.factories import PatientFactory
 
-    calm = visit_services.visit_join_on_demand(
+    calm = booking_services.visit_join_on_demand(
         patient=PatientFactory(first_name="Cal", last_name="Calm"), reason="calm"
     )
     urgent = _wait(
-        visit_services.visit_join_on_demand(
+        booking_services.visit_join_on_demand(
             patient=PatientFactory(first_name="Vera", last_name="Ahead"),
             reason="chest",
             red_flags=["chest_pain"],

@@ -13,7 +13,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from consults import services
+from consults.booking import services
 from tests.asgi_servers import (
     http,
     open_consult,

@@ -11,10 +11,11 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
-from consults import services as visit_services
+from consults.booking import services as booking_services
 from consults.models import ClinicalNote, ConsentPurpose
 from consults.notes import services as clinical_notes
 from consults.realtime import room_push
+from consults.room import services as room_services
 from telehealth.asgi import application
 from tests.factories import PatientFactory, admitted_visit
 from triage.models import Photo, PhotoAnalysis, PhotoConcern, UrgencyChange
@@ -63,12 +64,12 @@ def _assert_no_model_output(html: str) -> None:
 
 @pytest.mark.parametrize("status", ["checked_in", "in_consult", "completed"])
 def test_patient_pages_carry_no_model_output_until_signed(client, patient, physician, status):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole on back")
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Mole on back")
     if status != "checked_in":
-        visit = visit_services.visit_admit(visit=visit, physician=physician)
+        visit = room_services.visit_admit(visit=visit, physician=physician)
     _analysed_melanoma(visit)
     if status == "completed":
-        visit_services.visit_end(visit=visit, actor=physician)
+        room_services.visit_end(visit=visit, actor=physician)
     client.force_login(patient)
     for name in ("consults:visit_detail", "consults:visit_place", "triage:photo_list"):
         response = client.get(reverse(name, args=[visit.pk]))
@@ -79,7 +80,7 @@ def test_patient_pages_carry_no_model_output_until_signed(client, patient, physi
 
 
 def test_staff_see_the_urgency_and_its_reason(client, patient, physician):
-    visit = visit_services.visit_join_on_demand(patient=patient, reason="Mole on back")
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Mole on back")
     _analysed_melanoma(visit)
     client.force_login(physician)
     page = client.get(reverse("consults:visit_detail", args=[visit.pk])).content.decode()
@@ -88,7 +89,7 @@ def test_staff_see_the_urgency_and_its_reason(client, patient, physician):
 
 def test_completed_visit_links_the_summary_only_once_signed(client, patient, physician):
     visit = admitted_visit(patient, physician)
-    visit_services.visit_end(visit=visit, actor=physician)
+    room_services.visit_end(visit=visit, actor=physician)
     ClinicalNote.objects.create(visit=visit, status=ClinicalNote.Status.DRAFT, content={})
     client.force_login(patient)
     summary_url = reverse("consults:summary", args=[visit.pk])
@@ -129,8 +130,8 @@ async def _drain(communicator, quiet=0.5) -> list[dict]:
 async def test_waiting_socket_hears_no_ai_events_and_nothing_of_other_visits(
     patient, other_patient, physician
 ):
-    mine = await sync_to_async(visit_services.visit_join_on_demand)(patient=patient, reason="a")
-    theirs = await sync_to_async(visit_services.visit_join_on_demand)(
+    mine = await sync_to_async(booking_services.visit_join_on_demand)(patient=patient, reason="a")
+    theirs = await sync_to_async(booking_services.visit_join_on_demand)(
         patient=other_patient, reason="b"
     )
     patient_socket = await _connect(f"/ws/visits/{mine.pk}/", patient)
@@ -153,10 +154,10 @@ async def test_waiting_socket_hears_no_ai_events_and_nothing_of_other_visits(
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_patient_hears_admitted_and_summary_ready_on_their_own_visit(patient, physician):
-    visit = await sync_to_async(visit_services.visit_join_on_demand)(patient=patient, reason="a")
+    visit = await sync_to_async(booking_services.visit_join_on_demand)(patient=patient, reason="a")
     patient_socket = await _connect(f"/ws/visits/{visit.pk}/", patient)
-    visit = await sync_to_async(visit_services.visit_admit)(visit=visit, physician=physician)
-    await sync_to_async(visit_services.visit_end)(visit=visit, actor=physician)
+    visit = await sync_to_async(room_services.visit_admit)(visit=visit, physician=physician)
+    await sync_to_async(room_services.visit_end)(visit=visit, actor=physician)
     note = await sync_to_async(ClinicalNote.objects.create)(
         visit=visit, status=ClinicalNote.Status.DRAFT, content={}
     )
@@ -248,10 +249,10 @@ def test_hang_up_lands_on_the_note_review_with_progress(client, patient, physici
 
 def test_progress_says_drafting_then_opens_the_draft(client, patient, physician):
     visit = admitted_visit(patient, physician)
-    visit_services.consent_record(
+    room_services.consent_record(
         visit=visit, patient=patient, choices={ConsentPurpose.AI_NOTES: True}
     )
-    visit_services.visit_end(visit=visit, actor=physician)
+    room_services.visit_end(visit=visit, actor=physician)
     clinical_notes.note_request(visit=visit)  # what the end's on_commit hook does
     client.force_login(physician)
     url = reverse("consults:note_progress", args=[visit.pk])
@@ -266,7 +267,7 @@ def test_queue_lists_notes_to_sign_oldest_first_and_signing_offers_next(client, 
     visits = []
     for name in ("First", "Second"):
         visit = admitted_visit(PatientFactory(first_name=name), physician)
-        visit_services.visit_end(visit=visit, actor=physician)
+        room_services.visit_end(visit=visit, actor=physician)
         ClinicalNote.objects.create(visit=visit, status=ClinicalNote.Status.DRAFT, content={})
         visits.append(visit)
     client.force_login(physician)

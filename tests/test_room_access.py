@@ -10,7 +10,8 @@ from django.test import override_settings
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from consults import selectors, services
+from consults import selectors
+from consults.booking import services
 from consults.models import RoomPresence
 from telehealth.asgi import application
 from telehealth.consumers import connect_limiter, frame_limiter

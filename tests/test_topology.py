@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from consults import services
+from consults.booking import services
 from consults.models import VisitStatus
 from tests.asgi_servers import (
     http,

@@ -13,8 +13,9 @@ import wave
 import pytest
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services as booking_services
 from consults.models import AudioChunk, ChunkStatus, Recording, TranscriptSegment, VisitStatus
+from consults.room import services as room_services
 from consults.speech.audio import decode_audio
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Segment, Transcript, Word
@@ -84,13 +85,13 @@ def fake_engine(settings):
 
 @pytest.fixture
 def in_consult(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough")
-    return services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough")
+    return room_services.visit_admit(visit=visit, physician=physician)
 
 
 @pytest.fixture
 def consented(in_consult, patient):
-    services.consent_record(
+    room_services.consent_record(
         visit=in_consult, patient=patient, choices={"recording": True, "ai_notes": True}
     )
     return in_consult
@@ -178,7 +179,7 @@ def test_no_recording_consent_is_403_and_nothing_is_stored(client, patient, in_c
 def test_withdrawn_consent_refuses_further_chunks(client, patient, consented):
     login(client, patient)
     assert post_chunk(client, consented, index=0).status_code == 201
-    services.consent_record(visit=consented, patient=patient, choices={"recording": False})
+    room_services.consent_record(visit=consented, patient=patient, choices={"recording": False})
     assert post_chunk(client, consented, index=1).status_code == 403
     assert AudioChunk.objects.count() == 1
 
@@ -186,7 +187,7 @@ def test_withdrawn_consent_refuses_further_chunks(client, patient, consented):
 def test_recording_without_ai_consent_is_stored_but_not_transcribed(
     client, patient, in_consult, django_capture_on_commit_callbacks
 ):
-    services.consent_record(
+    room_services.consent_record(
         visit=in_consult, patient=patient, choices={"recording": True, "ai_notes": False}
     )
     with django_capture_on_commit_callbacks() as callbacks:
@@ -226,7 +227,7 @@ def test_next_index_continues_after_a_reload(client, patient, consented):
 
 
 def test_last_chunk_after_hang_up_is_still_accepted(client, patient, physician, consented):
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     assert post_chunk(login(client, patient), consented, index=0).status_code == 201
 
 
@@ -282,7 +283,7 @@ def test_silence_marks_the_chunk_no_speech(patient, consented):
 
 def test_consent_withdrawn_before_transcription_keeps_audio_untranscribed(patient, consented):
     chunk = _chunk(consented, patient)
-    services.consent_record(visit=consented, patient=patient, choices={"ai_notes": False})
+    room_services.consent_record(visit=consented, patient=patient, choices={"ai_notes": False})
     assert transcript_tasks.transcribe_chunk(chunk.pk) == "skipped"
     chunk.refresh_from_db()
     assert chunk.status == ChunkStatus.STORED and not TranscriptSegment.objects.exists()
@@ -311,7 +312,7 @@ def test_red_flag_phrases_from_the_physician_do_not_raise_urgency(physician, con
 
 def test_transcript_completes_after_hang_up_once_every_chunk_is_done(patient, physician, consented):
     chunks = [_chunk(consented, patient, index=i, start_ms=i * 5000) for i in range(2)]
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     assert transcript_selectors.transcript_status(visit=consented)["state"] == "processing"
     for chunk in chunks:
         transcript_tasks.transcribe_chunk(chunk.pk)
@@ -392,7 +393,7 @@ def test_uploaded_file_is_transcribed_with_progress_to_done(
     overlap = transcription.UPLOAD_OVERLAP_S
     transcription.UPLOAD_OVERLAP_S = 0.2
     try:
-        services.visit_end(visit=consented, actor=physician)
+        room_services.visit_end(visit=consented, actor=physician)
         audio = io.BytesIO(wav_bytes(seconds=1.2))
         audio.name = "visit.wav"
         login(client, physician)
@@ -445,7 +446,7 @@ def test_upload_windows_overlap_so_each_word_is_kept_exactly_once(
     settings.SPEECH_BACKEND = "tests.test_transcription.WordClockTranscriber"
     clear_transcribers()
     monkeypatch.setattr(transcription, "UPLOAD_WINDOW_S", 10.0)
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     audio = io.BytesIO(wav_bytes(seconds=34.3))
     audio.name = "visit.wav"
     login(client, physician)
@@ -480,7 +481,7 @@ def test_upload_redelivered_after_its_worker_died_resumes_after_the_last_stored_
     settings.SPEECH_BACKEND = "tests.test_transcription.WordClockTranscriber"
     clear_transcribers()
     monkeypatch.setattr(transcription, "UPLOAD_WINDOW_S", 10.0)
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     audio = io.BytesIO(wav_bytes(seconds=34.3))
     audio.name = "visit.wav"
     with django_capture_on_commit_callbacks():
@@ -525,7 +526,7 @@ def test_live_recordings_reach_a_final_state_when_the_visit_ends(
     transcript_tasks.transcribe_chunk(done.pk)
     recording = Recording.objects.get(source=Recording.Source.LIVE)
     assert (recording.status, recording.progress) == (Recording.Status.RECORDING, 0)
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     recording.refresh_from_db()
     assert (recording.status, recording.progress) == (Recording.Status.PROCESSING, 50)
     transcript_tasks.transcribe_chunk(waiting.pk)
@@ -537,7 +538,7 @@ def test_a_live_recording_whose_chunks_were_all_done_is_done_when_the_visit_ends
     patient, physician, consented
 ):
     transcript_tasks.transcribe_chunk(_chunk(consented, patient).pk)
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     recording = Recording.objects.get(source=Recording.Source.LIVE)
     assert (recording.status, recording.progress) == (Recording.Status.DONE, 100)
 
@@ -592,7 +593,7 @@ def test_chunk_overlap_out_of_range_is_refused(client, patient, consented, head)
 
 
 def test_upload_of_a_non_audio_file_is_415(client, physician, consented):
-    services.visit_end(visit=consented, actor=physician)
+    room_services.visit_end(visit=consented, actor=physician)
     upload = io.BytesIO(b"GIF89a not audio")
     upload.name = "x.mp3"
     response = login(client, physician).post(

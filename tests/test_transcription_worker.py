@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from consults import services
+from consults.booking import services as booking_services
 from consults.models import AudioChunk, ChunkStatus, TranscriptSegment
+from consults.room import services as room_services
 from consults.transcripts import selectors as transcript_selectors
 from tests.test_permissions import login
 from tests.test_transcription import CORRUPT_WAV, post_chunk
@@ -35,10 +36,11 @@ def _finished(chunk_id: int) -> AudioChunk | None:
 def test_live_chunk_is_transcribed_by_a_worker_and_raises_a_red_flag(
     client, patient, physician, tiny_worker
 ):
-    visit = services.visit_admit(
-        visit=services.visit_join_on_demand(patient=patient, reason="Cough"), physician=physician
+    visit = room_services.visit_admit(
+        visit=booking_services.visit_join_on_demand(patient=patient, reason="Cough"),
+        physician=physician,
     )
-    services.consent_record(
+    room_services.consent_record(
         visit=visit, patient=patient, choices={"recording": True, "ai_notes": True}
     )
     login(client, patient)
@@ -69,7 +71,7 @@ def test_live_chunk_is_transcribed_by_a_worker_and_raises_a_red_flag(
 
     # A chunk still in flight at hang-up finishes; then the transcript is complete.
     assert post_chunk(client, visit, index=2, start_ms=30_000, data=CHUNK).status_code == 201
-    services.visit_end(visit=visit, actor=physician)
+    room_services.visit_end(visit=visit, actor=physician)
     ended = time.monotonic()
     visit.refresh_from_db()
     wait_for(

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from consults.ice import ice_servers_for, turn_credential
+from consults.room.ice import ice_servers_for, turn_credential
 from telehealth.asgi import application
 from tests.factories import admitted_visit
 from tests.turn import allocate, start_turnserver

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from consults import services as visit_services
+from consults.booking import services as visit_services
 from consults.urgency import Urgency
 from tests.test_permissions import login
 from triage import services

@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from consults.booking.tasks import visits_mark_no_shows
 from consults.models import Visit, VisitStatus
-from consults.tasks import visits_mark_no_shows
 from tests.workers import wait_for
 
 pytestmark = pytest.mark.worker
@@ -29,7 +29,7 @@ def test_real_worker_marks_missed_visit_as_no_show(celery_worker_process, patien
 
 
 def test_no_show_sweep_is_idempotent(patient, physician):
-    from consults.services import visits_mark_no_shows as sweep
+    from consults.booking.services import visits_mark_no_shows as sweep
 
     Visit.objects.create(
         patient=patient,

@@ -24,7 +24,8 @@ class UrgencyChangeAdmin(AuditedReadsAdmin):
 
 @admin.register(QueueSkip)
 class QueueSkipAdmin(AuditedReadsAdmin):
-    # As triage.services.queue_skip_record names it: by the admitted visit; about both patients.
+    # As triage.queue.services.queue_skip_record names it: by the admitted visit; about both
+    # patients.
     audit_object_type = "queue_skip"
     audit_object_id = "visit_id"
     audit_patients = ("visit__patient", "passed_over__patient")

@@ -12,13 +12,15 @@ class TriageConfig(AppConfig):
         from telehealth.audit import audit_visit_dates_register
         from telehealth.lost_work import lost_work_register
         from telehealth.observability import scrape_collector_register
-        from triage import realtime, selectors, services
-
-        # Registered in every process: services send tasks by name (telehealth.lost_work).
-        from triage import tasks as _tasks  # noqa: F401
+        from triage import realtime, services
         from triage.metrics import QueueDepthCollector
         from triage.models import Intake, Photo, UrgencyChange
-        from triage.photos import photos_resend_lost
+
+        # Registered in every process: services send tasks by name (telehealth.lost_work).
+        from triage.photos import tasks as _tasks  # noqa: F401
+        from triage.photos.services import photos_resend_lost
+        from triage.queue import selectors
+        from triage.queue import services as queue_services
         from triage.retention import retention_register
 
         # The patient's "Who opened my record" page names the visit each audited object is of.
@@ -37,7 +39,7 @@ class TriageConfig(AppConfig):
         hooks.hook_register("visit_changed", realtime.queue_changed)
         hooks.hook_register("intake_record", services.intake_record)
         hooks.hook_register("queue_passed_over", selectors.queue_passed_over)
-        hooks.hook_register("queue_skip_record", services.queue_skip_record)
+        hooks.hook_register("queue_skip_record", queue_services.queue_skip_record)
         hooks.hook_register("waiting_place", selectors.waiting_place)
         hooks.hook_register("red_flag_heard", services.visit_urgency_raise_heard)
         # What the core's sweeper, retention and metrics run (telehealth never imports triage).

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from triage import consumers
+from triage.queue import consumers
 
 websocket_urlpatterns = [
     path("ws/queue/", consumers.StaffQueueConsumer.as_asgi()),

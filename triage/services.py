@@ -4,11 +4,9 @@ from django.db import transaction
 
 from consults.models import Visit
 from consults.urgency import RED_FLAGS, is_more_urgent, level_for_red_flags
-from telehealth.audit import audit_record
-from telehealth.models import AuditAction, User
-from triage.models import Intake, QueueSkip, UrgencyChange
+from telehealth.models import User
+from triage.models import Intake, UrgencyChange
 from triage.realtime import queue_changed
-from triage.selectors import PassedOver
 
 
 class TriageError(Exception):
@@ -80,34 +78,6 @@ def visit_urgency_override(*, visit: Visit, level: str, reason: str, actor: User
             actor=actor,
         )
     visit.urgency, visit.urgency_reason = locked.urgency, locked.urgency_reason
-
-
-def queue_skip_record(
-    *, visit: Visit, actor: User, passed_over: list[PassedOver], reason: str
-) -> list[QueueSkip]:
-    """Keep the physician's reason for admitting ``visit`` before the passed-over patients."""
-    reason = reason.strip()[:300]
-    skips = QueueSkip.objects.bulk_create(
-        QueueSkip(
-            visit=visit,
-            passed_over=p.entry.visit,
-            passed_over_urgency=p.entry.visit.urgency,
-            overdue_minutes=p.entry.overdue_minutes,
-            reason=reason,
-            actor=actor,
-        )
-        for p in passed_over
-    )
-    before = ", ".join(f"#{p.entry.visit.pk} ({p.why})" for p in passed_over)
-    audit_record(
-        actor=actor,
-        action=AuditAction.WRITE,
-        object_type="queue_skip",
-        object_id=visit.pk,
-        patient=visit.patient,
-        detail=f"Admitted before {before}: {reason}",
-    )
-    return skips
 
 
 def _apply(*, visit: Visit, level: str, reason: str, source: str, actor: User | None) -> None:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from triage import views, views_photos
+from triage.photos import views as views_photos
+from triage.queue import views
 
 app_name = "triage"
 

@@ -210,9 +210,10 @@ def _photos(visit) -> None:
 
 def _world() -> dict:
     """Patients, a physician and an administrator, with a visit in every state that has a page."""
-    from consults import services as visits
+    from consults.booking import services as booking_services
     from consults.models import ChatMessage, RoomPresence
     from consults.notes import services as clinical_notes
+    from consults.room import services as room_services
     from telehealth.audit import audit_record
     from telehealth.models import AuditAction, ErasureRequest, User
     from telehealth.selectors import activation_tokens
@@ -227,31 +228,31 @@ def _world() -> dict:
     consent = {"recording": True, "ai_notes": True, "ai_photos": True}
 
     # Signed: consult done, transcribed, drafted and signed (summary ready).
-    signed = visits.visit_join_on_demand(patient=patient, reason="Cough and fever")
-    signed = visits.visit_admit(visit=signed, physician=doctor)
-    visits.consent_record(visit=signed, patient=patient, choices=consent)
+    signed = booking_services.visit_join_on_demand(patient=patient, reason="Cough and fever")
+    signed = room_services.visit_admit(visit=signed, physician=doctor)
+    room_services.consent_record(visit=signed, patient=patient, choices=consent)
     _transcribe(signed, patient, doctor)
-    visits.visit_end(visit=signed, actor=doctor)
+    room_services.visit_end(visit=signed, actor=doctor)
     clinical_notes.note_sign(note=clinical_notes.note_draft(visit_id=signed.pk), physician=doctor)
 
     # Drafted: another finished consult whose note waits for review.
-    drafted = visits.visit_join_on_demand(patient=others[0], reason="Sore throat")
-    drafted = visits.visit_admit(visit=drafted, physician=doctor)
-    visits.consent_record(visit=drafted, patient=others[0], choices=consent)
+    drafted = booking_services.visit_join_on_demand(patient=others[0], reason="Sore throat")
+    drafted = room_services.visit_admit(visit=drafted, physician=doctor)
+    room_services.consent_record(visit=drafted, patient=others[0], choices=consent)
     _transcribe(drafted, others[0], doctor)
-    visits.visit_end(visit=drafted, actor=doctor)
+    room_services.visit_end(visit=drafted, actor=doctor)
     clinical_notes.note_draft(visit_id=drafted.pk)
 
     # Live: the patient in the consult room, with red flags, photos, chat and a transcript.
-    live = visits.visit_join_on_demand(
+    live = booking_services.visit_join_on_demand(
         patient=patient,
         reason="Mole on my back",
         symptoms="It grew and bleeds a little.",
         symptom_duration="Two weeks",
         red_flags=["severe_pain"],
     )
-    live = visits.visit_admit(visit=live, physician=doctor)
-    visits.consent_record(visit=live, patient=patient, choices=consent)
+    live = room_services.visit_admit(visit=live, physician=doctor)
+    room_services.consent_record(visit=live, patient=patient, choices=consent)
     _photos(live)
     visit_urgency_raise(
         visit=live,
@@ -260,8 +261,10 @@ def _world() -> dict:
         source=UrgencyChange.Source.PHOTO,
     )
     _transcribe(live, patient, doctor)
-    visits.chat_post(visit=live, sender=patient, text="Hello, can you see me?")
-    visits.chat_post(visit=live, sender=doctor, text="Yes, clearly. Show me the mole, please.")
+    room_services.chat_post(visit=live, sender=patient, text="Hello, can you see me?")
+    room_services.chat_post(
+        visit=live, sender=doctor, text="Yes, clearly. Show me the mole, please."
+    )
     ChatMessage.objects.create(
         visit=live,
         sender=patient,
@@ -279,14 +282,16 @@ def _world() -> dict:
     # Booked: a slot tomorrow, to reschedule.
     tomorrow = timezone.now() + timedelta(days=1)
     start = tomorrow.replace(hour=10, minute=0, second=0, microsecond=0)
-    booked = visits.visit_book(patient=patient, physician=doctor, start=start, reason="Check-up")
+    booked = booking_services.visit_book(
+        patient=patient, physician=doctor, start=start, reason="Check-up"
+    )
 
     # Waiting: rows in the queue and on the board, a very urgent one ahead of a standard one.
     waiting = [
-        visits.visit_join_on_demand(
+        booking_services.visit_join_on_demand(
             patient=others[1], reason="Chest pain", red_flags=["chest_pain"]
         ),
-        visits.visit_join_on_demand(patient=others[2], reason="Rash"),
+        booking_services.visit_join_on_demand(patient=others[2], reason="Rash"),
     ]
 
     for event in range(3):

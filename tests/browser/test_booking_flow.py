@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from consults.services import visit_join_on_demand
+from consults.booking.services import visit_join_on_demand
 from tests.browser.conftest import in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory, open_every_day
 

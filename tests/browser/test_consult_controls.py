@@ -11,8 +11,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from consults.booking.services import visit_join_on_demand
 from consults.models import AudioChunk, Recording, TranscriptSegment, Visit, VisitStatus
-from consults.services import visit_admit, visit_join_on_demand
+from consults.room.services import visit_admit
 from tests.browser.conftest import in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory
 from triage.models import QueueSkip

@@ -3,8 +3,9 @@ transcribes the chunks and the physician's live panel shows the patient's words.
 
 import pytest
 
+from consults.booking.services import visit_join_on_demand
 from consults.models import AudioChunk, ChunkStatus
-from consults.services import consent_record, visit_admit, visit_join_on_demand
+from consults.room.services import consent_record, visit_admit
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory
 from tests.workers import wait_for

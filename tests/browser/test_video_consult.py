@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from consults.services import visit_join_on_demand
+from consults.booking.services import visit_join_on_demand
 from tests.browser.conftest import in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory
 

@@ -32,7 +32,7 @@ from tests.fuzz.support import (
     tone_wav,
     wav,
 )
-from triage.photos import (
+from triage.photos.services import (
     MAX_PHOTO_DECODED_BYTES,
     MAX_PHOTO_PIXELS,
     QUALITY_PREVIEW_SIDE,

@@ -18,12 +18,13 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from consults import services
-from consults.signaling import MAX_FRAME_CHARS
+from consults.booking import services as booking_services
+from consults.room import services as room_services
+from consults.room.signaling import MAX_FRAME_CHARS
 from telehealth.asgi import application
 from telehealth.consumers import MAX_JSON_DEPTH
 from tests.fuzz.support import fuzz_settings, tally
-from triage.consumers import MAX_MESSAGE_BYTES
+from triage.queue.consumers import MAX_MESSAGE_BYTES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -420,8 +421,8 @@ def _assert_error_frame(message):
 
 @pytest.fixture
 def room(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
-    visit = services.visit_admit(visit=visit, physician=physician)
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Rash")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
     path = f"/ws/consults/{visit.pk}/"
     sockets = Sockets({"patient": (path, patient), "physician": (path, physician)})
     yield sockets
@@ -476,7 +477,7 @@ def test_room_relays_exactly_the_valid_frames_and_answers_the_rest(room, frame):
 
 @pytest.fixture
 def queue_pages(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Cough")
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Cough")
     sockets = Sockets(
         {"staff": ("/ws/queue/", physician), "waiting": (f"/ws/visits/{visit.pk}/", patient)}
     )

@@ -14,9 +14,10 @@ from hypothesis import event, example, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from consults import services
-from consults.attachments import MAX_ATTACHMENT_BYTES
+from consults.booking import services as booking_services
 from consults.models import AudioChunk, ChatMessage, Recording
+from consults.room import services as room_services
+from consults.room.attachments import MAX_ATTACHMENT_BYTES
 from consults.transcripts.services import MAX_CHUNK_BYTES, MAX_UPLOAD_BYTES
 from telehealth.private_media import private_read
 from tests.fuzz.support import (
@@ -37,7 +38,7 @@ from tests.fuzz.support import (
 )
 from tests.test_permissions import login
 from triage.models import Photo
-from triage.photos import MAX_PHOTO_BYTES
+from triage.photos.services import MAX_PHOTO_BYTES
 
 # The server holds at most one photo's decode (MAX_PHOTO_DECODED_BYTES, 128 MiB; 400 MiB before
 # that budget); the test client holds the 10-15 MB over-limit bodies three or four times over.
@@ -88,9 +89,9 @@ def assert_stored_jpeg_is_clean(relative: str) -> None:
 
 @pytest.fixture
 def in_consult(patient, physician):
-    visit = services.visit_join_on_demand(patient=patient, reason="Rash")
-    visit = services.visit_admit(visit=visit, physician=physician)
-    services.consent_record(
+    visit = booking_services.visit_join_on_demand(patient=patient, reason="Rash")
+    visit = room_services.visit_admit(visit=visit, physician=physician)
+    room_services.consent_record(
         visit=visit, patient=patient, choices={"recording": True, "ai_notes": True}
     )
     return visit

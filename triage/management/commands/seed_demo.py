@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from consults.booking.services import visit_join_on_demand
 from consults.models import AvailabilityRule, Visit, VisitStatus
-from consults.services import visit_join_on_demand
 from telehealth.models import Role, User
 from triage.services import intake_record
 

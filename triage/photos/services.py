@@ -22,7 +22,7 @@ from telehealth.models import AuditAction, User
 from telehealth.observability import model_timer
 from telehealth.private_media import private_read, private_save
 from triage.models import Photo, PhotoAnalysis, PhotoConcern, PhotoKind, UrgencyChange
-from triage.photo_summary import (
+from triage.photos.summary import (
     AreaPoint,
     Diagnosis,
     QualityWords,

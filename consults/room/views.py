@@ -5,11 +5,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from consults import selectors, services
-from consults.attachments import MAX_ATTACHMENT_BYTES, AttachmentRejected
+from consults import selectors
+from consults.booking import services as booking_services
 from consults.forms import AdmitForm, ChatForm, ConsentForm
 from consults.models import VisitStatus
 from consults.permissions import visit_or_404
+from consults.room import services as room_services
+from consults.room.attachments import MAX_ATTACHMENT_BYTES, AttachmentRejected
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
@@ -31,8 +33,8 @@ def admit(request: HttpRequest, visit_id: int) -> HttpResponse:
     form = AdmitForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        services.visit_admit(visit=visit, physician=request.user, reason=reason)
-    except services.AdmitNeedsReason as exc:
+        room_services.visit_admit(visit=visit, physician=request.user, reason=reason)
+    except room_services.AdmitNeedsReason as exc:
         for passed in exc.passed_over:
             other = passed.entry.visit
             audit_read(
@@ -49,7 +51,7 @@ def admit(request: HttpRequest, visit_id: int) -> HttpResponse:
             "asked": "reason" in request.POST,
         }
         return render(request, "consults/admit_reason.html", context, status=409)
-    except services.BookingError as exc:
+    except booking_services.BookingError as exc:
         messages.error(request, str(exc))
         return redirect("triage:queue")
     return redirect("consults:room", visit_id=visit.pk)
@@ -76,8 +78,8 @@ def room(request: HttpRequest, visit_id: int) -> HttpResponse:
 def end(request: HttpRequest, visit_id: int) -> HttpResponse:
     visit = _roomvisit_or_404(request, visit_id)
     try:
-        services.visit_end(visit=visit, actor=request.user)
-    except services.BookingError as exc:
+        room_services.visit_end(visit=visit, actor=request.user)
+    except booking_services.BookingError as exc:
         messages.error(request, str(exc))
         return redirect("consults:visit_detail", visit_id=visit.pk)
     # Hang-up lands on the note review, which shows drafting progress until the draft is ready.
@@ -93,7 +95,7 @@ def leave(request: HttpRequest, visit_id: int) -> HttpResponse:
         # Ended while they were leaving: nothing to leave.
         return redirect("consults:visit_detail", visit_id=visit.pk)
     visit = _roomvisit_or_404(request, visit_id)
-    services.visit_leave(visit=visit, user=request.user)
+    room_services.visit_leave(visit=visit, user=request.user)
     return redirect("consults:visit_detail", visit_id=visit.pk)
 
 
@@ -103,7 +105,7 @@ def consent(request: HttpRequest, visit_id: int) -> HttpResponse:
     current = selectors.consent_state(visit=visit)
     form = ConsentForm(request.POST if request.method == "POST" else None, current=current)
     if request.method == "POST" and form.is_valid():
-        services.consent_record(visit=visit, patient=request.user, choices=form.cleaned_data)
+        room_services.consent_record(visit=visit, patient=request.user, choices=form.cleaned_data)
         messages.success(request, "Your choices are saved. You can change them at any time.")
         target = "consults:room" if request.POST.get("next") == "room" else "consults:visit_detail"
         return redirect(target, visit_id=visit.pk)
@@ -130,14 +132,14 @@ def chat(request: HttpRequest, visit_id: int) -> HttpResponse:
         if upload is not None and upload.size > MAX_ATTACHMENT_BYTES:
             return JsonResponse({"error": "The file is larger than 10 MB."}, status=400)
         try:
-            services.chat_post(
+            room_services.chat_post(
                 visit=visit,
                 sender=request.user,
                 text=form.cleaned_data["text"],
                 attachment=upload.read() if upload is not None else None,
                 filename=upload.name if upload is not None else "",
             )
-        except (services.BookingError, AttachmentRejected) as exc:
+        except (booking_services.BookingError, AttachmentRejected) as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         return JsonResponse({"ok": True}, status=201)
     audit_read(request=request, object_type="chat", object_id=visit.pk, patient=visit.patient)

@@ -13,10 +13,10 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from consults import services
-from consults.ice import ice_servers_for
 from consults.realtime import room_group, room_staff_group
-from consults.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
+from consults.room import services
+from consults.room.ice import ice_servers_for
+from consults.room.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
 from telehealth.consumers import (
     CLOSE_TRY_AGAIN,
     SERVICE_ERRORS,

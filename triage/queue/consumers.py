@@ -5,8 +5,8 @@ Consumers only forward "something changed" events; pages fetch the fresh view ov
 
 from channels.db import database_sync_to_async
 
+from consults.room.signaling import InvalidMessage, validate_inbound
 from consults.selectors import visit_get_for_user
-from consults.signaling import InvalidMessage, validate_inbound
 from telehealth.consumers import BoundedJsonConsumer
 from triage.realtime import (
     ADMIN_GROUP,

@@ -6,17 +6,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from consults.booking.services import BookingError
 from consults.models import ConsentPurpose
 from consults.permissions import visit_or_404
+from consults.room.services import consent_record
 from consults.selectors import consent_state, visit_get_for_user
-from consults.services import BookingError, consent_record
 from telehealth.audit import audit_read
 from telehealth.models import Role
 from telehealth.permissions import not_found_and_audit, role_required
 from telehealth.private_media import private_response
-from triage import photos
-from triage.forms import PhotoReviewForm, PhotoScaleForm, PhotoUploadForm
 from triage.models import Photo, PhotoAnalysis
+from triage.photos import services as photos
+from triage.photos.forms import PhotoReviewForm, PhotoScaleForm, PhotoUploadForm
 from triage.services import TriageError
 
 VARIANTS = {"photo": "file_path", "heatmap": "heatmap_path", "mask": "mask_path"}

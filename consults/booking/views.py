@@ -8,7 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from consults import hooks, services
+from consults import hooks
+from consults.booking import services
 from consults.forms import (
     AvailabilityExceptionForm,
     AvailabilityRuleForm,

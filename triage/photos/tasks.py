@@ -3,7 +3,7 @@
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 
-from triage import photos
+from triage.photos import services as photos
 
 
 class _AnalysisTask(DjangoTask):
@@ -17,7 +17,9 @@ class _AnalysisTask(DjangoTask):
             )
 
 
+# Registered under its first name, which CELERY_TASK_ROUTES and queued messages use.
 @shared_task(
+    name="triage.tasks.analyse_photo",
     bind=True,
     base=_AnalysisTask,
     acks_late=True,

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from consults import services as visit_services
+from consults.booking import services as visit_services
 from consults.permissions import visit_or_404
 from consults.selectors import visits_to_sign
 from telehealth.audit import audit_reads
@@ -14,7 +14,7 @@ from telehealth.models import Role
 from telehealth.permissions import role_required
 from triage import services
 from triage.forms import ReassignForm, UrgencyOverrideForm
-from triage.selectors import QueueEntry, queue_board, queue_for_physician, queue_stats
+from triage.queue.selectors import QueueEntry, queue_board, queue_for_physician, queue_stats
 
 
 def _audit_queue_reads(request: HttpRequest, entries: list[QueueEntry]) -> None:
