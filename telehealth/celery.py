@@ -1,4 +1,10 @@
-"""The Celery application: configuration from Django settings (CELERY_*), tasks autodiscovered."""
+"""The Celery application: configuration from Django settings (CELERY_*), tasks autodiscovered.
+
+Autodiscovery finds ``<app>.tasks`` (telehealth.tasks); the feature folders' task modules
+(consults/booking, transcripts, notes; triage/photos) are imported by their app's
+``AppConfig.ready()``, which Django runs in the worker too. Each keeps the registered name its
+messages and CELERY_TASK_ROUTES use (``name=`` on the task).
+"""
 
 import logging
 import os
