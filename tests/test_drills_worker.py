@@ -21,10 +21,10 @@ import pytest
 from django.utils import timezone
 
 from consults.booking import services as booking_services
-from consults.booking import tasks as consult_tasks
 from consults.models import AudioChunk, ChunkStatus, Recording, Speaker, TranscriptSegment
 from consults.room import services as room_services
 from consults.transcripts import services as transcription
+from telehealth import tasks as core_tasks
 from telehealth.lost_work import lost_work_resend
 from tests.services import PrivateRedis
 from tests.workers import (
@@ -253,7 +253,7 @@ def run_until_done(redis: PrivateRedis, log: Path, env: dict, chunks, photos, *,
     try:
         if sweep:
             # What beat sends every five minutes, sent now.
-            consult_tasks.lost_work_resend.delay()
+            core_tasks.lost_work_resend.delay()
         wait_for(lambda: completed(chunks, photos) == len(chunks) + len(photos), timeout=180)
         # Nothing left that could still run a second time.
         wait_for(lambda: held_messages(redis) == 0, timeout=30)
