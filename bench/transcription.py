@@ -2,6 +2,7 @@
 
 Run: python bench/transcription.py [--models base tiny.en] [--beam-sizes 1 5] [--no-consult]
      python bench/transcription.py --clinical   # the clinical table (docs/speech.md)
+     python bench/transcription.py --clinical-configs   # decoding settings side by side
 Needs requirements/speech-dev.txt. Prints figures; it is not a test.
 
 openai-whisper needs its own .pt checkpoints and none ship on PyPI, so the reference model is
@@ -367,7 +368,18 @@ def main() -> None:
         "and correction, plus real speech and silence/noise/tone (bench/clinical_bench.py)",
     )
     parser.add_argument("--calibrate", action="store_true", help="with --clinical: sweep the bar")
+    parser.add_argument(
+        "--clinical-configs",
+        action="store_true",
+        help="decoding settings (beam, hint, fallback) side by side on the clinical set, with "
+        "CPU seconds per audio second (bench/clinical_configs.py)",
+    )
     args = parser.parse_args()
+    if args.clinical_configs:
+        from bench.clinical_configs import run_configs
+
+        run_configs()
+        return
     if args.clinical:
         from bench.clinical_bench import run_clinical
 
