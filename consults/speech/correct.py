@@ -53,7 +53,21 @@ _CUES = frozenset(
      "gave", "give", "increase", "add", "use", "the", "your", "my"}
 )  # fmt: skip
 _DOSE_AHEAD = 3
-_NUM = r"(?:\d+(?:\.\d+)?|(?:(?:" + "|".join(_NUMBER_WORDS) + r"|hundred|and)(?:[\s-]+|\b))+)"
+# "200, and 50": Whisper writes the hundreds and the tens of "two hundred and fifty" apart.
+_SPLIT_HUNDREDS = r"[1-9]00,?\s+and\s+[1-9]\d?\b"
+_NUM = (
+    rf"(?:{_SPLIT_HUNDREDS}|\d+(?:\.\d+)?|(?:(?:"
+    + "|".join(_NUMBER_WORDS)
+    + r"|hundred|and)(?:[\s-]+|\b))+)"
+)
+# Tens Whisper hears as ordinary words when a unit follows ("forty milligrams" → "for the
+# milligrams"): the words, and the number they stand for right before a dose unit.
+_SOUNDS_LIKE_TENS = {"for the": 40, "forty the": 40, "fif the": 50, "fifth the": 50}
+_SOUNDS_LIKE = re.compile(
+    r"\b(?P<num>" + "|".join(_SOUNDS_LIKE_TENS) + r")\s+(?P<unit>[a-z]+(?:[- ][a-z]+)?)\b",
+    re.IGNORECASE,
+)
+SOUNDS_LIKE_CONFIDENCE = 0.85
 _BP = re.compile(
     rf"\b(?P<sys>{_NUM})\s*(?:over|/)\s*(?P<dia>{_NUM})"
     r"(?P<unit>\s*(?:mm ?hg|millimet(?:er|re)s? of mercury))?",
@@ -276,6 +290,9 @@ def spoken_number(text: str) -> float | None:
     text = text.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
         return float(text)
+    split = re.fullmatch(r"([1-9])00,?\s+and\s+([1-9]\d?)", text)
+    if split:
+        return float(int(split.group(1)) * 100 + int(split.group(2)))
     words = [w for w in re.split(r"[\s-]+", text) if w and w != "and"]
     if not words or any(w not in _NUMBER_WORDS and w != "hundred" for w in words):
         return None
@@ -354,25 +371,45 @@ def normalise_numbers(text: str) -> list[tuple[int, int, str, str]]:
     return cleaned
 
 
-def _number_edits(text: str, tokens: list[_Token]) -> list[_Edit]:
-    edits = []
-    for start, end, form, kind in normalise_numbers(text):
+def sounds_like_doses(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, clinical form, words heard) where words sounding like tens precede a unit."""
+    found = []
+    for m in _SOUNDS_LIKE.finditer(text):
+        unit_end = _unit(m.group("unit"))
+        if unit_end is None:
+            continue
+        unit, length = unit_end
+        value = _SOUNDS_LIKE_TENS[" ".join(m.group("num").lower().split())]
+        found.append((m.start(), m.start("unit") + length, f"{value} {unit}", m.group("num")))
+    return found
+
+
+def _number_edits(text: str, tokens: list[_Token], *, threshold: float) -> list[_Edit]:
+    def edit(start: int, end: int, form: str, kind: str, confidence: float, reason: str) -> _Edit:
         inside = [t for t in tokens if t.char_end > start and t.char_start < end] or tokens
-        edits.append(
-            _Edit(
-                char_start=start,
-                char_end=end,
-                correction=Correction(
-                    start=inside[0].start,
-                    end=inside[-1].end,
-                    heard=text[start:end],
-                    corrected=form,
-                    kind=kind,  # type: ignore[arg-type]
-                    confidence=1.0,
-                    reason="spoken number in clinical form",
-                ),
-            )
+        return _Edit(
+            char_start=start,
+            char_end=end,
+            correction=Correction(
+                start=inside[0].start,
+                end=inside[-1].end,
+                heard=text[start:end],
+                corrected=form,
+                kind=kind,  # type: ignore[arg-type]
+                confidence=confidence,
+                reason=reason,
+            ),
         )
+
+    edits = []
+    if threshold <= SOUNDS_LIKE_CONFIDENCE:
+        for start, end, form, words in sounds_like_doses(text):
+            number = form.split()[0]
+            why = f"{words!r} sounds like {number}, said right before a unit"
+            edits.append(edit(start, end, form, "dose", SOUNDS_LIKE_CONFIDENCE, why))
+    for start, end, form, kind in normalise_numbers(text):
+        if not any(e.char_start < end and start < e.char_end for e in edits):
+            edits.append(edit(start, end, form, kind, 1.0, "spoken number in clinical form"))
     return edits
 
 
@@ -397,7 +434,7 @@ def correct_segment(
         taken = [(e.char_start, e.char_end) for e in edits]
         edits += [
             e
-            for e in _number_edits(text, tokens)
+            for e in _number_edits(text, tokens, threshold=threshold)
             if not any(e.char_start < b and a < e.char_end for a, b in taken)
         ]
     if not edits:

@@ -6,6 +6,7 @@ import pytest
 
 from consults.speech.correct import (
     DEFAULT_THRESHOLD,
+    SOUNDS_LIKE_CONFIDENCE,
     best_match,
     correct_segment,
     match_score,
@@ -127,6 +128,7 @@ def test_intake_medicines_win_a_close_call() -> None:
         ("two hundred and fifty", 250),
         ("400", 400),
         ("2.5", 2.5),
+        ("200, and 50", 250),
         ("two three", None),
         ("many", None),
     ],
@@ -146,6 +148,8 @@ def test_spoken_numbers(spoken: str, value: float | None) -> None:
         ("take 400mg daily", "400 mg", "dose"),
         ("fifty micrograms of it", "50 mcg", "dose"),
         ("two hundred and fifty milligrams", "250 mg", "dose"),
+        # Whisper writes the hundreds and the tens of "two hundred and fifty" apart.
+        ("prescribe losartan, 200, and 50 mg twice a day", "250 mg", "dose"),
     ],
 )
 def test_doses_and_vitals_in_clinical_form(text: str, form: str, kind: str) -> None:
@@ -156,7 +160,13 @@ def test_doses_and_vitals_in_clinical_form(text: str, form: str, kind: str) -> N
 
 @pytest.mark.parametrize(
     "text",
-    ["one of them said two over there", "10 mg", "he is 40 over there", "nine over ten"],
+    [
+        "one of them said two over there",
+        "10 mg",
+        "he is 40 over there",
+        "nine over ten",
+        "200 and 50 people came",
+    ],
 )
 def test_ordinary_numbers_are_left_alone(text: str) -> None:
     assert normalise_numbers(text) == []
@@ -193,3 +203,21 @@ def test_reverting_one_correction_restores_its_heard_words_and_keeps_the_others(
 def test_evidence_that_no_longer_fits_the_text_is_ignored() -> None:
     stale = [{"at": 6, "heard": "met foreman", "corrected": "metformin"}]
     assert apply_corrections("Start something else", stale) == "Start something else"
+
+
+def test_tens_heard_as_words_before_a_unit_become_a_dose_with_their_evidence() -> None:
+    # "forty milligrams" as Whisper base wrote it on a synthesized voice.
+    heard = segment(("taking", 0.9), ("for", 0.8), ("the", 0.7), ("milligrams", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+
+    assert fixed.text == "taking 40 mg"
+    (dose,) = fixed.corrections
+    assert (dose.heard, dose.corrected, dose.kind) == ("for the milligrams", "40 mg", "dose")
+    assert dose.confidence == SOUNDS_LIKE_CONFIDENCE < 1.0
+    assert "sounds like 40" in dose.reason
+    # Not a guess worth making above its own confidence, nor without a unit after it.
+    bar = SOUNDS_LIKE_CONFIDENCE + 0.01
+    assert correct_segment(heard, lexicon=FORMULARY, threshold=bar) == heard
+    waiting = segment(("waited", 0.9), ("for", 0.9), ("the", 0.9), ("doctor", 0.9))
+    assert correct_segment(waiting, lexicon=FORMULARY) == waiting
