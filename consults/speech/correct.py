@@ -44,7 +44,7 @@ _UNITS = {
     "milligram": "mg", "milligrams": "mg", "mg": "mg", "micrograms": "mcg", "microgram": "mcg",
     "mcg": "mcg", "grams": "g", "gram": "g", "units": "units", "unit": "units",
     "milliliters": "mL", "milliliter": "mL", "millilitres": "mL", "ml": "mL",
-    "miligrams": "mg", "miligram": "mg", "milligramme": "mg", "milligrammes": "mg",
+    "miligrams": "mg", "miligram": "mg", "milligramme": "mg", "milligrammes": "mg", "mlg": "mg",
 }  # fmt: skip
 # Words after which a drug name is expected.
 _CUES = frozenset(
@@ -73,6 +73,8 @@ _BP = re.compile(
     r"(?P<unit>\s*(?:mm ?hg|millimet(?:er|re)s? of mercury))?",
     re.IGNORECASE,
 )
+# "one eighteen over seventy six" written as a dotted number: "1.18.76".
+_BP_DOTTED = re.compile(r"(?<![\d.])(?P<sys>[12]\.\d\d)\.(?P<dia>\d{2,3})(?![\d.]*\d)")
 _DOSE = re.compile(rf"\b(?P<num>{_NUM})[\s-]*(?P<unit>[a-z]+(?:[- ][a-z]+)?)\b", re.IGNORECASE)
 # Whisper splits and bends unit words ("milli-grams", "milli drams"): a word or two that spell
 # within this similarity of a unit is that unit.
@@ -347,7 +349,7 @@ def _unit(words: str) -> tuple[str, int] | None:
 def normalise_numbers(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, clinical form, kind) for each blood pressure and dose spoken in ``text``."""
     found: list[tuple[int, int, str, str]] = []
-    for m in _BP.finditer(text):
+    for m in (*_BP.finditer(text), *_BP_DOTTED.finditer(text)):
         bp = _blood_pressure(m.group("sys"), m.group("dia"))
         if bp is not None:
             found.append((m.start(), m.end(), f"{bp[0]}/{bp[1]} mmHg", "vital"))

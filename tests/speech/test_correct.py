@@ -143,6 +143,8 @@ def test_spoken_numbers(spoken: str, value: float | None) -> None:
         ("it was one twenty eight over eighty two today", "128/82 mmHg", "vital"),
         ("it was 128 over 82 today", "128/82 mmHg", "vital"),
         ("it was 1.28 over 82 today", "128/82 mmHg", "vital"),
+        ("it was 1.18.76, we should", "118/76 mmHg", "vital"),  # Whisper's dotted reading
+        ("increase it to 500 mlg", "500 mg", "dose"),
         ("it was one forty over ninety millimeters of mercury", "140/90 mmHg", "vital"),
         ("take ten milligrams daily", "10 mg", "dose"),
         ("take 400mg daily", "400 mg", "dose"),
@@ -166,6 +168,7 @@ def test_doses_and_vitals_in_clinical_form(text: str, form: str, kind: str) -> N
         "he is 40 over there",
         "nine over ten",
         "200 and 50 people came",
+        "version 1.18.76.2 of the app",
     ],
 )
 def test_ordinary_numbers_are_left_alone(text: str) -> None:
