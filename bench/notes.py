@@ -353,6 +353,8 @@ def main() -> None:
         "--timeout", type=float, default=150.0, help="the llm backend's deadline per note (s)"
     )
     args = parser.parse_args()
+    import rouge_score  # noqa: F401 - fail now (requirements/notes-dev.txt), not after the drafts
+
     challenge = args.data / "aci-bench" / "challenge_data"
     valid = list(csv.DictReader((challenge / "valid.csv").open()))
     if args.limit:
