@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.clinical_bench import KINDS, Result, context_for, norm, recall, result_of, wer
+from bench.clinical_bench import KINDS, Result, context_for, found, norm, recall, result_of, wer
 from bench.clinical_speech import clinical_set
 from consults.speech.correct import DEFAULT_THRESHOLD, correct_transcript
 from consults.speech.faster_whisper_backend import FasterWhisperTranscriber
@@ -118,16 +118,10 @@ def run_configs(setups: list[Setup] | None = None, *, show_misses: bool = True) 
             print(f"\ndev misses, {s.label}:")
             for hyp, clip in zip(res.hyps, splits["dev"], strict=True):
                 h = norm(hyp)
-                missed = [f"{t.kind}:{t.text}" for t in clip.terms if not _found(t.text, h)]
+                missed = [f"{t.kind}:{t.text}" for t in clip.terms if not found(t.text, h)]
                 if missed:
                     print(f"  {clip.name}: missed {missed}\n      heard: {hyp}")
     silence_configs(setups[1:], formulary)
-
-
-def _found(text: str, hyp_norm: str) -> bool:
-    from bench.clinical_bench import found
-
-    return found(text, hyp_norm)
 
 
 def silence_configs(setups: list[Setup], formulary) -> None:
