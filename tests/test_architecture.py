@@ -139,9 +139,10 @@ def test_the_module_level_walk_sees_a_runtime_import(tmp_path):
     assert _top_level_imports(source, "probe") == {"os", "typing", "typing.TYPE_CHECKING", "torch"}
 
 
-def test_the_engines_contract_lists_every_notes_engine_module():
+def test_the_contracts_list_every_notes_engine_module():
     """The notes engine shares consults/notes with its Django side: a new engine module must be
-    added to the "engines" contract (pyproject.toml), or it would escape the check."""
+    added to the "engines" contract and to the no-ML-runtime contract's exemptions
+    (pyproject.toml), or it would escape the one check and break the other."""
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
@@ -153,6 +154,14 @@ def test_the_engines_contract_lists_every_notes_engine_module():
         if name.startswith("consults.notes.") and name.split(".")[2] not in NOTES_DJANGO_SIDE
     }
     assert on_disk == listed
+    # The no-ML-runtime contract lets the same engine modules (and only them) load a runtime.
+    runtime = next(c for c in config["contracts"] if c["id"] == "no-ml-runtime-in-web")
+    exempt = {
+        rule.split(" -> ")[0]
+        for rule in runtime["ignore_imports"]
+        if rule.startswith("consults.notes.")
+    }
+    assert exempt == listed
 
 
 def test_no_module_import_circle_counting_function_level_imports():
