@@ -252,13 +252,24 @@ def real_speech(clips, formulary, normalizer) -> None:
 
 
 def silence(formulary) -> None:
+    silence_report(
+        [
+            (model, get_transcriber(model=model, beam_size=5, compute_type="int8"))
+            for model in ("base", "tiny.en")
+        ],
+        formulary,
+    )
+
+
+def silence_report(transcribers: list[tuple[str, object]], formulary, width: int = 8) -> None:
+    """Silence, noise and tones through each (label, transcriber), with the full hint: any text
+    they (or the correction after them) produce is printed."""
     print("\nsilence, noise and tones (8 s each) with the full hint:")
     hint = SpeechContext(terms=("lisinopril", "penicillin"), formulary=formulary).hotwords()
-    for model in ("base", "tiny.en"):
-        t = get_transcriber(model=model, beam_size=5, compute_type="int8")
+    for label, t in transcribers:
         texts = {}
         for name, samples in noises().items():
             r = t.transcribe_array(samples=samples, hotwords=hint)
             texts[name] = correct_transcript(r, lexicon=formulary).text
         spoken = {k: v for k, v in texts.items() if v}
-        print(f"  {model:8s} clips with any text: {len(spoken)}/{len(texts)} {spoken or ''}")
+        print(f"  {label:{width}s} clips with any text: {len(spoken)}/{len(texts)} {spoken or ''}")

@@ -16,12 +16,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.clinical_bench import KINDS, Result, context_for, found, norm, recall, result_of, wer
+from bench.clinical_bench import (
+    KINDS,
+    Result,
+    context_for,
+    found,
+    norm,
+    recall,
+    result_of,
+    silence_report,
+    wer,
+)
 from bench.clinical_speech import clinical_set
 from consults.speech.correct import DEFAULT_THRESHOLD, correct_transcript
 from consults.speech.faster_whisper_backend import FasterWhisperTranscriber
 from consults.speech.vocabulary import SpeechContext, load_formulary
-from tests.speech.audio_helpers import noises
 
 IDLE_RTF_BASE_BEAM5_NO_HINT = 0.155  # docs/transcription.md, measured on the idle box
 
@@ -125,13 +134,11 @@ def run_configs(setups: list[Setup] | None = None, *, show_misses: bool = True) 
 
 
 def silence_configs(setups: list[Setup], formulary) -> None:
-    print("\nsilence, noise and tones (8 s each) with the full hint:")
-    hint = SpeechContext(terms=("lisinopril", "penicillin"), formulary=formulary).hotwords()
-    for s in setups:
-        t = _Tuned(dict(s.options), model="base", beam_size=s.beam, language="en")
-        texts = {}
-        for name, samples in noises().items():
-            r = t.transcribe_array(samples=samples, hotwords=hint)
-            texts[name] = correct_transcript(r, lexicon=formulary).text
-        spoken = {k: v for k, v in texts.items() if v}
-        print(f"  {s.label:38s} clips with any text: {len(spoken)}/{len(texts)} {spoken or ''}")
+    silence_report(
+        [
+            (s.label, _Tuned(dict(s.options), model="base", beam_size=s.beam, language="en"))
+            for s in setups
+        ],
+        formulary,
+        width=38,
+    )
