@@ -123,20 +123,31 @@ def transcript_status(request: HttpRequest, visit_id: int) -> HttpResponse:
     )
 
 
-@require_POST
-@role_required(Role.PHYSICIAN)
-def segment_correct(request: HttpRequest, visit_id: int, segment_id: int) -> HttpResponse:
+def _segment_change(request: HttpRequest, visit_id: int, segment_id: int, change) -> HttpResponse:
+    """One of the visit's transcript lines (404, audited, if not), changed by
+    ``change(segment)``; back to that line, or the service's refusal as JSON."""
     visit = _transcript_visit_or_404(request, visit_id)
     segment = selectors.transcript_lines(visit=visit).filter(pk=segment_id).first()
     if segment is None:
         raise not_found_and_audit(request=request, object_type="transcript", object_id=segment_id)
     try:
-        services.segment_correct(
-            segment=segment, physician=request.user, text=request.POST.get("text", "")
-        )
+        change(segment)
     except AudioRejected as exc:
         return JsonResponse({"error": str(exc)}, status=exc.status)
     return redirect(f"{reverse('consults:transcript', args=[visit.pk])}#line-{segment.pk}")
+
+
+@require_POST
+@role_required(Role.PHYSICIAN)
+def segment_correct(request: HttpRequest, visit_id: int, segment_id: int) -> HttpResponse:
+    return _segment_change(
+        request,
+        visit_id,
+        segment_id,
+        lambda segment: services.segment_correct(
+            segment=segment, physician=request.user, text=request.POST.get("text", "")
+        ),
+    )
 
 
 @require_POST
@@ -145,15 +156,14 @@ def segment_correction_revert(
     request: HttpRequest, visit_id: int, segment_id: int, index: int
 ) -> HttpResponse:
     """Revert one automatic correction of a line (the physician of the visit only)."""
-    visit = _transcript_visit_or_404(request, visit_id)
-    segment = selectors.transcript_lines(visit=visit).filter(pk=segment_id).first()
-    if segment is None:
-        raise not_found_and_audit(request=request, object_type="transcript", object_id=segment_id)
-    try:
-        services.segment_correction_revert(segment=segment, physician=request.user, index=index)
-    except AudioRejected as exc:
-        return JsonResponse({"error": str(exc)}, status=exc.status)
-    return redirect(f"{reverse('consults:transcript', args=[visit.pk])}#line-{segment.pk}")
+    return _segment_change(
+        request,
+        visit_id,
+        segment_id,
+        lambda segment: services.segment_correction_revert(
+            segment=segment, physician=request.user, index=index
+        ),
+    )
 
 
 @require_POST
