@@ -34,7 +34,7 @@ MODEL_WORDS = re.compile(
     re.IGNORECASE,
 )
 # Socket frames a patient may receive; anything else (alert, transcript.updated, note.drafted,
-# photos, photo_analysed, urgency, note_drafted) is a leak.
+# note.section, photos, photo_analysed, urgency, note_drafted, note_section) is a leak.
 PATIENT_QUEUE_EVENTS = {
     "line_moved",
     "booked",
@@ -47,7 +47,7 @@ PATIENT_QUEUE_EVENTS = {
     "ended",
     "summary_ready",
 }
-STAFF_ONLY_FRAMES = {"alert", "transcript.updated", "note.drafted"}
+STAFF_ONLY_FRAMES = {"alert", "transcript.updated", "note.drafted", "note.section"}
 
 
 def _people():
