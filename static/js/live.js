@@ -7,6 +7,10 @@ const FALLBACK_REFRESH_MS = 30000;
 const PING_MS = window.__livePingMs || 20000;
 const PONG_WAIT_MS = Math.min(10000, PING_MS);
 
+const CSRF_VALUE = /name="csrfmiddlewaretoken" value="[^"]*"/g;
+// The last fragment each region shows, without its CSRF tokens.
+const shownHtml = new WeakMap();
+
 function setStatus(text, state) {
   const el = document.getElementById("live-status");
   if (el) {
@@ -26,7 +30,18 @@ async function refresh(region) {
       return;
     }
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    region.innerHTML = await response.text();
+    const html = await response.text();
+    // A form in the region is being submitted (the physician pressed "Admit"): replacing the
+    // region now would detach that form and the browser would drop the submission.
+    if (region.dataset.submitting) return;
+    // Nothing changed (the CSRF token is masked afresh on every render, so it is left out of
+    // the comparison): keep the nodes, so a button being pressed is not swapped for a copy
+    // between the press and the release, which would lose the click.
+    const shown = html.replace(CSRF_VALUE, "");
+    if (shown !== shownHtml.get(region)) {
+      region.innerHTML = html;
+      shownHtml.set(region, shown);
+    }
     region.dataset.refreshedAt = String(Date.now());
     // The lobby: when the physician admits the patient, go straight into the consult; the
     // note review: when the draft is ready, open it.
@@ -73,6 +88,13 @@ function connect(region, attempt = 0) {
 }
 
 for (const region of document.querySelectorAll("[data-refresh-url][data-socket]")) {
+  region.addEventListener("submit", () => {
+    region.dataset.submitting = "1";
+  });
+  // Back to this page from the next one (back/forward cache): the submission is over.
+  window.addEventListener("pageshow", () => {
+    delete region.dataset.submitting;
+  });
   refresh(region);
   connect(region);
   setInterval(() => refresh(region), FALLBACK_REFRESH_MS);

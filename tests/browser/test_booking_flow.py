@@ -52,3 +52,42 @@ def test_red_flag_booking_jumps_to_top_of_physicians_live_queue(live_asgi, brows
     expect(rows.first).to_contain_text("Immediate")
     expect(rows.nth(1)).to_contain_text("Earlybird")
     assert doctor_page.evaluate("window.__notReloaded === true")
+
+
+def test_a_refresh_that_changes_nothing_leaves_the_admit_button_in_place(live_asgi, browser):
+    """The queue is fetched when the page loads and again when its socket opens. The second
+    fetch must not swap the "Admit" button for an identical copy: a press landing between the
+    swap's mouse-down and mouse-up is lost (CI saw the physician's Admit do nothing)."""
+    physician = in_thread(
+        lambda: PhysicianFactory(email="dr.steady@example.org", serves_on_demand=True)
+    )
+    in_thread(lambda: visit_join_on_demand(patient=PatientFactory(), reason="Rash"))
+    page = browser.new_context().new_page()
+    sign_in(page, live_asgi, physician.email, PASSWORD)
+
+    fetches, held = [], []
+
+    def hold_the_second(route):
+        fetches.append(route.request.url)
+        if len(fetches) == 2:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/queue/partial/", hold_the_second)
+    page.goto(f"{live_asgi}/queue/")
+    admit = page.get_by_role("button", name="Admit")
+    expect(admit).to_be_visible()
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the socket-open refresh never came"
+    admit.evaluate("button => { button.dataset.pressed = 'yes'; }")
+    before = page.locator("#live-queue").evaluate("region => region.dataset.refreshedAt")
+    held[0].continue_()
+    page.wait_for_function(
+        "before => document.getElementById('live-queue').dataset.refreshedAt !== before",
+        arg=before,
+    )
+    expect(page.locator("button[data-pressed=yes]")).to_have_count(1)
