@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -39,12 +40,42 @@ from tests.asgi_servers import (  # noqa: E402
 )
 
 SDP = "v=0\r\n" + "a=candidate:bench\r\n" * 40  # a realistic offer is a few KB
-GAP_S = 0.05  # between one room's round trips
+GAP_S = 0.05  # between one room's round trips (closed loop)
+
+
+class Pacing:
+    """When a room's next round trip starts. Closed loop (the default): GAP_S after the last one
+    ended, so the load rises until the servers saturate and the figures measure capacity. Paced
+    (``period``): every ``period`` seconds from a random phase, whatever the last one took, so
+    the load is fixed (rooms / period round trips a second) and the figures measure latency at
+    that load."""
+
+    def __init__(self, period: float | None) -> None:
+        self.period = period
+        self.due = time.perf_counter() + (random.uniform(0, period) if period else 0.0)
+
+    async def first(self) -> None:
+        if self.period:
+            await asyncio.sleep(max(0.0, self.due - time.perf_counter()))
+
+    async def next(self) -> None:
+        if not self.period:
+            await asyncio.sleep(GAP_S)
+            return
+        self.due += self.period
+        await asyncio.sleep(max(0.0, self.due - time.perf_counter()))
+
+
 ROUND_TRIP_TIMEOUT_S = 15  # a lost message is an error, not a hung step
 
 
 def setup_django(db_path: Path) -> None:
-    os.environ["DJANGO_SETTINGS_MODULE"] = "telehealth.settings.local"
+    # The servers run as a clinic runs them: production settings (DEBUG off: no per-query
+    # recording), over plain ws:// on loopback; the bench's sessions carry no second factor.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "telehealth.settings.production"
+    os.environ.setdefault("DJANGO_SECRET_KEY", f"bench-only-{os.getpid()}-not-a-secret")
+    os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+    os.environ.setdefault("STAFF_TWO_FACTOR_REQUIRED", "false")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{db_path}")
     import django
 
@@ -106,7 +137,9 @@ async def echo(patient) -> None:
         await patient.send(json.dumps({"type": "signal", "session": "p", "description": answer}))
 
 
-async def run_room(room, servers, rounds: int, result: Step, all_open: asyncio.Event, total: int):
+async def run_room(
+    room, servers, rounds: int, result: Step, all_open: asyncio.Event, total: int, period
+):
     visit_id, doctor_session, patient_session = room
     try:
         doctor = await open_consult(servers[0], visit_id, doctor_session)
@@ -121,15 +154,17 @@ async def run_room(room, servers, rounds: int, result: Step, all_open: asyncio.E
     if result.connected + len(result.errors) >= total:
         all_open.set()
     echo_task = asyncio.create_task(echo(patient))
+    pacing = Pacing(period)
     try:
+        await pacing.first()
         # Round trips while other rooms of the step are still connecting...
         while not all_open.is_set():
             result.connecting_rtts.append(await round_trip(doctor, echo_task))
-            await asyncio.sleep(GAP_S)
+            await pacing.next()
         # ...then with every socket open.
         for _ in range(rounds):
             result.open_rtts.append(await round_trip(doctor, echo_task))
-            await asyncio.sleep(GAP_S)
+            await pacing.next()
     except Exception as exc:  # noqa: BLE001
         result.errors.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -144,7 +179,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def step(rooms, servers, rounds: int) -> Step:
+async def step(rooms, servers, rounds: int, period: float | None) -> Step:
     result = Step()
     all_open = asyncio.Event()
     cpu_before = [cpu_seconds(s.process.pid) for s in servers]
@@ -159,7 +194,7 @@ async def step(rooms, servers, rounds: int) -> Step:
     try:
         await asyncio.wait_for(
             asyncio.gather(
-                *(run_room(r, servers, rounds, result, all_open, len(rooms)) for r in rooms)
+                *(run_room(r, servers, rounds, result, all_open, len(rooms), period) for r in rooms)
             ),
             timeout=180,
         )
@@ -183,6 +218,7 @@ HEADER = (
     ("consumer", 9),
     ("rooms", 6),
     ("conn/s", 7),
+    ("rt/s", 6),
     ("open p50", 9),
     ("p95", 7),
     ("p99", 7),
@@ -197,11 +233,13 @@ HEADER = (
 
 def row(label: str, count: int, result: Step) -> str:
     rate = result.connected / result.connect_secs if result.connect_secs else float("nan")
+    open_secs = result.secs - result.connect_secs
     o, c = result.open_rtts, result.connecting_rtts
     cells = (
         label,
         count,
         f"{rate:.0f}",
+        f"{len(o) / open_secs:.0f}" if open_secs > 0 else "nan",
         f"{statistics.median(o) if o else float('nan'):.1f}",
         f"{percentile(o, 0.95):.1f}",
         f"{percentile(o, 0.99):.1f}",
@@ -229,21 +267,26 @@ def export_tree(ref: str) -> Path:
     return target
 
 
-def run_steps(variants, steps, all_rooms, rounds, budget_ms, log_dir) -> dict[str, list]:
+def run_steps(
+    variants, steps, all_rooms, rounds, budget_ms, log_dir, period=None
+) -> dict[str, list]:
     """Every variant's servers up at once (idle while another is measured); each step runs on
     each variant in turn, so a change in the machine's load hits both sides alike."""
     servers = {}
-    results: dict[str, list] = {label: [] for label, _ in variants}
+    results: dict[str, list] = {label: [] for label, _, _ in variants}
     try:
-        for n, (label, tree) in enumerate(variants):
+        for n, (label, tree, options) in enumerate(variants):
             ports = [8811 + 2 * n, 8812 + 2 * n]
+            # NAME=value words set the servers' environment; the rest are uvicorn options.
+            env = dict(o.split("=", 1) for o in options if "=" in o and not o.startswith("-"))
+            flags = tuple(o for o in options if o.startswith("-") or "=" not in o)
             servers[label] = start_servers(
-                2, {**os.environ}, ports=ports, log_dir=log_dir, cwd=tree
+                2, {**os.environ, **env}, ports=ports, log_dir=log_dir, cwd=tree, options=flags
             )
-        live = [label for label, _ in variants]
+        live = [label for label, _, _ in variants]
         for count in steps:
             for label in list(live):
-                result = asyncio.run(step(all_rooms[:count], servers[label], rounds))
+                result = asyncio.run(step(all_rooms[:count], servers[label], rounds, period))
                 results[label].append((count, result))
                 print(row(label, count, result), flush=True)
                 if result.errors:
@@ -271,7 +314,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--budget-ms", type=float, default=50.0, help="p99 round-trip budget")
     parser.add_argument("--baseline", metavar="REF", help="also run this commit's consumer")
+    parser.add_argument(
+        "--pace",
+        type=float,
+        metavar="SECONDS",
+        help="a round trip per room every SECONDS (fixed load) instead of the closed loop",
+    )
     parser.add_argument("--server-logs", type=Path, help="folder for the servers' output")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=OPTIONS",
+        help="also run the current consumer with these uvicorn options and NAME=value "
+        "environment settings (e.g. 'wsproto=--ws wsproto', "
+        "'stock=CHANNELS_BACKEND=channels_redis.pubsub.RedisPubSubChannelLayer'); repeatable",
+    )
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         sys.exit(
@@ -290,15 +348,26 @@ def main() -> None:
     database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(
         f"two uvicorn processes, {backend} on {os.environ['REDIS_URL']}, {database}; "
-        f"{args.rounds} round trips per room with all sockets open, {GAP_S * 1000:.0f} ms apart; "
+        f"{args.rounds} round trips per room with all sockets open, "
+        + (
+            f"one every {args.pace:g} s per room (fixed load); "
+            if args.pace
+            else f"each {GAP_S * 1000:.0f} ms after the last (closed loop: up to capacity); "
+        )
+        + "rt/s: round trips a second with all sockets open; "
         "times in ms; connecting n: round trips made while the step's rooms were still connecting; "
         "cpu s: CPU seconds of server 1/server 2/this client in the step"
     )
     print(" ".join(f"{name:>{width}}" for name, width in HEADER))
-    variants = [("current", ROOT)]
+    variants = [("current", ROOT, ())]
     if args.baseline:
-        variants.insert(0, (args.baseline[:9], export_tree(args.baseline)))
-    results = run_steps(variants, steps, all_rooms, args.rounds, args.budget_ms, args.server_logs)
+        variants.insert(0, (args.baseline[:9], export_tree(args.baseline), ()))
+    for variant in args.variant:
+        label, _, options = variant.partition("=")
+        variants.append((label[:9], ROOT, tuple(options.split())))
+    results = run_steps(
+        variants, steps, all_rooms, args.rounds, args.budget_ms, args.server_logs, args.pace
+    )
     for label, variant_results in results.items():
         rooms = held(variant_results, args.budget_ms)
         print(f"{label}: most rooms held within p99 <= {args.budget_ms:.0f} ms, no errors: {rooms}")

@@ -87,10 +87,16 @@ class AsgiServer:
 
 
 def start_server(
-    port: int, env: dict, log_path: Path | None = None, *, cwd: Path = ROOT
+    port: int,
+    env: dict,
+    log_path: Path | None = None,
+    *,
+    cwd: Path = ROOT,
+    options: tuple[str, ...] = (),
 ) -> AsgiServer:
     """Start a server without waiting for it (see ``wait_listening``); ``cwd`` is the source
-    tree it imports (bench/signaling.py runs an older commit's tree as its baseline)."""
+    tree it imports (bench/signaling.py runs an older commit's tree as its baseline), ``options``
+    more uvicorn command-line options (``--ws wsproto``...)."""
     output = log_path.open("w") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [
@@ -104,6 +110,7 @@ def start_server(
             "warning",
             "--lifespan",
             "off",
+            *options,
         ],
         cwd=cwd,
         env=env,
@@ -138,11 +145,18 @@ def start_servers(
     log_dir: Path | None = None,
     ports: list[int] | None = None,
     cwd: Path = ROOT,
+    options: tuple[str, ...] = (),
 ) -> list[AsgiServer]:
     """Start ``count`` servers on free (or the given) ports and wait until all listen."""
     ports = ports or [free_port() for _ in range(count)]
     servers = [
-        start_server(port, env, log_dir / f"asgi-{port}.log" if log_dir else None, cwd=cwd)
+        start_server(
+            port,
+            env,
+            log_dir / f"asgi-{port}.log" if log_dir else None,
+            cwd=cwd,
+            options=options,
+        )
         for port in ports
     ]
     try:

@@ -325,7 +325,11 @@ if REDIS_URL:
 
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # channels_redis's pub/sub layer with publishes pipelined (telehealth/channel_layer.py);
+            # CHANNELS_BACKEND=channels_redis.pubsub.RedisPubSubChannelLayer restores the stock one.
+            "BACKEND": env_str(
+                "CHANNELS_BACKEND", "telehealth.channel_layer.PipelinedPubSubChannelLayer"
+            ),
             "CONFIG": {
                 "hosts": [
                     {
