@@ -73,6 +73,9 @@ def _mentions(text: str) -> set[str]:
 
 
 GENERATED = "sentence"  # NoteItem.kind of a sentence a language model wrote
+# A generated sentence whose claim is not in the lines it cites may cite a line this close to
+# them that states it (a small model cites the question next to the answer, or the line after).
+WIDEN_LINES = 4
 
 
 def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
@@ -205,6 +208,38 @@ def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[
     return problems
 
 
+def widen_citation(
+    *, item: NoteItem, utterances: list[Utterance], window: int = WIDEN_LINES
+) -> NoteItem | None:
+    """The sentence citing, besides its own lines, the nearby lines that state what they lack.
+
+    Lines within ``window`` of the cited ones are tried nearest first; one is added when it
+    removes a reason the sentence fails, until none is left. None when some claim is in none
+    of them: then the sentence is dropped. Every claim of a widened sentence is in its cited
+    lines, checked exactly as any sentence is.
+    """
+    reasons = check_item(item=item, utterances=utterances)
+    if not reasons or not item.evidence:
+        return None
+    if any(not 0 <= i < len(utterances) for i in item.evidence):
+        return None
+    near = {
+        j
+        for i in item.evidence
+        for j in range(i - window, i + window + 1)
+        if 0 <= j < len(utterances) and j not in item.evidence
+    }
+    evidence, left = list(item.evidence), len(reasons)
+    for j in sorted(near, key=lambda j: (min(abs(j - i) for i in item.evidence), j)):
+        trial = replace(item, evidence=sorted([*evidence, j]))
+        now = len(check_item(item=trial, utterances=utterances))
+        if now < left:
+            evidence, left = trial.evidence, now
+            if not left:
+                return trial
+    return None
+
+
 def ground_note(
     *, note: DraftNote, utterances: list[Utterance]
 ) -> tuple[DraftNote, list[GroundingProblem]]:
@@ -220,6 +255,10 @@ def ground_note(
         kept = []
         for item in items:
             reasons = check_item(item=item, utterances=utterances)
+            if reasons and item.kind == GENERATED:
+                widened = widen_citation(item=item, utterances=utterances)
+                if widened is not None:
+                    item, reasons = widened, []
             problems.extend(GroundingProblem(key, item.text, r) for r in reasons)
             if reasons:
                 dropped.append(

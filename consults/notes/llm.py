@@ -31,6 +31,7 @@ from typing import Protocol
 from consults.notes.context import strip_tags
 from consults.notes.engine import GroundedDrafter
 from consults.notes.grounding import GENERATED, ground_note
+from consults.notes.rules import rule_section
 from consults.notes.types import SECTION_TITLES, DraftNote, NoteFacts, NoteItem, Utterance
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Section:
     max_tokens: int
     max_sentences: int
     max_chars: int = 300
+    # How the first sentence may begin (none: any capital or digit).
+    opening: tuple[str, ...] = ()
 
 
 SECTIONS = (
@@ -61,39 +64,46 @@ SECTIONS = (
         1,
         60,
     ),
+    # Written during the call once the examination begins (see LlmDrafter.prepare), or first
+    # after hang-up.
     Section(
         "hpi",
         "HISTORY OF PRESENT ILLNESS",
-        "3 to 5 sentences of clinical prose about what the patient told: the problem, its "
-        "onset, course and severity, associated symptoms, what was tried, and relevant history. "
-        "Not the examination, the diagnosis or the plan.",
-        130,
-        5,
+        "a paragraph of 5 to 8 sentences of clinical prose about what the patient told: who the "
+        "patient is and why they came, each problem's onset, course, severity and triggers, "
+        "associated symptoms and symptoms denied, what was tried and how it worked, and the "
+        "relevant history and medicines. Not the examination, the diagnosis or the plan.",
+        200,
+        8,
+        # Left free, a 1.5B model opens with "Dr." or "Ms.", and the period ends the sentence.
+        opening=("The patient ", "Mr. ", "Ms. ", "Mrs. "),
     ),
     Section(
         "objective",
         "PHYSICAL EXAMINATION AND RESULTS",
-        "the examination findings and test results the doctor stated, in few words, one per "
-        "line. Write None. if none were stated.",
-        80,
-        4,
+        "each examination finding and each test result, in a few words each (the body part or "
+        "the test, and what was found).",
+        110,
+        6,
     ),
     Section(
         "assessment",
         "ASSESSMENT",
-        "the diagnosis or impression of each problem in a few words, one problem per line.",
-        48,
-        3,
+        "each problem the doctor assessed and the doctor's impression of it, in clinical words, "
+        "one problem per line.",
+        100,
+        4,
     ),
     Section(
         "plan",
         "PLAN",
-        "each decision once, as a short order (continue, start, stop or change a medicine with "
-        "its dose; a test; a referral; the follow-up), one per line.",
-        100,
-        5,
+        "each decision the doctor made, in the third person as a physician writes a note, one "
+        "per line: medicines with their doses, tests, referrals, advice and follow-up.",
+        150,
+        8,
     ),
 )
+HPI = SECTIONS[1]
 WRITTEN = tuple(s.key for s in SECTIONS)
 
 # No example sentence here: a 1.5B model copies it, citations included, into every note.
@@ -137,8 +147,11 @@ class Generator(Protocol):
 SectionCallback = Callable[[str, list[NoteItem], list[dict]], None]
 
 
-def section_grammar(section: Section) -> str:
+def section_grammar(section: Section, *, allow_none: bool = True) -> str:
     """GBNF: one sentence per line, each ending with its cited line numbers; or "None."
+
+    ``allow_none`` False leaves out "None.": a small model offered it takes it for a section
+    whose lines are there (the examination of a visit where the doctor examined).
 
     Sentences are printable ASCII without brackets, and a period ends them unless a digit
     follows (2.5 mg), so that the model cannot run several sentences, or another script, into
@@ -147,17 +160,27 @@ def section_grammar(section: Section) -> str:
     # A bounded repeat becomes that many nested rules in llama.cpp: only the short sections.
     repeat = f"{{2,{section.max_chars}}}" if section.max_chars <= 80 else "+"
     rules = (
-        f'sent ::= [A-Z0-9] (char | "." [0-9]){repeat} "." cite\n'
+        f'sent ::= [A-Z0-9] (char | decimal | title){repeat} "." cite\n'
         "char ::= [\\x20-\\x2D\\x2F-\\x5A\\x5C\\x5E-\\x7E]\n"
+        # A period inside a sentence only in a number (2.5 mg: not "1.1.1.") or a title.
+        'decimal ::= [0-9] "." [0-9]\n'
+        'title ::= ("Mr" | "Ms" | "Mrs" | "Dr") ". "\n'
         'cite ::= " [" num ("," " "? num){0,7} "]\\n"\n'
         "num ::= [0-9]{1,4}\n"
     )
     if section.max_sentences == 1:
         return "root ::= sent\n" + rules
-    return f'root ::= "None.\\n" | sent{{1,{section.max_sentences}}}\n' + rules
+    body = f"sent{{1,{section.max_sentences}}}"
+    if section.opening:
+        starts = " | ".join(json.dumps(o) for o in section.opening)
+        rules += f'first ::= ({starts}) (char | decimal | title)+ "." cite\n'
+        body = f"first sent{{0,{section.max_sentences - 1}}}"
+    if allow_none:
+        body = f'"None.\\n" | {body}'
+    return f"root ::= {body}\n" + rules
 
 
-_LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,30}:\s+(?=\S)")
+_LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,40}:\s+(?=\S)")
 _CITED = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\]\s*$")
 
 
@@ -183,7 +206,9 @@ def parse_sentences(output: str) -> list[NoteItem]:
 
 
 def _is_empty(text: str) -> bool:
-    return text.rstrip(".").strip().lower() in {"", "none", "n/a", "not stated", "none stated"}
+    # A lone title ("Ms.") is a sentence the grammar's period cut short.
+    empty = {"", "none", "n/a", "not stated", "none stated", "mr", "ms", "mrs", "dr"}
+    return text.rstrip(".").strip().lower() in empty
 
 
 def _looping(text: str) -> bool:
@@ -202,6 +227,29 @@ def numbered_lines(utterances: list[Utterance]) -> list[str]:
         if text:
             out.append(f"[{u.index}] {u.speaker.replace('_', ' ').capitalize()}: {text}")
     return out
+
+
+_EXAM_CUE = re.compile(
+    r"\b(?:physical exam\w*|(?:examine|look at|feel|listen to) (?:you|your|the)|"
+    r"take a (?:quick )?(?:look|listen)|on (?:your |my )?exam\w*|vital signs|your vitals)\b",
+    re.IGNORECASE,
+)
+_HISTORY_LINES = 6  # spoken lines before an examination can end the history
+_EARLY_MIN_SENTENCES = 2  # an HPI written during the call with fewer is written again
+
+
+def exam_start(utterances: list[Utterance]) -> int | None:
+    """Index of the doctor's first examination line (or result) after some history, or None.
+
+    Past it the history is told: the HPI can be written while the call goes on. The
+    examination section of a visit that has such a line is never "None".
+    """
+    for position, u in enumerate(utterances):
+        if u.speaker != "doctor" or position < _HISTORY_LINES:
+            continue
+        if _EXAM_CUE.search(strip_tags(u.text)) or rule_section(utterance=u) == "objective":
+            return u.index
+    return None
 
 
 def facts_block(facts: NoteFacts) -> str:
@@ -289,6 +337,9 @@ class LlmDrafter:
         self._extractor = GroundedDrafter(use_model=False)
         # (section, seconds since the call began) of the last draft, for the bench.
         self.last_timings: list[tuple[str, float]] = []
+        # The HPI written during the call, per visit key: (the numbered lines it was written
+        # from, the model's output). Kept on disk too (next to the prefix) for another worker.
+        self._early: dict[str | None, tuple[list[str], str]] = {}
 
     def generator(self) -> Generator:
         """The model, loaded on first use and kept for the life of the process."""
@@ -325,7 +376,7 @@ class LlmDrafter:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A consult whose note was never drafted here (a crash, another machine drafted it)
         # leaves its prefix behind: it encodes a transcript, so it goes after a few hours.
-        for old in folder.glob("*.kv"):
+        for old in folder.iterdir():
             try:
                 if time.time() - old.stat().st_mtime > PREFIX_KEEP_S:
                     old.unlink(missing_ok=True)
@@ -355,7 +406,53 @@ class LlmDrafter:
         evaluated = model.prefill(messages=messages, through=chunks[0][-1])
         if saved is not None and hasattr(model, "save_prefix"):
             model.save_prefix(saved)
+        history_told = len(chunks) == 1 and exam_start(utterances) is not None
+        if history_told and self._early_hpi(key, lines) is None:
+            self._write_early_hpi(model, utterances=utterances, lines=lines, key=key)
         return evaluated
+
+    def _early_file(self, key: str | None) -> Path | None:
+        saved = self._prefix_file(key)
+        return saved.with_suffix(".hpi.json") if saved is not None else None
+
+    def _early_hpi(self, key: str | None, lines: list[str]) -> str | None:
+        """The HPI written during this visit's call, if it was written from these lines' start.
+
+        The transcript only grows, so an HPI written from an earlier state of it cites the same
+        line numbers; one written from another visit's lines is not this visit's.
+        """
+        early = self._early.get(key)
+        path = self._early_file(key)
+        if early is None and path is not None and path.exists():
+            try:
+                saved = json.loads(path.read_text())
+                early = (list(saved["lines"]), str(saved["output"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                early = None
+        if early is None or early[0] != lines[: len(early[0])]:
+            return None
+        return early[1]
+
+    def _write_early_hpi(
+        self, model: Generator, *, utterances: list[Utterance], lines: list[str], key: str | None
+    ) -> None:
+        """Write the HPI now that the history is told (the examination began): after hang-up
+        only the other sections remain to be written."""
+        facts = self._extractor.draft(utterances=utterances).facts
+        output = model.complete(
+            messages=self._messages(lines, part="", facts_text=facts_block(facts), section=HPI),
+            grammar=section_grammar(HPI),
+            max_tokens=HPI.max_tokens,
+            deadline=time.monotonic() + self._timeout_s,
+        )
+        self._early[key] = (lines, output)
+        path = self._early_file(key)
+        if path is not None:
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"lines": lines, "output": output}, fh)
+            os.replace(tmp, path)
 
     def draft(
         self,
@@ -415,6 +512,7 @@ class LlmDrafter:
                 notices=notices,
                 started=started,
                 saved=self._prefix_file(key),
+                early_hpi=self._take_early_hpi(key, numbered_lines(utterances)),
             )
         except Exception as exc:
             logger.warning("note model stopped: %s", type(exc).__name__)
@@ -448,6 +546,15 @@ class LlmDrafter:
         note = DraftNote(sections, extracted.facts, self.engine_version, notices, dropped)
         grounded, _ = ground_note(note=note, utterances=utterances)
         return grounded
+
+    def _take_early_hpi(self, key: str | None, lines: list[str]) -> str | None:
+        """The HPI written during the call, forgotten here (memory and disk) once taken."""
+        early = self._early_hpi(key, lines)
+        self._early.pop(key, None)
+        path = self._early_file(key)
+        if path is not None:
+            path.unlink(missing_ok=True)
+        return early
 
     def _line_budget(self, model: Generator, facts_text: str) -> int:
         """Tokens left for transcript lines once instructions, facts and an answer fit."""
@@ -488,6 +595,7 @@ class LlmDrafter:
         notices: list[str],
         started: float,
         saved: Path | None = None,
+        early_hpi: str | None = None,
     ) -> None:
         """Write the sections in note order, handing each to `finished` once it is complete."""
         deadline = started + self._timeout_s
@@ -508,6 +616,7 @@ class LlmDrafter:
                 f"{len(chunks)} consecutive parts, every line included."
             )
         parts: dict[str, list[NoteItem]] = {s.key: [] for s in SECTIONS}
+        examined = exam_start(utterances) is not None
         for number, chunk in enumerate(chunks, start=1):
             part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
             for section in SECTIONS:
@@ -516,11 +625,19 @@ class LlmDrafter:
                 # The chief complaint is written first and from the lines alone: at hang-up its
                 # prompt adds only the newest lines and its request to what the call evaluated.
                 facts_here = "" if section.key == "chief_complaint" else facts_text
+                early = parse_sentences(early_hpi or "") if section is HPI else []
+                # An HPI the model cut short during the call is written again now.
+                if len(early) >= _EARLY_MIN_SENTENCES and len(chunks) == 1:
+                    parts[section.key] += early
+                    finished(section.key, parts[section.key])
+                    continue
                 output = model.complete(
                     messages=self._messages(
                         chunk, part=part, facts_text=facts_here, section=section
                     ),
-                    grammar=section_grammar(section),
+                    grammar=section_grammar(
+                        section, allow_none=section.key != "objective" or not examined
+                    ),
                     max_tokens=section.max_tokens,
                     deadline=deadline,
                 )

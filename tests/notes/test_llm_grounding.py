@@ -114,3 +114,35 @@ def test_ground_note_keeps_what_it_dropped_with_reasons() -> None:
     ]
     assert all(d["reasons"] for d in grounded.dropped)
     assert len(problems) >= 2
+
+
+def test_a_sentence_citing_the_line_next_to_its_claim_cites_that_line_too() -> None:
+    """The model cited the question (2) but the answer's line states the side (1)."""
+    from consults.notes.grounding import widen_citation
+
+    item = sentence("Right knee pain for 2 weeks.", [0])
+    widened = widen_citation(item=item, utterances=LINES)
+    assert widened is not None and widened.evidence == [0, 1]
+    note, _ = ground_note(note=DraftNote({"hpi": [item]}, NoteFacts(), "x"), utterances=LINES)
+    assert [(i.text, i.evidence) for i in note.sections["hpi"]] == [
+        ("Right knee pain for 2 weeks.", [0, 1])
+    ]
+    assert note.dropped == []
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        ("The left knee hurts.", [1]),  # no line says left
+        ("She takes ibuprofen 800 mg.", [6]),  # no line says 800
+        ("Blood pressure is 140/90.", [2]),  # stated, but 10 lines away
+        ("Rest the knee.", []),  # cites nothing: nothing to widen
+    ],
+)
+def test_a_claim_no_nearby_line_states_is_still_dropped(text: str, evidence: list[int]) -> None:
+    from consults.notes.grounding import widen_citation
+
+    item = sentence(text, evidence)
+    assert widen_citation(item=item, utterances=LINES) is None
+    note, _ = ground_note(note=DraftNote({"plan": [item]}, NoteFacts(), "x"), utterances=LINES)
+    assert note.sections["plan"] == [] and note.dropped[0]["text"] == text

@@ -1,0 +1,124 @@
+"""The HPI written during the call, the examination's "None." and the title-cut sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from consults.notes.llm import (
+    HPI,
+    SECTIONS,
+    LlmDrafter,
+    exam_start,
+    parse_sentences,
+    section_grammar,
+)
+from consults.notes.transcript import parse_transcript
+from tests.notes.test_llm_drafter import VISIT, ScriptedModel, texts
+
+OTHER_VISIT = parse_transcript(
+    text=(
+        "[doctor] good morning , what can i do for you ?\n"  # 0
+        "[patient] i have had a cough for three days .\n"  # 1
+        "[doctor] any fever ?\n"  # 2
+        "[patient] no .\n"  # 3
+        "[doctor] any shortness of breath ?\n"  # 4
+        "[patient] no , just the cough .\n"  # 5
+        "[doctor] let me listen to your lungs .\n"  # 6
+        "[doctor] your lungs are clear . it is a viral cough , rest and fluids .\n"  # 7
+    )
+)
+
+
+def hpi_prompts(model: ScriptedModel) -> list[str]:
+    return [p for p in model.prompts if f"Write the {HPI.title} section" in p]
+
+
+def test_the_exam_ends_the_history_after_some_lines_of_it() -> None:
+    assert exam_start(VISIT) == 6  # "on exam the right knee is swollen"
+    assert exam_start(OTHER_VISIT) == 6  # "let me listen to your lungs"
+    # An examination word in the first lines is not the end of the history.
+    assert exam_start(VISIT[:6]) is None
+    early = parse_transcript(text="[doctor] on exam you look well .\n[patient] thanks .\n")
+    assert exam_start(early) is None
+
+
+def test_hpi_is_written_during_the_call_once_the_exam_began_and_not_again_at_hang_up() -> None:
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:5])
+    assert hpi_prompts(model) == []  # still the history: nothing written
+    drafter.prepare(utterances=VISIT[:7])
+    assert len(hpi_prompts(model)) == 1
+    assert "[6] Doctor: on exam" in hpi_prompts(model)[0]
+    drafter.prepare(utterances=VISIT)  # written once per visit
+    assert len(hpi_prompts(model)) == 1
+    note = drafter.draft(utterances=VISIT)
+    assert len(hpi_prompts(model)) == 1
+    assert len(model.prompts) == len(SECTIONS)
+    # Grounded against the whole visit, as if written at hang-up.
+    assert "She denies fever." in texts(note, "hpi")
+    assert "The left knee is also painful." in {d["text"] for d in note.dropped}
+
+
+def test_an_hpi_written_from_another_visits_lines_is_not_used() -> None:
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=OTHER_VISIT)
+    drafter.draft(utterances=VISIT)
+    assert len(hpi_prompts(model)) == 2
+    assert "[1] Patient: my right knee" in hpi_prompts(model)[1]
+
+
+def test_the_hpi_written_during_the_call_reaches_another_worker_and_is_then_removed(
+    tmp_path,
+) -> None:
+    during = ScriptedModel()
+    LlmDrafter(generator=during, cache_dir=str(tmp_path)).prepare(utterances=VISIT, key="visit-7")
+    saved = tmp_path / "note-prefixes" / "visit-7.hpi.json"
+    assert saved.exists() and saved.stat().st_mode & 0o077 == 0
+    after = ScriptedModel()
+    note = LlmDrafter(generator=after, cache_dir=str(tmp_path)).draft(
+        utterances=VISIT, key="visit-7"
+    )
+    assert hpi_prompts(after) == []
+    assert "She denies fever." in texts(note, "hpi")
+    assert not saved.exists()
+
+
+class CutShortModel(ScriptedModel):
+    """Opens the HPI written during the call with a title the grammar's period ends."""
+
+    def complete(self, *, messages, grammar, max_tokens, deadline) -> str:
+        out = super().complete(
+            messages=messages, grammar=grammar, max_tokens=max_tokens, deadline=deadline
+        )
+        return "Dr. [2]\nDr. [2]\n" if len(self.prompts) == 1 else out
+
+
+def test_an_hpi_cut_short_during_the_call_is_written_again_at_hang_up() -> None:
+    model = CutShortModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT)
+    note = drafter.draft(utterances=VISIT)
+    assert len(hpi_prompts(model)) == 2
+    assert "She denies fever." in texts(note, "hpi")
+
+
+def test_lone_titles_and_none_are_not_sentences() -> None:
+    items = parse_sentences("Ms. [1]\nDr. [2]\nMs. Lee reports knee pain. [1]\nNone. [3]\n")
+    assert [i.text for i in items] == ["Ms. Lee reports knee pain."]
+
+
+def test_examination_grammar_offers_none_only_when_asked() -> None:
+    objective = next(s for s in SECTIONS if s.key == "objective")
+    assert '"None.' in section_grammar(objective)
+    assert '"None.' not in section_grammar(objective, allow_none=False)
+    # The HPI opens as a note does, so a title cannot be its whole first sentence.
+    assert '"The patient "' in section_grammar(HPI)
+
+
+def test_grammars_without_none_compile_in_llama_cpp() -> None:
+    llama_cpp = pytest.importorskip("llama_cpp")
+    for section in SECTIONS:
+        grammar = section_grammar(section, allow_none=False)
+        assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
