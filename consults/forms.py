@@ -24,6 +24,20 @@ class IntakeForm(forms.Form):
         label="How long have you had them?",
         help_text="For example: 3 days, since last week.",
     )
+    medicines = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Medicines you take",
+        help_text="Names and doses if you know them, for example: metformin 500 mg twice a day.",
+    )
+    allergies = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Allergies",
+        help_text="Medicines or other things you are allergic to, and what happens. "
+        "Leave empty if none.",
+    )
     red_flags = forms.MultipleChoiceField(
         required=False,
         choices=[(code, label) for code, (label, _level) in RED_FLAGS.items()],
@@ -64,7 +78,15 @@ class _AnySlotField(forms.ChoiceField):
 
 class BookingForm(IntakeForm, SlotForm):
     slot = _AnySlotField(label="Choose a time", widget=forms.RadioSelect)
-    field_order = ["slot", "reason", "symptoms", "symptom_duration", "red_flags"]
+    field_order = [
+        "slot",
+        "reason",
+        "symptoms",
+        "symptom_duration",
+        "medicines",
+        "allergies",
+        "red_flags",
+    ]
 
 
 class AvailabilityRuleForm(forms.ModelForm):

@@ -51,7 +51,14 @@ def visit_changed(*, visit, event: str, previous_physician_id: int | None = None
 
 
 def intake_record(
-    *, visit, reason: str, symptoms: str, symptom_duration: str, red_flags: list[str] | None
+    *,
+    visit,
+    reason: str,
+    symptoms: str,
+    symptom_duration: str,
+    red_flags: list[str] | None,
+    medicines: str = "",
+    allergies: str = "",
 ) -> None:
     """Store the patient's intake answers for a visit being booked, in the booking's transaction
     (an error undoes the booking), and set its urgency from the red flags."""
@@ -62,6 +69,8 @@ def intake_record(
         symptoms=symptoms,
         symptom_duration=symptom_duration,
         red_flags=red_flags,
+        medicines=medicines,
+        allergies=allergies,
     )
 
 

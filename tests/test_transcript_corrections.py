@@ -181,7 +181,11 @@ def test_note_lines_cite_what_was_heard_and_what_it_became(patient, consented):
 
 @pytest.mark.slow
 def test_real_base_model_names_both_drugs_and_records_the_correction(patient, consented, settings):
-    """Base without a hint hears 'Lucid up to … noxic line': the stored line names both drugs."""
+    """Base without a hint hears 'Lucid up to … noxic line': with the visit's hint the stored
+    line names both drugs and the dose. What base hears with the hint depends on the CPU
+    (CTranslate2's kernels differ): on Intel AVX-512/AMX it heard "noxycycline" and the lexicon
+    corrected it, on AMD EPYC it hears "doxycycline" at once. Either way every word changed
+    between what was heard and what is stored is recorded as a correction."""
     settings.SPEECH_BACKEND = "consults.speech.faster_whisper_backend.FasterWhisperTranscriber"
     settings.SPEECH_MODEL = "base"
     clear_transcribers()
@@ -192,9 +196,16 @@ def test_real_base_model_names_both_drugs_and_records_the_correction(patient, co
     text = line.text.lower()
     assert "lisinopril" in text and "doxycycline" in text, line.text
     assert "10 mg" in text
-    drugs = [c for c in line.corrections if c["kind"] == "drug"]
-    assert any(c["corrected"] == "doxycycline" for c in drugs), line.corrections
-    assert line.heard_text and "doxycycline" not in line.heard_text.lower()
+    if line.heard_text:
+        assert line.corrections, "a line changed from what was heard must say how"
+        for change in line.corrections:
+            assert change["heard"].lower() in line.heard_text.lower()
+            assert change["corrected"].lower() in text
+        if "doxycycline" not in line.heard_text.lower():
+            drugs = [c for c in line.corrections if c["kind"] == "drug"]
+            assert any(c["corrected"] == "doxycycline" for c in drugs), line.corrections
+    else:
+        assert line.corrections == []
     assert ClinicalNote.objects.filter(visit=consented).count() == 0  # still in the call
 
 

@@ -13,6 +13,9 @@ class Intake(models.Model):
     reason = models.CharField(max_length=200)
     symptoms = models.TextField(blank=True)
     symptom_duration = models.CharField(max_length=100, blank=True)
+    # In the patient's words. The transcriber listens for these names (consults/speech).
+    medicines = models.TextField(blank=True)
+    allergies = models.TextField(blank=True)
     red_flags = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

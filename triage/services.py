@@ -20,6 +20,8 @@ def intake_record(
     symptoms: str = "",
     symptom_duration: str = "",
     red_flags: list[str] | None = None,
+    medicines: str = "",
+    allergies: str = "",
 ) -> Intake:
     """Store the intake answers and set the visit's urgency from its red flags."""
     flags = sorted(set(red_flags or []))
@@ -32,6 +34,8 @@ def intake_record(
         symptoms=symptoms,
         symptom_duration=symptom_duration,
         red_flags=flags,
+        medicines=medicines,
+        allergies=allergies,
     )
     level, why = level_for_red_flags(flags)
     _apply(visit=visit, level=level, reason=why, source=UrgencyChange.Source.INTAKE, actor=None)

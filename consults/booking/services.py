@@ -90,6 +90,8 @@ def visit_book(
     symptoms: str = "",
     symptom_duration: str = "",
     red_flags: list[str] | None = None,
+    medicines: str = "",
+    allergies: str = "",
     same_day_confirmed: bool = False,
 ) -> Visit:
     """Book ``start`` in the physician's calendar with the patient's intake.
@@ -135,6 +137,8 @@ def visit_book(
                 symptoms=symptoms,
                 symptom_duration=symptom_duration,
                 red_flags=red_flags,
+                medicines=medicines,
+                allergies=allergies,
             )
     except IntegrityError as exc:
         raise _slot_unavailable(patient=patient, physician=physician, start=start) from exc
@@ -149,6 +153,8 @@ def visit_join_on_demand(
     symptoms: str = "",
     symptom_duration: str = "",
     red_flags: list[str] | None = None,
+    medicines: str = "",
+    allergies: str = "",
 ) -> Visit:
     """Put the patient in the on-demand ("first available") queue, checked in now."""
     _require_patient(patient)
@@ -172,6 +178,8 @@ def visit_join_on_demand(
             symptoms=symptoms,
             symptom_duration=symptom_duration,
             red_flags=red_flags,
+            medicines=medicines,
+            allergies=allergies,
         )
     hooks.visit_changed(visit=visit, event="checked_in")
     return visit

@@ -77,6 +77,8 @@ def book_slot(request: HttpRequest, physician_id: int) -> HttpResponse:
                 symptoms=form.cleaned_data["symptoms"],
                 symptom_duration=form.cleaned_data["symptom_duration"],
                 red_flags=form.cleaned_data["red_flags"],
+                medicines=form.cleaned_data["medicines"],
+                allergies=form.cleaned_data["allergies"],
                 same_day_confirmed=request.POST.get("confirm_same_day") == "1",
             )
         except services.AlreadyBooked as exc:

@@ -29,6 +29,8 @@ class SpeechContext:
     """The vocabulary of one visit: intake terms first, then the clinic's formulary."""
 
     terms: tuple[str, ...] = ()  # the patient's medicines and allergies from intake
+    # The patient's own words for them (intake): hinted, never corrected towards.
+    patient_words: tuple[str, ...] = ()
     reason: str = ""  # why the patient booked, in their words
     previous_text: str = ""  # the visit's earlier final transcript lines, oldest first
     formulary: tuple[str, ...] = ()  # the clinic's drug names, most prescribed first
@@ -50,7 +52,7 @@ class SpeechContext:
         reason = _last_words(self.reason, min(self.hint_chars // 6, 60))
         used = len(tail) + len(reason) + 4
         parts: list[str] = []
-        for name in _unique((*self.terms, *self.formulary)):
+        for name in _unique((*self.terms, *self.patient_words, *self.formulary)):
             if used + len(name) + 2 > self.hint_chars:
                 break
             parts.append(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -56,7 +57,7 @@ def transcript_visit(*, user: User, visit_id: int, allow_admin: bool = False) ->
 
 def speech_known_terms(*, visit: Visit, formulary: tuple[str, ...]) -> tuple[str, ...]:
     """Medicines and allergies already known for the patient: their last signed note's facts
-    and any formulary name in the visit's reason (intake has no medicine list of its own)."""
+    and every formulary name in the visit's reason and intake answers (medicines, allergies)."""
     terms: list[str] = []
     note = (
         ClinicalNote.objects.filter(
@@ -70,9 +71,37 @@ def speech_known_terms(*, visit: Visit, formulary: tuple[str, ...]) -> tuple[str
         facts = (note.content or {}).get("facts") or {}
         terms += [str(m.get("name", "")) for m in facts.get("medications") or []]
         terms += [str(a.get("substance", "")) for a in facts.get("allergies") or []]
-    reason = f" {visit.reason.lower()} "
-    terms += [name for name in formulary if f" {name.lower()} " in reason]
+    said = f" {_words(' '.join((visit.reason, *_intake_answers(visit))))} "
+    terms += [name for name in formulary if f" {_words(name)} " in said]
     return tuple(t for t in terms if t)
+
+
+def speech_patient_words(*, visit: Visit) -> tuple[str, ...]:
+    """The names the patient wrote for their medicines and allergies at intake, each item's
+    leading words ("Eliquis" from "Eliquis 5mg twice a day"): hints for the transcriber, not
+    names to correct towards (a patient may misspell them)."""
+    names = []
+    for answer in _intake_answers(visit):
+        for item in re.split(r"[,;\n/]|\band\b", answer):
+            words = []
+            for word in item.split()[:4]:
+                if not word.isalpha():
+                    break  # a dose ("5mg", "500") ends the name
+                words.append(word)
+            name = " ".join(words)
+            if 3 <= len(name) <= 30:
+                names.append(name)
+    return tuple(names)
+
+
+def _intake_answers(visit: Visit) -> tuple[str, str]:
+    # The reverse accessor: consults does not import triage, which owns the intake.
+    intake = getattr(visit, "intake", None)
+    return (intake.medicines, intake.allergies) if intake is not None else ("", "")
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def speech_previous_text(*, visit: Visit, before_s: float, lines: int = 6) -> str:

@@ -33,6 +33,7 @@ from consults.selectors import consent_given
 from consults.transcripts.selectors import (
     chunks_lost,
     speech_known_terms,
+    speech_patient_words,
     speech_previous_text,
 )
 from consults.urgency import urgency_rank
@@ -373,6 +374,7 @@ def _speech_context(*, visit: Visit, before_s: float):
     formulary = load_formulary(settings.SPEECH_FORMULARY_PATH)
     return SpeechContext(
         terms=speech_known_terms(visit=visit, formulary=formulary),
+        patient_words=speech_patient_words(visit=visit),
         reason=visit.reason,
         previous_text=speech_previous_text(visit=visit, before_s=before_s),
         formulary=formulary,
