@@ -192,6 +192,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
         "call_cpu_s": [],
         "call_tokens": [],
         "cpu_after": [],
+        "hpi_early": 0,
     }
     load = None
     if hasattr(drafter, "generator"):
@@ -225,6 +226,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
         out["first_written"].append(written[0] if written else out["seconds"][-1])
         out["dropped"].append(len(note.dropped))
         out["notices"] += bool(note.notices)
+        out["hpi_early"] += bool(getattr(drafter, "last_hpi_early", False))
         out["notes"][row["encounter_id"]] = note
         print(
             f"  {name} {row['encounter_id']}: complete {out['seconds'][-1]:.1f}s after hang-up, "
@@ -319,7 +321,8 @@ def _latency(backend: str, run: dict) -> None:
             f"{statistics.median(run['call_cpu_s']):.0f} CPU s median "
             f"({max(run['call_cpu_s']):.0f} max), "
             f"{statistics.median(run['call_tokens']):.0f} prompt tokens evaluated, in "
-            f"{int(CALL_MINUTES * 60 / PREPARE_EVERY_S)} steps"
+            f"{int(CALL_MINUTES * 60 / PREPARE_EVERY_S)} steps; HPI written during the call "
+            f"in {run['hpi_early']} of {len(run['seconds'])} notes"
         )
     if run["load"] is not None:
         print(f"  model load {run['load']:.2f}s")

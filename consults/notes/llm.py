@@ -236,6 +236,13 @@ _EXAM_CUE = re.compile(
 )
 _HISTORY_LINES = 6  # spoken lines before an examination can end the history
 _EARLY_MIN_SENTENCES = 2  # an HPI written during the call with fewer is written again
+_EARLY_TRIES = 3  # HPIs written during one call at most
+
+
+def _usable(early_hpi: str | None) -> list[NoteItem] | None:
+    """The sentences of an HPI written during the call, or None when it was cut short."""
+    items = parse_sentences(early_hpi or "")
+    return items if len(items) >= _EARLY_MIN_SENTENCES else None
 
 
 def exam_start(utterances: list[Utterance]) -> int | None:
@@ -340,6 +347,9 @@ class LlmDrafter:
         # The HPI written during the call, per visit key: (the numbered lines it was written
         # from, the model's output). Kept on disk too (next to the prefix) for another worker.
         self._early: dict[str | None, tuple[list[str], str]] = {}
+        self._early_tries: dict[str | None, int] = {}
+        # Whether the last draft's HPI was the one written during the call (for the bench).
+        self.last_hpi_early = False
 
     def generator(self) -> Generator:
         """The model, loaded on first use and kept for the life of the process."""
@@ -407,8 +417,15 @@ class LlmDrafter:
         if saved is not None and hasattr(model, "save_prefix"):
             model.save_prefix(saved)
         history_told = len(chunks) == 1 and exam_start(utterances) is not None
-        if history_told and self._early_hpi(key, lines) is None:
-            self._write_early_hpi(model, utterances=utterances, lines=lines, key=key)
+        early = self._early_hpi(key, lines)
+        # One cut short (a 1.5B model sometimes stops at "Ms.") is tried again with the lines
+        # said since, a few times, rather than after hang-up.
+        tries = self._early_tries.get(key, 0) if early is not None else 0
+        if history_told and _usable(early) is None and tries < _EARLY_TRIES:
+            grown = early is None or len(lines) > len(self._early.get(key, ([], ""))[0])
+            if grown:
+                self._write_early_hpi(model, utterances=utterances, lines=lines, key=key)
+                self._early_tries[key] = tries + 1
         return evaluated
 
     def _early_file(self, key: str | None) -> Path | None:
@@ -551,6 +568,8 @@ class LlmDrafter:
         """The HPI written during the call, forgotten here (memory and disk) once taken."""
         early = self._early_hpi(key, lines)
         self._early.pop(key, None)
+        self._early_tries.pop(key, None)
+        self.last_hpi_early = False
         path = self._early_file(key)
         if path is not None:
             path.unlink(missing_ok=True)
@@ -625,9 +644,10 @@ class LlmDrafter:
                 # The chief complaint is written first and from the lines alone: at hang-up its
                 # prompt adds only the newest lines and its request to what the call evaluated.
                 facts_here = "" if section.key == "chief_complaint" else facts_text
-                early = parse_sentences(early_hpi or "") if section is HPI else []
+                early = _usable(early_hpi) if section is HPI and len(chunks) == 1 else None
                 # An HPI the model cut short during the call is written again now.
-                if len(early) >= _EARLY_MIN_SENTENCES and len(chunks) == 1:
+                self.last_hpi_early = self.last_hpi_early or early is not None
+                if early is not None:
                     parts[section.key] += early
                     finished(section.key, parts[section.key])
                     continue

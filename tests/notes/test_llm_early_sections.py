@@ -122,3 +122,16 @@ def test_grammars_without_none_compile_in_llama_cpp() -> None:
     for section in SECTIONS:
         grammar = section_grammar(section, allow_none=False)
         assert llama_cpp.LlamaGrammar.from_string(grammar, verbose=False)
+
+
+def test_an_hpi_cut_short_is_tried_again_during_the_call_once_more_lines_are_final() -> None:
+    model = CutShortModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:7])
+    drafter.prepare(utterances=VISIT[:7])  # nothing new said: not tried again yet
+    assert len(hpi_prompts(model)) == 1
+    drafter.prepare(utterances=VISIT)
+    assert len(hpi_prompts(model)) == 2
+    note = drafter.draft(utterances=VISIT)
+    assert len(hpi_prompts(model)) == 2 and drafter.last_hpi_early
+    assert "She denies fever." in texts(note, "hpi")
