@@ -502,9 +502,10 @@ class LlmDrafter:
             for key in SECTION_TITLES
         }
         if on_section is not None:
-            for key in SECTION_TITLES:
-                if key not in WRITTEN:
-                    on_section(key, kept[key], [])
+            # Not `key`: that is the visit's, which finds what the call prepared.
+            for name in SECTION_TITLES:
+                if name not in WRITTEN:
+                    on_section(name, kept[name], [])
         self.last_timings.append(("facts", time.monotonic() - started))
         written: dict[str, list[NoteItem]] = {}
         dropped: list[dict] = []
@@ -541,8 +542,8 @@ class LlmDrafter:
                     "the rules engine drafted it instead."
                 )
                 if on_section is not None:
-                    for key in WRITTEN:
-                        on_section(key, rules.sections.get(key, []), [])
+                    for name in WRITTEN:
+                        on_section(name, rules.sections.get(name, []), [])
                 return rules
             # The sections the model finished stay; the rules write the others.
             notices.append(

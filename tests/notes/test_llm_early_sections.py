@@ -69,16 +69,18 @@ def test_an_hpi_written_from_another_visits_lines_is_not_used() -> None:
     assert "[1] Patient: my right knee" in hpi_prompts(model)[1]
 
 
+@pytest.mark.parametrize("streamed", [False, True])
 def test_the_hpi_written_during_the_call_reaches_another_worker_and_is_then_removed(
-    tmp_path,
+    tmp_path, streamed: bool
 ) -> None:
     during = ScriptedModel()
     LlmDrafter(generator=during, cache_dir=str(tmp_path)).prepare(utterances=VISIT, key="visit-7")
     saved = tmp_path / "note-prefixes" / "visit-7.hpi.json"
     assert saved.exists() and saved.stat().st_mode & 0o077 == 0
     after = ScriptedModel()
+    # The worker streams the sections (on_section): the visit's key must still find the HPI.
     note = LlmDrafter(generator=after, cache_dir=str(tmp_path)).draft(
-        utterances=VISIT, key="visit-7"
+        utterances=VISIT, key="visit-7", on_section=(lambda *_: None) if streamed else None
     )
     assert hpi_prompts(after) == []
     assert "She denies fever." in texts(note, "hpi")
