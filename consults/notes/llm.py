@@ -230,8 +230,10 @@ def numbered_lines(utterances: list[Utterance]) -> list[str]:
 
 
 _EXAM_CUE = re.compile(
-    r"\b(?:physical exam\w*|(?:examine|look at|feel|listen to) (?:you|your|the)|"
-    r"take a (?:quick )?(?:look|listen)|on (?:your |my )?exam\w*|vital signs|your vitals)\b",
+    r"\b(?:physical exam\w*|(?:examine|look at|feel|listen to) (?:you|your|the)\b"
+    r"(?! in a (?:second|minute|bit)| later)|(?:start|do|begin) (?:my|the|a|your) (?:quick )?"
+    r"exam\w*|take a (?:quick )?(?:look|listen)|on (?:your |my )?(?:\w+ )?exam\w*|vital signs|"
+    r"your vitals)\b",
     re.IGNORECASE,
 )
 _HISTORY_LINES = 6  # spoken lines before an examination can end the history

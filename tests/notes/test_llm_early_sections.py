@@ -40,6 +40,15 @@ def test_the_exam_ends_the_history_after_some_lines_of_it() -> None:
     assert exam_start(VISIT[:6]) is None
     early = parse_transcript(text="[doctor] on exam you look well .\n[patient] thanks .\n")
     assert exam_start(early) is None
+    history = "[patient] it hurts .\n[doctor] okay .\n" * 3
+    for said, examined in [
+        ("i'll examine you in a second , but first your sugars .", False),
+        ("i'm gon na go ahead and start my examination .", True),
+        ("on your skin exam i do appreciate some mild swelling .", True),
+        ("let me listen to your heart .", True),
+    ]:
+        visit = parse_transcript(text=history + f"[doctor] {said}\n")
+        assert (exam_start(visit) == 6) is examined, said
 
 
 def test_hpi_is_written_during_the_call_once_the_exam_began_and_not_again_at_hang_up() -> None:
