@@ -1,11 +1,15 @@
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
 from consults import selectors
 from consults.booking import services as booking_services
 from consults.models import ConsentPurpose, RoomPresence, VisitStatus
+from consults.realtime import room_patient_group, room_staff_group
 from consults.room import services as room_services
 from telehealth.asgi import application
 from tests.test_permissions import login
@@ -216,6 +220,31 @@ async def test_offer_and_candidates_reach_only_the_other_side(patient, physician
     assert not await sync_to_async(
         RoomPresence.objects.filter(visit=visit, left_at__isnull=True).exists
     )()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_a_relay_is_published_to_the_other_side_only(patient, physician):
+    """A room is one group per side: what the patient sends is published to the staff group
+    alone, so the patient's own process never receives (and drops) it back from the layer."""
+    visit = await sync_to_async(_admitted)(patient, physician)
+    layer = get_channel_layer()
+    listeners = {}
+    for side, group in (
+        ("patient", room_patient_group(visit.pk)),
+        ("staff", room_staff_group(visit.pk)),
+    ):
+        listeners[side] = await layer.new_channel()
+        await layer.group_add(group, listeners[side])
+    pat, ok, _ = await join(visit.pk, patient)
+    assert ok and (await pat.receive_json_from())["type"] == "welcome"
+    await pat.send_json_to({"type": "signal", "session": "p1", "candidate": None})
+    heard = await asyncio.wait_for(layer.receive(listeners["staff"]), 5)
+    assert heard["type"] == "room.relay" and heard["payload"]["from"] == "patient"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await layer.receive(listeners["patient"])
+    await pat.disconnect()
 
 
 @pytest.mark.asyncio

@@ -13,7 +13,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from consults.realtime import room_group, room_staff_group
+from consults.realtime import room_side_group
 from consults.room import services
 from consults.room.ice import ice_servers_for
 from consults.room.signaling import MAX_FRAME_CHARS, InvalidMessage, validate_inbound
@@ -82,11 +82,9 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
         )
 
     def _groups(self) -> list[str]:
-        """The room; the physician also hears staff-only pushes (AI output)."""
-        groups = [room_group(self.visit_id)]
-        if self.role == "physician":
-            groups.append(room_staff_group(self.visit_id))
-        return groups
+        """This socket's side of the room: the physician's is the staff group, which also hears
+        staff-only pushes (AI output)."""
+        return [room_side_group(self.visit_id, self.role)]
 
     async def disconnect(self, code):
         if self.visit_id is None:
@@ -166,8 +164,10 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
             await self._relay({**message, "from": self.role})
 
     async def _relay(self, payload: dict) -> None:
+        """To the other side only: the peer's process alone receives it."""
+        other = "patient" if self.role == "physician" else "physician"
         await self.channel_layer.group_send(
-            room_group(self.visit_id),
+            room_side_group(self.visit_id, other),
             {"type": "room.relay", "sender": self.channel_name, "payload": payload},
         )
 
