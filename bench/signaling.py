@@ -308,6 +308,88 @@ def held(results, budget_ms: float) -> int:
     return best
 
 
+COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
+
+
+def write_chart(results: dict[str, list], budget_ms: float, path: Path) -> None:
+    """p99 round trip (all sockets open: solid; while rooms connect: dashed) against rooms, one
+    colour per consumer/variant, the budget as a grey line; a log scale for the milliseconds."""
+    import math
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height, left, right, top, bottom = 1000, 560, 80, 300, 40, 60
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 14)
+    except OSError:
+        font = ImageFont.load_default()
+    series = {
+        label: [
+            (count, percentile(r.open_rtts, 0.99), percentile(r.connecting_rtts, 0.99))
+            for count, r in rows
+            if r.open_rtts
+        ]
+        for label, rows in results.items()
+    }
+    counts = sorted({c for rows in series.values() for c, _, _ in rows}) or [1]
+    values = [v for rows in series.values() for _, o, c in rows for v in (o, c) if v == v]
+    low = 10 ** math.floor(math.log10(max(1.0, min(values + [budget_ms]))))
+    high = 10 ** math.ceil(math.log10(max(values + [budget_ms * 2])))
+
+    def x(count):
+        span = (counts[-1] - counts[0]) or 1
+        return left + (width - left - right) * (count - counts[0]) / span
+
+    def y(ms):
+        ms = min(max(ms, low), high)
+        frac = (math.log10(ms) - math.log10(low)) / (math.log10(high) - math.log10(low))
+        return height - bottom - (height - top - bottom) * frac
+
+    draw.rectangle((left, top, width - right, height - bottom), outline="black")
+    tick = low
+    while tick <= high:
+        draw.line((left, y(tick), width - right, y(tick)), fill=(225, 225, 225))
+        draw.text((left - 8, y(tick)), f"{tick:g}", fill="black", font=font, anchor="rm")
+        tick *= 10
+    for count in counts:
+        draw.text((x(count), height - bottom + 8), str(count), fill="black", font=font, anchor="mt")
+    draw.line((left, y(budget_ms), width - right, y(budget_ms)), fill=(150, 150, 150), width=2)
+    draw.text((width - right + 6, y(budget_ms)), f"budget {budget_ms:g} ms", fill="grey", font=font)
+    draw.text(
+        (left, 12), "p99 signaling round trip (ms, log scale) vs rooms", fill="black", font=font
+    )
+    draw.text(((left + width - right) / 2, height - 24), "rooms", fill="black", font=font)
+    for n, (label, rows) in enumerate(series.items()):
+        colour = COLOURS[n % len(COLOURS)]
+        for kind, pick in (("open", 1), ("connecting", 2)):
+            points = [(x(row[0]), y(row[pick])) for row in rows if row[pick] == row[pick]]
+            if len(points) > 1:
+                if kind == "open":
+                    draw.line(points, fill=colour, width=3)
+                else:
+                    for a, b in zip(points, points[1:], strict=False):  # dashed
+                        for i in range(0, 10, 2):
+                            draw.line(
+                                (
+                                    a[0] + (b[0] - a[0]) * i / 10,
+                                    a[1] + (b[1] - a[1]) * i / 10,
+                                    a[0] + (b[0] - a[0]) * (i + 1) / 10,
+                                    a[1] + (b[1] - a[1]) * (i + 1) / 10,
+                                ),
+                                fill=colour,
+                                width=2,
+                            )
+            for px, py in points:
+                draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour)
+            legend_y = top + 10 + 40 * n + (18 if kind == "connecting" else 0)
+            style = "solid: all open" if kind == "open" else "dashed: connecting"
+            draw.text((width - right + 6, legend_y), f"{label} ({style})", fill=colour, font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", default="25,50,100,200,300,400,500")
@@ -319,6 +401,12 @@ def main() -> None:
         type=float,
         metavar="SECONDS",
         help="a round trip per room every SECONDS (fixed load) instead of the closed loop",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=Path("signaling-p99.png"),
+        help="where to write the PNG chart of p99 against rooms",
     )
     parser.add_argument("--server-logs", type=Path, help="folder for the servers' output")
     parser.add_argument(
@@ -371,6 +459,8 @@ def main() -> None:
     for label, variant_results in results.items():
         rooms = held(variant_results, args.budget_ms)
         print(f"{label}: most rooms held within p99 <= {args.budget_ms:.0f} ms, no errors: {rooms}")
+    write_chart(results, args.budget_ms, args.chart)
+    print(f"chart: {args.chart}")
 
 
 if __name__ == "__main__":
