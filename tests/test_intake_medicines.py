@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from consults.booking import services
 from consults.models import Visit
+from consults.room import services as room_services
 from consults.speech.vocabulary import SpeechContext
 from consults.transcripts.selectors import speech_known_terms, speech_patient_words
 from tests.test_permissions import login
@@ -32,8 +33,7 @@ def test_on_demand_intake_stores_medicines_and_allergies_and_both_sides_see_them
     page = client.get(reverse("consults:visit_detail", args=[visit.pk])).content.decode()
     assert "Eliquis 5mg twice daily" in page and "Penicillin (hives)" in page
 
-    visit.physician = physician  # the physician who takes the visit from the queue
-    visit.save(update_fields=["physician"])
+    room_services.visit_admit(visit=visit, physician=physician)  # "Admit" on the queue
     login(client, physician)
     page = client.get(reverse("consults:visit_detail", args=[visit.pk])).content.decode()
     assert "Medicines" in page and "Lisinopril 10 mg once a day" in page
