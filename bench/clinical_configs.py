@@ -42,6 +42,16 @@ class Setup:
     hint_chars: int  # 0: no hint
     correct: bool = True
     options: tuple[tuple[str, Any], ...] = ()  # extra faster-whisper options
+    window: str = "full"  # encoder window: "full" (always 30 s) or "fit" (the speech + 2 s)
+
+    def engine(self) -> _Tuned:
+        return _Tuned(
+            dict(self.options),
+            model="base",
+            beam_size=self.beam,
+            language="en",
+            encoder_window=self.window,
+        )
 
 
 class _Tuned(FasterWhisperTranscriber):
@@ -55,14 +65,19 @@ class _Tuned(FasterWhisperTranscriber):
 
 SETUPS = [
     Setup("beam 5, no hint, no correction (ref)", 5, 0, correct=False),
-    Setup("beam 5, hint 540 (old default)", 5, 540),
-    Setup("beam 2, hint 540", 2, 540),
-    Setup("beam 1, hint 540", 1, 540),
-    Setup("beam 1, hint 540, no temp. fallback", 1, 540, options=(("temperature", 0.0),)),
+    Setup("beam 5, hint 540, 30 s window", 5, 540),
+    Setup("beam 5, hint 540, fitted window", 5, 540, window="fit"),
+    Setup("beam 2, hint 540, fitted window", 2, 540, window="fit"),
 ]
 
 
-def run_configs(setups: list[Setup] | None = None, *, show_misses: bool = True) -> None:
+def run_configs(
+    setups: list[Setup] | None = None,
+    *,
+    show_misses: bool = True,
+    real_clips: list | None = None,
+    normalizer=None,
+) -> None:
     setups = setups or SETUPS
     formulary = load_formulary()
     load_before = os.getloadavg()
@@ -70,9 +85,7 @@ def run_configs(setups: list[Setup] | None = None, *, show_misses: bool = True) 
         f"cpu cores: {len(os.sched_getaffinity(0))}; load average {load_before[0]:.1f} / "
         f"{load_before[1]:.1f} / {load_before[2]:.1f} (1/5/15 min) at start"
     )
-    engines = {
-        s: _Tuned(dict(s.options), model="base", beam_size=s.beam, language="en") for s in setups
-    }
+    engines = {s: s.engine() for s in setups}
     splits = {name: clinical_set(split=name) for name in ("dev", "held-out")}
     for engine in engines.values():
         engine.load()
@@ -130,15 +143,38 @@ def run_configs(setups: list[Setup] | None = None, *, show_misses: bool = True) 
                 missed = [f"{t.kind}:{t.text}" for t in clip.terms if not found(t.text, h)]
                 if missed:
                     print(f"  {clip.name}: missed {missed}\n      heard: {hyp}")
+    if real_clips:
+        real_speech_configs(setups, real_clips, formulary, normalizer)
     silence_configs(setups[1:], formulary)
+
+
+def real_speech_configs(setups: list[Setup], clips: list, formulary, normalizer) -> None:
+    """Word error rate on real speech (LibriSpeech + JFK) for each setting, with the hint of an
+    empty visit (formulary only) where the setting has one."""
+    import jiwer
+
+    audio = sum(c.duration_s for c in clips)
+    print(f"\nreal speech (LibriSpeech + JFK, {len(clips)} clips, {audio:.0f}s):")
+    refs = [normalizer(c.reference) for c in clips]
+    for s in setups:
+        engine = s.engine()
+        hint = SpeechContext(formulary=formulary, hint_chars=s.hint_chars).hotwords()
+        hyps, cpu = [], 0.0
+        for clip in clips:
+            c0 = time.process_time()
+            t = engine.transcribe_array(
+                samples=clip.samples, hotwords=hint if s.hint_chars else None
+            )
+            if s.correct:
+                t = correct_transcript(t, lexicon=formulary, threshold=DEFAULT_THRESHOLD)
+            cpu += time.process_time() - c0
+            hyps.append(normalizer(t.text) or "<empty>")
+        print(f"  {s.label:38s} WER {jiwer.wer(refs, hyps):.4f}  CPU s/audio s {cpu / audio:.3f}")
 
 
 def silence_configs(setups: list[Setup], formulary) -> None:
     silence_report(
-        [
-            (s.label, _Tuned(dict(s.options), model="base", beam_size=s.beam, language="en"))
-            for s in setups
-        ],
+        [(s.label, s.engine()) for s in setups],
         formulary,
         width=38,
     )

@@ -378,7 +378,7 @@ def main() -> None:
     if args.clinical_configs:
         from bench.clinical_configs import run_configs
 
-        run_configs()
+        run_configs(real_clips=load_clips(), normalizer=normalizer())
         return
     if args.clinical:
         from bench.clinical_bench import run_clinical

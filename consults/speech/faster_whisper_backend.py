@@ -23,6 +23,42 @@ logger = logging.getLogger(__name__)
 
 _VAD_PARAMETERS = {"min_silence_duration_ms": 500, "speech_pad_ms": 200}
 
+ENCODER_WINDOWS = ("full", "fit")
+# With encoder_window="fit" the encoder sees the window's speech plus at least this much of the
+# zero padding Whisper was trained with, rounded up to whole steps (100 frames = 1 s).
+_FIT_MIN_FRAMES = 1500  # 15 s: shorter, a long hint before a 2 s utterance threw the decoder off
+_FIT_PAD_FRAMES = 200  # 2 s
+_FIT_STEP_FRAMES = 100
+
+
+def fitted_frames(features: np.ndarray) -> int:
+    """How many mel frames of a padded Whisper window the encoder needs to see.
+
+    faster-whisper pads every window to 30 s (3,000 frames) with exact zeros, and the encoder's
+    cost is proportional to its input however little of it is speech: a 6 s utterance pays for
+    30 s. Log-mel frames of real audio are never all zero (silence normalises to about -1.5),
+    so the padding is found exactly. The window is cut to its speech plus 2 s of padding,
+    rounded up to whole seconds, and never below 15 s or above the full window.
+    """
+    total = features.shape[-1]
+    frames = features.reshape(-1, features.shape[-2], total)
+    used = np.flatnonzero(np.any(frames != 0.0, axis=(0, 1)))
+    content = int(used[-1]) + 1 if used.size else 0
+    wanted = max(_FIT_MIN_FRAMES, content + _FIT_PAD_FRAMES)
+    wanted = -(-wanted // _FIT_STEP_FRAMES) * _FIT_STEP_FRAMES
+    return min(total, wanted)
+
+
+def _fitted_model_class() -> type[WhisperModel]:
+    """WhisperModel whose encoder sees only the used part of each window (see fitted_frames)."""
+    from faster_whisper import WhisperModel
+
+    class FittedWindowWhisperModel(WhisperModel):
+        def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
+            return super().encode(features[..., : fitted_frames(features)])
+
+    return FittedWindowWhisperModel
+
 
 class FasterWhisperTranscriber:
     """Whisper on CTranslate2 with VAD and hallucination guards; the model loads on first use."""
@@ -42,8 +78,13 @@ class FasterWhisperTranscriber:
         guards: GuardOptions | None = None,
         model_path: str | Path | None = None,
         model_sha256: str | None = None,
+        encoder_window: str = "full",
     ) -> None:
+        if encoder_window not in ENCODER_WINDOWS:
+            raise ValueError(f"encoder_window must be one of {ENCODER_WINDOWS}")
         self.model_name = model
+        # "fit": the encoder runs on a window's speech (+2 s, at least 15 s), not always 30 s.
+        self.encoder_window = encoder_window
         # A clinic's own CTranslate2 directory (small, medium, large-v3, distil) in place of
         # the packaged weights; loaded only when its model.bin matches model_sha256.
         self.model_path = model_path
@@ -101,7 +142,8 @@ class FasterWhisperTranscriber:
         else:
             files = model_files(name=self.model_name, cache_dir=self.cache_dir)
         started = time.perf_counter()
-        model = WhisperModel(
+        model_class = _fitted_model_class() if self.encoder_window == "fit" else WhisperModel
+        model = model_class(
             str(files.path),
             device="cpu",
             compute_type=self.compute_type,
@@ -109,9 +151,10 @@ class FasterWhisperTranscriber:
             local_files_only=True,
         )
         logger.info(
-            "loaded whisper %s (%s) in %.1fs",
+            "loaded whisper %s (%s, %s encoder window) in %.1fs",
             self.model_name,
             self.compute_type,
+            self.encoder_window,
             time.perf_counter() - started,
         )
         return model

@@ -242,6 +242,7 @@ def _transcriber():
         compute_type=settings.SPEECH_COMPUTE_TYPE,
         beam_size=settings.SPEECH_BEAM_SIZE,
         cpu_threads=settings.SPEECH_CPU_THREADS,
+        encoder_window=settings.SPEECH_ENCODER_WINDOW,
         cache_dir=settings.SPEECH_MODEL_CACHE_DIR,
         language=settings.SPEECH_LANGUAGE,
         languages=settings.SPEECH_LANGUAGES,

@@ -418,6 +418,9 @@ SPEECH_MODEL = env_str("SPEECH_MODEL", "base")
 SPEECH_COMPUTE_TYPE = env_str("SPEECH_COMPUTE_TYPE", "int8")
 SPEECH_BEAM_SIZE = env_int("SPEECH_BEAM_SIZE", 5)
 SPEECH_CPU_THREADS = env_int("SPEECH_CPU_THREADS", 0)
+# "fit": the encoder runs on each window's speech (+2 s, at least 15 s) instead of always 30 s
+# of padded audio; "full" is Whisper as published (docs/speech.md has both measured).
+SPEECH_ENCODER_WINDOW = env_str("SPEECH_ENCODER_WINDOW", "fit")
 # The consult language; empty lets Whisper detect it among SPEECH_LANGUAGES (if given).
 SPEECH_LANGUAGE = env_str("SPEECH_LANGUAGE", "en") or None
 SPEECH_LANGUAGES = env_list("SPEECH_LANGUAGES", []) or None
