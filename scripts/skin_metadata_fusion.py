@@ -23,13 +23,14 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_skin_model import (  # noqa: E402
     CLASSES,
     MEL,
+    balanced_accuracy,
     drop_cross_split_duplicates,
     group_by_lesion,
     lesion_mean,
@@ -102,7 +103,7 @@ def main() -> None:
             ("fused", "logits + age, sex, site", np.hstack([lesion_logits, meta])),
         ):
             probs = cross_validated(features, lesion_labels, lesion_ids)
-            bacc = balanced_accuracy_score(lesion_labels, probs.argmax(1))
+            bacc = balanced_accuracy(lesion_labels, probs.argmax(1))
             auc = roc_auc_score(lesion_labels == MEL, probs[:, MEL])
             figures.setdefault(split, {})[key] = float(bacc)
             figures[split][f"{key}_melanoma_auc"] = float(auc)

@@ -527,11 +527,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def choose_logit_adjustment(
-    logits: np.ndarray, labels: np.ndarray, groups: list[list[int]], prior: np.ndarray
+    logits: np.ndarray,
+    labels: np.ndarray,
+    groups: list[list[int]],
+    lesion_labels: np.ndarray,
+    prior: np.ndarray,
 ) -> dict[str, object]:
     """tau with the best validation balanced accuracy (lesion level, after temperature) among
-    those whose validation ECE is <= MAX_VAL_ECE; tau = 0 (no adjustment) if none is."""
-    lesion_labels = np.array([labels[g[0]] for g in groups])
+    those whose validation ECE is <= MAX_VAL_ECE; tau = 0 (no adjustment) if none is.
+    ``labels`` are per image (for the temperature), ``lesion_labels`` per group of ``groups``."""
     candidates = []
     for tau in LOGIT_ADJUSTMENTS:
         adjusted = logits - tau * np.log(prior)
@@ -1027,9 +1031,10 @@ def main() -> None:
     val_idx, test_idx = np.array(splits["val"]), np.array(splits["test"])
     val_logits = predict_logits(net, images[val_idx])
     val_groups = group_by_lesion([lesions[i] for i in val_idx])
+    val_labels = np.array([labels[val_idx][g[0]] for g in val_groups])
     train_counts = np.bincount(labels[np.array(splits["train"])], minlength=len(CLASSES))
     prior = train_counts**SAMPLING_POWER / np.sum(train_counts**SAMPLING_POWER)
-    adjustment = choose_logit_adjustment(val_logits, labels[val_idx], val_groups, prior)
+    adjustment = choose_logit_adjustment(val_logits, labels[val_idx], val_groups, val_labels, prior)
     for candidate in adjustment["candidates"]:
         log(
             f"logit adjustment tau {candidate['tau']:.2f}: val bacc "
@@ -1043,7 +1048,6 @@ def main() -> None:
     temperature = fit_temperature(val_logits, labels[val_idx])
     log(f"temperature {temperature:.3f}")
     val_probs = lesion_mean(softmax(val_logits, temperature), val_groups)
-    val_labels = np.array([labels[val_idx][g[0]] for g in val_groups])
     mel_threshold = threshold_for_sensitivity(
         val_probs[:, MEL], val_labels == MEL, MEL_VAL_TARGET_SENSITIVITY
     )

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             compute_type=getattr(settings, "SPEECH_COMPUTE_TYPE", "int8"),
             beam_size=getattr(settings, "SPEECH_BEAM_SIZE", 5),
             cpu_threads=getattr(settings, "SPEECH_CPU_THREADS", 0),
-            encoder_window=getattr(settings, "SPEECH_ENCODER_WINDOW", "full"),
+            encoder_window=getattr(settings, "SPEECH_ENCODER_WINDOW", "fit"),
             cache_dir=getattr(settings, "SPEECH_MODEL_CACHE_DIR", None),
             language=getattr(settings, "SPEECH_LANGUAGE", None),
             languages=getattr(settings, "SPEECH_LANGUAGES", None),
