@@ -16,7 +16,8 @@ lexicon and ConText rules over the written note, so (1) a fact the note words in
 lexicon lacks is not counted (recall of the extractor, not of the engine); (2) medications are
 every drug named anywhere in the note, including plan changes and drugs the note says were
 stopped; (3) negatives are only lexicon symptoms in negated sentences ("denies fever, chills");
-(4) a dose is attached when it follows the name within the same line. Numbers are therefore
+(4) a dose is attached when it follows the name within the same sentence, before the next
+drug name, and a drug named again without a dose counts once, with its dose. Numbers are therefore
 approximate, comparable between systems, and not a clinical accuracy claim.
 """
 
@@ -58,12 +59,16 @@ def reference_facts(text: str) -> Facts:
     for key, line in split_note(text) if "\n" in text else [("hpi", text)]:
         for sentence in sentences(line) or [line]:
             allergy_line = key == "allergies" or re.search(r"allerg", sentence, re.I)
-            for _, start, end in meds.find_drug_spans(sentence):
+            spans = meds.find_drug_spans(sentence)
+            for k, (_, start, end) in enumerate(spans):
                 surface = _norm_drug(sentence[start:end])
                 if allergy_line:
                     out["allergies"].add(surface)
                     continue
-                window = sentence[start : start + 60]
+                # The dose follows the name, before the next drug ("metformin and lisinopril
+                # 10 mg": 10 mg is lisinopril's).
+                stop = spans[k + 1][1] if k + 1 < len(spans) else len(sentence)
+                window = sentence[start : min(start + 60, stop)]
                 out["medications"].add((surface, meds.parse_dose(window)))
                 out["med_names"].add(surface)
             if allergy_line:
@@ -74,6 +79,10 @@ def reference_facts(text: str) -> Facts:
                 if a.negated and a.experiencer == "patient" and not a.hypothetical:
                     out["negatives"].add(name)
     out["allergies"] = {a.rstrip("s") for a in out["allergies"]}
+    # A drug named again without its dose ("continue the lisinopril") is the same fact as its
+    # dosed mention, not a second one to recall.
+    dosed = {name for name, dose in out["medications"] if dose}
+    out["medications"] = {(n, d) for n, d in out["medications"] if d or n not in dosed}
     return out
 
 
@@ -113,6 +122,20 @@ class Tally:
         c[1] += npred
         c[2] += ref_hit
         c[3] += len(ref)
+
+    def add_doses(self, pred: set, ref: set) -> None:
+        """Dose accuracy: of the reference's dosed drugs the system names, how many with the
+        reference's dose."""
+        c = self.counts.setdefault("doses", [0, 0])
+        named = {name for name, _ in pred}
+        for name, dose in ref:
+            if dose and name in named:
+                c[0] += (name, dose) in pred
+                c[1] += 1
+
+    def dose_line(self) -> str:
+        right, total = self.counts.get("doses", [0, 0])
+        return f"{right / total:.2f} ({right} of {total})" if total else "n/a"
 
     def line(self, kind: str) -> str:
         tp, npred, hit, nref = self.counts.get(kind, [0, 0, 0, 0])
@@ -248,7 +271,28 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
     return out
 
 
-def _score(rows: list[dict], train: list[dict], backends: list[str], runs: dict, label: str):
+def _misses(visit: str, system: str, pred: Facts, ref: Facts) -> None:
+    """Print the reference's medications a system's note misses or doses differently."""
+    named = {name: dose for name, dose in pred["medications"]}
+    missed = sorted(ref["med_names"] - pred["med_names"])
+    doses = sorted(
+        f"{name} {dose} (note: {named[name]})"
+        for name, dose in ref["medications"]
+        if dose and name in named and (name, dose) not in pred["medications"]
+    )
+    if missed or doses:
+        print(f"  {system} {visit}: missed {missed or '-'}; other dose {doses or '-'}")
+
+
+def _score(
+    rows: list[dict],
+    train: list[dict],
+    backends: list[str],
+    runs: dict,
+    label: str,
+    *,
+    misses: bool = False,
+):
     """ROUGE, fact recall/precision and invented drugs for every system on `rows`."""
     from rouge_score import rouge_scorer
 
@@ -278,6 +322,9 @@ def _score(rows: list[dict], train: list[dict], backends: list[str], runs: dict,
             facts = _system_facts(text, facts)
             for kind in ("medications", "med_names", "allergies", "vitals", "negatives"):
                 tallies[system].add(kind, facts[kind], ref[kind])
+            tallies[system].add_doses(facts["medications"], ref["medications"])
+            if misses and system in backends:
+                _misses(row["encounter_id"], system, facts, ref)
             invented[system] += len(drugs_in(text) - said)
 
     print(f"\n{label}: {len(rows)} visits")
@@ -299,6 +346,9 @@ def _score(rows: list[dict], train: list[dict], backends: list[str], runs: dict,
         print(name)
         for system in systems:
             print(f"  {system:<20} {tallies[system].line(kind)}")
+    print("dose accuracy (reference drugs with a dose that the system names)")
+    for system in systems:
+        print(f"  {system:<20} {tallies[system].dose_line()}")
 
 
 def _latency(backend: str, run: dict) -> None:
@@ -355,6 +405,11 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=150.0, help="the llm backend's deadline per note (s)"
     )
+    parser.add_argument(
+        "--misses",
+        action="store_true",
+        help="print each visit's reference medications a backend misses or doses differently",
+    )
     args = parser.parse_args()
     import rouge_score  # noqa: F401 - fail now (requirements/notes-dev.txt), not after the drafts
 
@@ -386,7 +441,7 @@ def main() -> None:
             print(f"drafting {len(rows)} visits ({label}) with {backend}", flush=True)
             runs.setdefault(label, {})[backend] = _draft_all(backend, drafter, rows)
     for label, rows in splits:
-        _score(rows, train, backends, runs[label], label)
+        _score(rows, train, backends, runs[label], label, misses=args.misses)
         for backend in backends:
             _latency(backend, runs[label][backend])
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

