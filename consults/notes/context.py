@@ -161,7 +161,7 @@ _NO = re.compile(
 _YES = re.compile(
     r"^\W*(?:(?:um|uh|oh|well)\W+)?(?:yes|yeah|yep|yup|yea|mm-hmm|mhm|uh-huh|correct|right|"
     r"sure|i do|i have|i did|definitely|absolutely|a little|a bit|sometimes|occasionally|"
-    r"some|i am|i'm taking|a lot)\b",
+    r"some|i am|i'm taking|a lot|exactly|that'?s (?:it|right|correct|the one))\b",
     re.IGNORECASE,
 )
 

@@ -335,7 +335,7 @@ def extract_medications(*, utterances: list[Utterance], allergens: set[str]) -> 
             med = Medication(
                 name=surface,
                 evidence=evidence,
-                dose=meds.parse_dose(window),
+                dose=meds.parse_dose(window) or meds.parse_dose_before(sentence[:start]),
                 route=meds.parse_route(window),
                 frequency=meds.parse_frequency(window),
                 status=status,  # type: ignore[arg-type]

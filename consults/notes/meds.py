@@ -90,6 +90,22 @@ def parse_dose(text: str) -> str | None:
     return f"{m.group('num')} {unit}"
 
 
+_DOSE_OF = re.compile(
+    rf"{DOSE.pattern}\s+of\s+(?:(?:the|your|his|her|my|their)\s+)?$", re.IGNORECASE
+)
+
+
+def parse_dose_before(text: str) -> str | None:
+    """A dose said just before the name: "you're on twenty milligrams of lisinopril" -> "20 mg".
+
+    ``text`` is what precedes the name in its sentence."""
+    m = _DOSE_OF.search(words_to_digits(text[-80:]))
+    if m is None:
+        return None
+    unit = UNIT_NORMAL.get(m.group("unit").lower(), m.group("unit").lower())
+    return f"{m.group('num')} {unit}"
+
+
 def parse_route(text: str) -> str | None:
     return _first(ROUTES, text)
 

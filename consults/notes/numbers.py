@@ -37,20 +37,53 @@ def _tokens_value(tokens: list[str]) -> str | None:
         rest = _tokens_value(words[1:])
         if rest is not None and rest.isdigit() and 10 <= int(rest) <= 99:
             return str(_UNITS[words[0]] * 100 + int(rest))
-    total, current = 0, 0
+    return " ".join(str(n) for n in _numbers(words))
+
+
+def _numbers(words: list[str]) -> list[int]:
+    """Values of a run of number words, split where English grammar starts a new number.
+
+    Speech repeats itself ("five hundred five hundred milligrams", "ten ten"): a word that
+    cannot extend the number so far starts the next one, so the run reads "500 500", not 50500.
+    A year said in two halves ("nineteen ninety-five", "twenty eighteen") is one number.
+    """
+    out: list[int] = []
+    total, current, last = 0, 0, ""
+
+    def small(value: int) -> bool:
+        """Can a word worth ``value`` (< 100) extend the number so far?"""
+        if total == 0 and current == 0:
+            return True
+        if last in {"hundred", "thousand"}:
+            return True
+        return last in _TENS and value < 10
+
     for w in words:
+        value = _UNITS.get(w, _TENS.get(w))
+        if value is not None and not small(value):
+            if last in {"nineteen", "twenty"} and total == 0 and value >= 10:
+                current = current * 100 + value  # a year: "twenty eighteen"
+                last = w
+                continue
+            out.append(total + current)
+            total, current = 0, 0
         if w == "a":
             current = max(current, 1)
-        elif w in _UNITS:
-            current += _UNITS[w]
-        elif w in _TENS:
-            current += _TENS[w]
+        elif value is not None:
+            current += value
         elif w == "hundred":
+            if current >= 100:
+                # "five hundred five hundred": the second "five" began a new number.
+                tail = current % 100
+                out.append(total + current - tail)
+                total, current = 0, tail
             current = max(current, 1) * 100
         elif w == "thousand":
             total += max(current, 1) * 1000
             current = 0
-    return str(total + current)
+        last = w
+    out.append(total + current)
+    return out
 
 
 def words_to_digits(text: str) -> str:
@@ -76,7 +109,16 @@ def words_to_digits(text: str) -> str:
             lead + (prefix.group(0) if prefix else "") + value + (suffix.group(0) if suffix else "")
         )
 
-    return _RUN.sub(repl, text)
+    return _SPOKEN_DECIMAL.sub(r"\1.\2", _RUN.sub(repl, text))
+
+
+# Transcripts write a spoken "point" as a full stop: "aldactone twelve . five milligrams". Joined
+# only before a dose unit, so that a sentence ending in a number is left alone.
+_SPOKEN_DECIMAL = re.compile(
+    r"\b(\d+) \. (\d+)(?=\s*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|units?|"
+    r"percent|%))",
+    re.IGNORECASE,
+)
 
 
 def numbers_in(text: str) -> set[str]:
