@@ -31,13 +31,10 @@ from train_skin_model import (  # noqa: E402
     CLASSES,
     MEL,
     balanced_accuracy,
-    drop_cross_split_duplicates,
     group_by_lesion,
     lesion_mean,
-    load_images,
+    load_split,
     onnx_outputs,
-    read_metadata,
-    split_by_lesion,
 )
 
 MIN_GAIN = 0.02  # balanced accuracy on validation lesions that would make fusion worth wiring in
@@ -83,10 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, dict[str, float]] = {}
 
-    rows = read_metadata(args.data)
-    labels = np.array([CLASSES.index(row["dx"]) for row in rows])
-    images = load_images(rows, data=args.data, cache=args.cache)
-    splits, _ = drop_cross_split_duplicates(images, split_by_lesion(rows, seed=args.seed))
+    split = load_split(args.data, cache=args.cache, seed=args.seed)
+    rows, labels, images, splits = split.rows, split.labels, split.images, split.splits
     sites = sorted({row.get("localization") or "unknown" for row in rows})
     for split in ("val", "test"):
         idx = np.array(splits[split])

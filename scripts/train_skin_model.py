@@ -1082,10 +1082,6 @@ class Split(NamedTuple):
     splits: dict[str, list[int]]
     duplicates: dict[str, int]
 
-    @property
-    def lesions(self) -> list[str]:
-        return [row["lesion_id"] for row in self.rows]
-
     def idx(self, name: str) -> np.ndarray:
         return np.array(self.splits[name])
 
