@@ -30,6 +30,14 @@ _ALLERGY_QUESTION = re.compile(
     re.IGNORECASE,
 )
 _ALLERGY_WORD = re.compile(r"\ballerg(?:y|ies|ic)\b", re.IGNORECASE)
+# A drug given for the allergies is a treatment, not an allergen: "maybe we can try some
+# singulair", "i take claritin for my allergies". Read only where the cue is the bare word.
+_TREATMENT_BEFORE = re.compile(
+    r"\b(?:try|trying|start|started|starting|prescrib\w*|take|taking|took|use|using|used|"
+    r"give|giving|gave|recommend\w*|put (?:you|him|her|them) on|(?:you'?re|i'?m|he'?s|she'?s) on)"
+    r"\s+(?:\w+\s+){0,3}$",
+    re.IGNORECASE,
+)
 _SEASONAL = re.compile(r"\b(?:seasonal|hay fever|pollen|environmental)\b", re.IGNORECASE)
 _DURATION = re.compile(
     r"\b(?:for (?:about |around |almost |over |the (?:past|last) |a good )?"
@@ -281,6 +289,8 @@ def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tu
             for substance, start, end in _allergens_in(sentence):
                 # "nothing that tylenol can't take care of": the substance must follow the cue.
                 if strong is not None and start < strong.start():
+                    continue
+                if strong is None and _TREATMENT_BEFORE.search(sentence[:start]):
                     continue
                 a = assert_span(sentence=sentence, start=start, end=end)
                 if a.negated or a.experiencer != "patient" or a.hypothetical:

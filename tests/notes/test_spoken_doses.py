@@ -1,11 +1,12 @@
-"""Spoken numbers and doses as consultations say them: repeated, halved years, dose before name."""
+"""Spoken numbers, doses and drug names as consultations say them: repeated numbers, years in
+halves, a dose before the name, a drug confirmed with "that's it", a drug given for allergies."""
 
 from __future__ import annotations
 
 import pytest
 
 from consults.notes import parse_transcript
-from consults.notes.facts import extract_medications
+from consults.notes.facts import extract_facts, extract_medications
 from consults.notes.meds import parse_dose, parse_dose_before
 from consults.notes.numbers import words_to_digits
 
@@ -77,3 +78,17 @@ def test_drug_confirmed_by_thats_it_is_a_medication() -> None:
     )
     names = {m.name for m in extract_medications(utterances=utterances, allergens=set())}
     assert names == {"digoxin"}
+
+
+def test_a_drug_given_for_allergies_is_a_medication_not_an_allergen() -> None:
+    utterances = parse_transcript(
+        text=(
+            "[doctor] it looks like you might be having a little bit of allergies maybe we can "
+            "try some singulair .\n"
+            "[patient] i take claritin for my allergies .\n"
+            "[patient] my allergies are penicillin , i get hives .\n"
+        )
+    )
+    facts = extract_facts(utterances=utterances)
+    assert {a.substance for a in facts.allergies} == {"penicillin"}
+    assert {m.name for m in facts.medications} == {"singulair", "claritin"}
