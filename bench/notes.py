@@ -127,11 +127,9 @@ class Tally:
         """Dose accuracy: of the reference's dosed drugs the system names, how many with the
         reference's dose."""
         c = self.counts.setdefault("doses", [0, 0])
-        named = {name for name, _ in pred}
-        for name, dose in ref:
-            if dose and name in named:
-                c[0] += (name, dose) in pred
-                c[1] += 1
+        for _, _, right in _dose_checks(pred, ref):
+            c[0] += right
+            c[1] += 1
 
     def dose_line(self) -> str:
         right, total = self.counts.get("doses", [0, 0])
@@ -271,14 +269,23 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
     return out
 
 
+def _dose_checks(pred: set, ref: set):
+    """(name, reference dose, the system has that dose) for each dosed reference drug the
+    system names."""
+    named = {name for name, _ in pred}
+    for name, dose in ref:
+        if dose and name in named:
+            yield name, dose, (name, dose) in pred
+
+
 def _misses(visit: str, system: str, pred: Facts, ref: Facts) -> None:
     """Print the reference's medications a system's note misses or doses differently."""
-    named = {name: dose for name, dose in pred["medications"]}
+    said = dict(pred["medications"])
     missed = sorted(ref["med_names"] - pred["med_names"])
     doses = sorted(
-        f"{name} {dose} (note: {named[name]})"
-        for name, dose in ref["medications"]
-        if dose and name in named and (name, dose) not in pred["medications"]
+        f"{name} {dose} (note: {said[name]})"
+        for name, dose, right in _dose_checks(pred["medications"], ref["medications"])
+        if not right
     )
     if missed or doses:
         print(f"  {system} {visit}: missed {missed or '-'}; other dose {doses or '-'}")

@@ -80,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, dict[str, float]] = {}
 
-    split = load_split(args.data, cache=args.cache, seed=args.seed)
-    rows, labels, images, splits = split.rows, split.labels, split.images, split.splits
+    data = load_split(args.data, cache=args.cache, seed=args.seed)
+    rows, labels, images, splits = data.rows, data.labels, data.images, data.splits
     sites = sorted({row.get("localization") or "unknown" for row in rows})
     for split in ("val", "test"):
         idx = np.array(splits[split])

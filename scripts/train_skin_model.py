@@ -625,12 +625,11 @@ def sens_spec(flagged: np.ndarray, positive: np.ndarray) -> tuple[float | None, 
 
 ESCALATED = ("very_urgent", "urgent")  # ahead of routine review in the physician's queue
 BENIGN = ("bkl", "df", "nv", "vasc")
-MALIGNANT = ("akiec", "bcc", "mel")
 
 
-def urgency_levels(probs: np.ndarray, config: dict, in_distribution: np.ndarray) -> np.ndarray:
-    """The urgency the app gives each lesion, by the engine's own ``decide``."""
-    return np.array(
+def escalated_by_app(probs: np.ndarray, config: dict, in_distribution: np.ndarray) -> np.ndarray:
+    """Whether the app puts each lesion ahead of routine review, by the engine's own ``decide``."""
+    levels = np.array(
         [
             decide(
                 probabilities=dict(zip(CLASSES, map(float, p), strict=True)),
@@ -642,6 +641,7 @@ def urgency_levels(probs: np.ndarray, config: dict, in_distribution: np.ndarray)
             for p, ok in zip(probs, in_distribution, strict=True)
         ]
     )
+    return np.isin(levels, ESCALATED)
 
 
 def metrics(
@@ -649,19 +649,14 @@ def metrics(
     labels: np.ndarray,
     assessed: np.ndarray,
     config: dict,
-    *,
-    in_distribution: np.ndarray | None = None,
+    escalated: np.ndarray,
 ) -> dict[str, object]:
     """Figures for one set of lesions under a model's shipped thresholds.
 
     ``melanoma_sensitivity`` is the very-urgent tier alone (p(mel) >= its threshold);
     ``melanoma_escalated_sensitivity`` counts the melanomas the shipped urgency rule puts ahead
-    of routine review (very urgent, or urgent as a possible carcinoma)."""
+    of routine review (``escalated``: very urgent, or urgent as a possible carcinoma)."""
     pred = probs.argmax(1)
-    levels = urgency_levels(
-        probs, config, np.ones(len(labels), bool) if in_distribution is None else in_distribution
-    )
-    escalated = np.isin(levels, ESCALATED)
     benign = np.isin(labels, [CLASSES.index(c) for c in BENIGN])
     mel_flag = probs[:, MEL] >= config["mel_threshold"]
     mel_sens, mel_spec = sens_spec(mel_flag, labels == MEL)
@@ -717,7 +712,11 @@ def age_band(age: str) -> str:
 
 
 def subgroups(
-    probs: np.ndarray, labels: np.ndarray, rows: list[dict[str, str]], config: dict
+    probs: np.ndarray,
+    labels: np.ndarray,
+    rows: list[dict[str, str]],
+    config: dict,
+    escalated: np.ndarray,
 ) -> dict[str, dict[str, dict[str, object]]]:
     """Balanced accuracy and melanoma sensitivity/specificity by age band, sex and body site."""
     keys = {
@@ -728,7 +727,6 @@ def subgroups(
     out: dict[str, dict[str, dict[str, object]]] = {}
     pred = probs.argmax(1)
     mel_flag = probs[:, MEL] >= config["mel_threshold"]
-    escalated = np.isin(urgency_levels(probs, config, np.ones(len(labels), bool)), ESCALATED)
     for key, values in keys.items():
         values_arr = np.array(values)
         out[key] = {}
@@ -824,10 +822,11 @@ def evaluate_model(
     if config.get("min_logsumexp") is not None:
         in_distribution = lesion_mean(logsumexp(logits), groups) >= config["min_logsumexp"]
     assessed = (lesion_probs.max(1) >= config["min_confidence"]) & in_distribution
+    escalated = escalated_by_app(lesion_probs, config, in_distribution)
     return {
         "model_version": config["model_version"],
-        **metrics(lesion_probs, lesion_labels, assessed, config, in_distribution=in_distribution),
-        "subgroups": subgroups(lesion_probs, lesion_labels, lesion_rows, config),
+        **metrics(lesion_probs, lesion_labels, assessed, config, escalated),
+        "subgroups": subgroups(lesion_probs, lesion_labels, lesion_rows, config, escalated),
     }
 
 
@@ -1242,7 +1241,6 @@ def write_report(
     started: float,
 ) -> dict[str, object]:
     """skin_report.json and SKIN_MODEL_CARD.md of a candidate; returns the report."""
-    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
     report = {
         "model_version": config["model_version"],
         "data": {
@@ -1261,6 +1259,21 @@ def write_report(
         "logit_adjustment": calibration["adjustment"],
         "temperature": calibration["temperature"],
         "thresholds": calibration["thresholds"],
+        **evaluation_sections(evaluation),
+        "onnx": onnx_info,
+        "timing_seconds": {"total": round(time.time() - started)},
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+    }
+    (staging / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_model_card(report, staging / "SKIN_MODEL_CARD.md")
+    return report
+
+
+def evaluation_sections(evaluation: dict) -> dict[str, object]:
+    """The report's test figures: both models on both copies, subgroups apart, and the verdict."""
+    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
+    return {
         "test": {
             "new": {k: v for k, v in new.items() if k != "subgroups"},
             "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
@@ -1272,14 +1285,7 @@ def write_report(
         "subgroups_test_new": new["subgroups"],
         "subgroups_test_shipped_before": old["subgroups"],
         "beats_shipped": beats(evaluation),
-        "onnx": onnx_info,
-        "timing_seconds": {"total": round(time.time() - started)},
-        "torch": torch.__version__,
-        "onnxruntime": ort.__version__,
     }
-    (staging / "skin_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_model_card(report, staging / "SKIN_MODEL_CARD.md")
-    return report
 
 
 def beats(evaluation: dict) -> bool:
@@ -1314,18 +1320,7 @@ def reevaluate(args: argparse.Namespace) -> None:
         args.out, args.evaluate_only, split, seed=args.seed, threads=args.threads
     )
     path = args.out / "skin_report.json"
-    report = json.loads(path.read_text())
-    new, old = evaluation["test"]["new"], evaluation["test"]["shipped_before"]
-    report["test"] = {
-        "new": {k: v for k, v in new.items() if k != "subgroups"},
-        "shipped_before": {k: v for k, v in old.items() if k != "subgroups"},
-    }
-    report["test_phone_like"] = {
-        name: {k: v for k, v in fig.items() if k != "subgroups"}
-        for name, fig in evaluation["test_phone_like"].items()
-    }
-    report["subgroups_test_new"] = new["subgroups"]
-    report["subgroups_test_shipped_before"] = old["subgroups"]
+    report = {**json.loads(path.read_text()), **evaluation_sections(evaluation)}
     path.write_text(json.dumps(report, indent=2) + "\n")
     write_model_card(report, args.out / "SKIN_MODEL_CARD.md")
     log(f"refreshed the test figures of {report['model_version']} in {path}")

@@ -83,7 +83,11 @@ def _first(table: dict[str, str], text: str) -> str | None:
 
 def parse_dose(text: str) -> str | None:
     """First dose in text, normalised: "twenty milligrams" -> "20 mg"."""
-    m = DOSE.search(words_to_digits(text))
+    return _dose_text(DOSE.search(words_to_digits(text)))
+
+
+def _dose_text(m: re.Match[str] | None) -> str | None:
+    """A DOSE match as "20 mg"."""
     if m is None:
         return None
     unit = UNIT_NORMAL.get(m.group("unit").lower(), m.group("unit").lower())
@@ -99,11 +103,7 @@ def parse_dose_before(text: str) -> str | None:
     """A dose said just before the name: "you're on twenty milligrams of lisinopril" -> "20 mg".
 
     ``text`` is what precedes the name in its sentence."""
-    m = _DOSE_OF.search(words_to_digits(text[-80:]))
-    if m is None:
-        return None
-    unit = UNIT_NORMAL.get(m.group("unit").lower(), m.group("unit").lower())
-    return f"{m.group('num')} {unit}"
+    return _dose_text(_DOSE_OF.search(words_to_digits(text[-80:])))
 
 
 def parse_route(text: str) -> str | None:
