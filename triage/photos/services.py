@@ -163,19 +163,20 @@ def photo_analyse(*, photo_id: int) -> PhotoAnalysis | None:
     else:
         fields = _wound_fields(rgb, stated_area_cm2=photo.stated_area_cm2)
     try:
+        # One commit: nobody sees the photo analysed while its visit still has the old urgency.
         with transaction.atomic():
             analysis = PhotoAnalysis.objects.create(photo=photo, **fields)
             Photo.objects.filter(pk=photo.pk).update(status=Photo.Status.ANALYSED)
+            if analysis.can_assess:
+                visit_urgency_raise(
+                    visit=photo.visit,
+                    level=analysis.urgency,
+                    reason=f"Photo triage ({photo.concern.body_site}): {analysis.urgency_reason}",
+                    source=UrgencyChange.Source.PHOTO,
+                )
     except IntegrityError:
         # A redelivered task raced us; the first analysis stands.
         return PhotoAnalysis.objects.get(photo=photo)
-    if analysis.can_assess:
-        visit_urgency_raise(
-            visit=photo.visit,
-            level=analysis.urgency,
-            reason=f"Photo triage ({photo.concern.body_site}): {analysis.urgency_reason}",
-            source=UrgencyChange.Source.PHOTO,
-        )
     queue_changed(visit=photo.visit, event="photo_analysed")
     return analysis
 
