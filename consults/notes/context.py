@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from consults.notes.numbers import is_spoken_point
 from consults.notes.types import Utterance
 
 
@@ -89,8 +90,16 @@ _SENT_SPLIT = re.compile(r"(?<=[.?!;])\s+|\s+[.?!;]\s+")
 
 
 def sentences(text: str) -> list[str]:
-    """Split an utterance into sentences; ACI-Bench puts spaces before punctuation."""
-    return [s.strip() for s in _SENT_SPLIT.split(text) if s and s.strip(" .?!;")]
+    """Split an utterance into sentences; ACI-Bench puts spaces before punctuation, and writes a
+    spoken decimal point as a full stop ("two . five milligrams"), which ends no sentence."""
+    parts: list[str] = []
+    start = 0
+    for m in _SENT_SPLIT.finditer(text):
+        if not is_spoken_point(text, m.start(), m.end()):
+            parts.append(text[start : m.start()])
+            start = m.end()
+    parts.append(text[start:])
+    return [s.strip() for s in parts if s and s.strip(" .?!;")]
 
 
 def _last_before(pattern: re.Pattern[str], text: str, end: int) -> re.Match[str] | None:

@@ -7,6 +7,7 @@ import re
 from consults.notes.context import answer_polarity, is_question, preceding_question, strip_tags
 from consults.notes.facts import extract_facts
 from consults.notes.grounding import ground_note
+from consults.notes.numbers import mark_spoken_points
 from consults.notes.rules import is_opening_question, rule_section
 from consults.notes.types import (
     SECTION_TITLES,
@@ -43,7 +44,7 @@ _NARRATIVE = (
 
 
 def _clean(text: str) -> str:
-    text = _FILLER.sub("", strip_tags(text))
+    text = _FILLER.sub("", mark_spoken_points(strip_tags(text)))
     text = re.sub(r"\s+([,.?!;])", r"\1", text)
     text = re.sub(r"\b(\w+)(?:,? \1\b)+", r"\1", text)  # ASR stutters: "i, i" -> "i"
     return text[:1].upper() + text[1:] if text else text
@@ -55,7 +56,8 @@ def _is_content(u: Utterance) -> bool:
 
 
 def _med_text(m: Medication) -> str:
-    parts = [m.name.capitalize(), m.dose, m.route, m.frequency]
+    dose = f"{m.dose} (unit not said)" if m.dose and m.unit_assumed else m.dose
+    parts = [m.name.capitalize(), dose, m.route, m.frequency]
     body = " ".join(p for p in parts if p)
     return f"{body} ({m.status})"
 
@@ -92,7 +94,11 @@ class GroundedDrafter:
     ) -> None:
         for m in facts.medications:
             item = NoteItem(
-                _med_text(m), list(m.evidence), m.dose is None, "medication", 0.9 if m.dose else 0.7
+                _med_text(m),
+                list(m.evidence),
+                m.dose is None or m.unit_assumed,
+                "medication",
+                0.9 if m.dose and not m.unit_assumed else 0.7,
             )
             # A doctor stopping a drug is a plan; a patient who stopped it is history.
             by_doctor = utterances[m.evidence[-1]].speaker == "doctor"

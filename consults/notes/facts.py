@@ -342,13 +342,18 @@ def extract_medications(*, utterances: list[Utterance], allergens: set[str]) -> 
             # Dose words follow the drug name; read a short window so the next drug's dose is not
             # taken.
             window = _window_after(detail, sentence[start:end])
+            dose = meds.parse_dose(window) or meds.parse_dose_before(sentence[:start])
+            unitless = (
+                None if dose else meds.parse_unitless_dose_before(sentence[:start], drug=surface)
+            )
             med = Medication(
                 name=surface,
                 evidence=evidence,
-                dose=meds.parse_dose(window) or meds.parse_dose_before(sentence[:start]),
+                dose=dose or unitless,
                 route=meds.parse_route(window),
                 frequency=meds.parse_frequency(window),
                 status=status,  # type: ignore[arg-type]
+                unit_assumed=unitless is not None,
             )
             key = (surface, med.status)
             old = found.get(key)
@@ -380,8 +385,9 @@ def _window_after(detail: str, surface: str) -> str:
 
 
 def _richer(new: Medication, old: Medication) -> bool:
-    def score(m: Medication) -> int:
-        return sum(x is not None for x in (m.dose, m.route, m.frequency))
+    def score(m: Medication) -> float:
+        # A dose with its unit said beats one whose unit is assumed.
+        return sum(x is not None for x in (m.dose, m.route, m.frequency)) - 0.5 * m.unit_assumed
 
     return score(new) > score(old)
 

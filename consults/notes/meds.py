@@ -106,6 +106,27 @@ def parse_dose_before(text: str) -> str | None:
     return _dose_text(_DOSE_OF.search(words_to_digits(text[-80:])))
 
 
+_UNITLESS_OF = re.compile(
+    r"\b(?P<num>\d+(?:\.\d+)?)\s+of\s+(?:(?:the|your|his|her|their)\s+)?$", re.IGNORECASE
+)
+
+
+def parse_unitless_dose_before(text: str, *, drug: str) -> str | None:
+    """A dose said before the name without its unit: "you're on five hundred of metformin" ->
+    "500 mg", "two . five of norvasc" -> "2.5 mg" (units for insulin, mg for the rest).
+
+    A small whole number is a count ("two of the tylenol" is two tablets), not a dose: only a
+    decimal or a number from 5 up is read. The unit is the caller's to mark as assumed.
+    """
+    m = _UNITLESS_OF.search(words_to_digits(text[-80:]))
+    if m is None:
+        return None
+    num = m.group("num")
+    if "." not in num and int(num) < 5:
+        return None
+    return f"{num} {'units' if 'insulin' in drug.lower() else 'mg'}"
+
+
 def parse_route(text: str) -> str | None:
     return _first(ROUTES, text)
 

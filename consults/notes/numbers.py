@@ -109,16 +109,51 @@ def words_to_digits(text: str) -> str:
             lead + (prefix.group(0) if prefix else "") + value + (suffix.group(0) if suffix else "")
         )
 
-    return _SPOKEN_DECIMAL.sub(r"\1.\2", _RUN.sub(repl, text))
+    return _SPOKEN_DECIMAL.sub(r"\1.\2", _RUN.sub(repl, mark_spoken_points(text)))
 
 
-# Transcripts write a spoken "point" as a full stop: "aldactone twelve . five milligrams". Joined
-# only before a dose unit, so that a sentence ending in a number is left alone.
-_SPOKEN_DECIMAL = re.compile(
-    r"\b(\d+) \. (\d+)(?=\s*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|units?|"
-    r"percent|%))",
+# Transcripts write a spoken "point" as a full stop: "aldactone twelve . five milligrams", "you're
+# on two . five of norvasc". Joined only before a dose unit or "of", so that a sentence ending in
+# a number is left alone.
+# "of", but not "one of them / of my friends": a count, not a dose.
+_AFTER_POINT = (
+    r"(?=\s*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|units?|percent|%|"
+    r"of\b(?!\s+(?:them|those|these|us|it|my|which|what)\b)))"
+)
+_SPOKEN_DECIMAL = re.compile(rf"\b(\d+) \. (\d+){_AFTER_POINT}", re.IGNORECASE)
+_POINT_LEFT = re.compile(
+    r"\b(?:\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
+    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
+    r"seventy|eighty|ninety|hundred)$",
     re.IGNORECASE,
 )
+_DIGIT_WORD = r"(?:zero|one|two|three|four|five|six|seven|eight|nine)"
+# After the point digits are said one by one: "zero . zero five percent" is 0.05.
+_POINT_RIGHT = re.compile(
+    rf"^(?:\d+|{_DIGIT_WORD}(?:\s+{_DIGIT_WORD})*)\b{_AFTER_POINT}", re.IGNORECASE
+)
+
+
+def is_spoken_point(text: str, start: int, end: int) -> bool:
+    """Is ``text[start:end]``, a full stop with spaces, a spoken decimal point ("two . five
+    milligrams", "two . five of norvasc") rather than the end of a sentence?"""
+    return (
+        text[start:end].strip() == "."
+        and _POINT_LEFT.search(text, 0, start) is not None
+        and _POINT_RIGHT.match(text[end:]) is not None
+    )
+
+
+def mark_spoken_points(text: str) -> str:
+    """Write each spoken decimal point between number words as the word: "two . five of norvasc"
+    -> "two point five of norvasc", "zero . zero five percent" -> "zero point zero five percent",
+    so that the digits after it read one by one and tidying the punctuation keeps the number."""
+
+    def repl(m: re.Match[str]) -> str:
+        spoken = is_spoken_point(m.string, m.start(), m.end()) and m.string[m.start() - 1].isalpha()
+        return " point " if spoken else m.group(0)
+
+    return re.sub(r" \. ", repl, text)
 
 
 def numbers_in(text: str) -> set[str]:

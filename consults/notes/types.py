@@ -79,6 +79,8 @@ class Medication:
     route: str | None = None
     frequency: str | None = None
     status: MedStatus = "current"
+    # The dose's unit was not said ("five hundred of metformin"): the physician confirms it.
+    unit_assumed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

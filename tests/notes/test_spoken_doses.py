@@ -7,7 +7,9 @@ import pytest
 
 from consults.notes import parse_transcript
 from consults.notes.facts import extract_facts, extract_medications
-from consults.notes.meds import parse_dose, parse_dose_before
+from consults.notes.context import sentences
+from consults.notes.engine import GroundedDrafter
+from consults.notes.meds import parse_dose, parse_dose_before, parse_unitless_dose_before
 from consults.notes.numbers import words_to_digits
 
 
@@ -31,6 +33,10 @@ from consults.notes.numbers import words_to_digits
         # A spoken "point" transcribed as a full stop, before a dose unit only.
         ("aldactone twelve . five milligrams daily", "aldactone 12.5 milligrams daily"),
         ("it was forty two . five days later", "it was 42 . 5 days later"),
+        ("you're on two . five of norvasc", "you're on 2.5 of norvasc"),
+        ("i have two . one of my friends", "i have 2 . 1 of my friends"),
+        # After the point the digits are said one by one.
+        ("clobetasol zero . zero five percent", "clobetasol 0.05 percent"),
     ],
 )
 def test_words_to_digits(spoken: str, digits: str) -> None:
@@ -65,6 +71,70 @@ def test_extraction_reads_dose_before_the_name_and_after_it_first() -> None:
     )
     doses = {m.name: m.dose for m in extract_medications(utterances=utterances, allergens=set())}
     assert doses == {"lisinopril": "20 mg", "ultram": "50 mg", "metformin": "500 mg"}
+
+
+@pytest.mark.parametrize(
+    ("text", "split"),
+    [
+        # A spoken point before a unit or "of" ends no sentence; elsewhere a full stop does.
+        ("you're on two . five of norvasc . okay", ["you're on two . five of norvasc", "okay"]),
+        ("aldactone twelve . five milligrams", ["aldactone twelve . five milligrams"]),
+        ("i have two . one of them is older", ["i have two", "one of them is older"]),
+        ("it was forty two . five days later", ["it was forty two", "five days later"]),
+        ("i am fine . one of my friends", ["i am fine", "one of my friends"]),
+    ],
+)
+def test_spoken_point_is_not_a_sentence_end(text: str, split: list[str]) -> None:
+    assert sentences(text) == split
+
+
+@pytest.mark.parametrize(
+    ("before", "drug", "dose"),
+    [
+        ("you're on five hundred of ", "metformin", "500 mg"),
+        ("you're on two . five of ", "norvasc", "2.5 mg"),
+        ("she takes twenty of her ", "lantus insulin", "20 units"),
+        # A small whole number is a count of tablets, not a dose.
+        ("i took two of the ", "tylenol", None),
+        ("you take your ", "metformin", None),
+    ],
+)
+def test_unitless_dose_before_the_name(before: str, drug: str, dose: str | None) -> None:
+    assert parse_unitless_dose_before(before, drug=drug) == dose
+
+
+def test_a_dose_without_its_unit_is_read_and_marked_for_the_physician() -> None:
+    utterances = parse_transcript(
+        text=(
+            "[doctor] you're on five hundred of metformin and two . five of norvasc .\n"
+            "[patient] yes .\n"
+            "[doctor] and you take lisinopril ten milligrams daily .\n"
+        )
+    )
+    meds = {m.name: m for m in extract_medications(utterances=utterances, allergens=set())}
+    assert {n: (m.dose, m.unit_assumed) for n, m in meds.items()} == {
+        "metformin": ("500 mg", True),
+        "norvasc": ("2.5 mg", True),
+        "lisinopril": ("10 mg", False),
+    }
+    items = GroundedDrafter(use_model=False).draft(utterances=utterances).sections["medications"]
+    items += GroundedDrafter(use_model=False).draft(utterances=utterances).sections["plan"]
+    by_drug = {i.text.split()[0]: i for i in items if i.kind == "medication"}
+    assert "500 mg (unit not said)" in by_drug["Metformin"].text
+    assert by_drug["Metformin"].needs_review and not by_drug["Lisinopril"].needs_review
+
+
+def test_a_sentence_with_a_spoken_point_keeps_its_number_through_tidying() -> None:
+    utterances = parse_transcript(
+        text=(
+            "[doctor] i want to add aldactone twelve . five milligrams daily and keep you on "
+            "two . five of norvasc , and then you'll need to get labs next week .\n"
+        )
+    )
+    note = GroundedDrafter(use_model=False).draft(utterances=utterances)
+    plan = " ".join(i.text for i in note.sections["plan"] if i.kind == "narrative")
+    assert "twelve point five milligrams" in plan and "two point five of norvasc" in plan
+    assert not note.dropped
 
 
 def test_drug_confirmed_by_thats_it_is_a_medication() -> None:
