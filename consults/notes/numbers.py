@@ -17,7 +17,15 @@ _TENS = {
 _WORD = (
     r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
     r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
-    r"seventy|eighty|ninety|hundred|thousand|and|point|a)"
+    r"seventy|eighty|ninety|hundred|thousand|and|point|a|half)"
+)
+_DIGITS = frozenset(
+    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+)
+_LEAD_DIGIT = [[d] for d in _DIGITS]
+# "point five milligrams" is 0.5 mg; "at that point two days later" is not 0.2 of anything.
+_UNIT_AHEAD = re.compile(
+    r"[\s-]*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|cc|units?|percent|%)\b", re.I
 )
 _RUN = re.compile(rf"\b{_WORD}(?:[\s-]+{_WORD})*\b", re.IGNORECASE)
 
@@ -26,6 +34,11 @@ def _tokens_value(tokens: list[str]) -> str | None:
     """Value of a run of number words, or None when the run is not a number."""
     words = [t for t in tokens if t != "and"]
     if not words or all(w in {"a", "point"} for w in words):
+        return None
+    if len(words) > 2 and words[-2:] == ["a", "half"]:
+        whole = _tokens_value(words[:-2])  # "two and a half milligrams": 2.5
+        return f"{whole}.5" if whole is not None and whole.isdigit() else None
+    if "half" in words:
         return None
     if "point" in words:
         i = words.index("point")
@@ -92,9 +105,15 @@ def words_to_digits(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
         raw = match.group(0)
         tokens = [t.lower() for t in re.split(r"[\s-]+", raw) if t]
+        # A point that starts a dose is the number's ("point five milligrams": 0.5 mg).
+        decimal = _UNIT_AHEAD.match(match.string, match.end()) is not None
         # A lone "a" or "and" is an article or conjunction, not a number.
-        while tokens and tokens[0] in {"a", "and", "point"}:
-            tokens = tokens[1:]
+        kept = 0
+        while kept < len(tokens) and tokens[kept] in {"a", "and", "point"}:
+            if tokens[kept] == "point" and decimal and tokens[kept + 1 : kept + 2] in _LEAD_DIGIT:
+                break
+            kept += 1
+        tokens = tokens[kept:]
         while tokens and tokens[-1] in {"a", "and", "point"}:
             tokens = tokens[:-1]
         if not tokens:
@@ -103,7 +122,7 @@ def words_to_digits(text: str) -> str:
         if value is None:
             return raw
         lead = raw[: len(raw) - len(raw.lstrip())]
-        prefix = re.match(r"^((?:a|and|point)[\s-]+)+", raw, re.IGNORECASE)
+        prefix = re.match(rf"^((?:a|and|point)[\s-]+){{{kept}}}", raw, re.IGNORECASE)
         suffix = re.search(r"([\s-]+(?:a|and|point))+$", raw, re.IGNORECASE)
         return (
             lead + (prefix.group(0) if prefix else "") + value + (suffix.group(0) if suffix else "")

@@ -37,6 +37,13 @@ from consults.notes.numbers import words_to_digits
         ("i have two . one of my friends", "i have 2 . 1 of my friends"),
         # After the point the digits are said one by one.
         ("clobetasol zero . zero five percent", "clobetasol 0.05 percent"),
+        # A dose that starts at the point is under one, not ten times more.
+        ("take point five milligrams of ativan", "take 0.5 milligrams of ativan"),
+        ("at that point two days later", "at that point 2 days later"),
+        # Halves.
+        ("two and a half milligrams", "2.5 milligrams"),
+        ("one and a half tablets", "1.5 tablets"),
+        ("take half a tablet", "take half a tablet"),
     ],
 )
 def test_words_to_digits(spoken: str, digits: str) -> None:
