@@ -58,7 +58,7 @@ _SPLIT_HUNDREDS = r"[1-9]00,?\s+and\s+[1-9]\d?\b"
 _NUM = (
     rf"(?:{_SPLIT_HUNDREDS}|\d+(?:\.\d+)?|(?:(?:"
     + "|".join(_NUMBER_WORDS)
-    + r"|hundred|and)(?:[\s-]+|\b))+)"
+    + r"|hundred|and|point)(?:[\s-]+|\b))+)"
 )
 # Tens Whisper hears as ordinary words when a unit follows ("forty milligrams" → "for the
 # milligrams"): the words, and the number they stand for right before a dose unit.
@@ -296,6 +296,15 @@ def spoken_number(text: str) -> float | None:
     if split:
         return float(int(split.group(1)) * 100 + int(split.group(2)))
     words = [w for w in re.split(r"[\s-]+", text) if w and w != "and"]
+    if "point" in words:
+        # "two point five" → 2.5, "point five" → 0.5, "zero point zero five" → 0.05: the digits
+        # after the point are said one by one.
+        i = words.index("point")
+        whole = spoken_number(" ".join(words[:i])) if i else 0.0
+        frac = words[i + 1 :]
+        if whole is None or not frac or any(_NUMBER_WORDS.get(w, 10) > 9 for w in frac):
+            return None
+        return float(f"{int(whole)}.{''.join(str(_NUMBER_WORDS[w]) for w in frac)}")
     if not words or any(w not in _NUMBER_WORDS and w != "hundred" for w in words):
         return None
     # "one twenty eight", "one fifty" (blood pressure style): hundreds then the rest.

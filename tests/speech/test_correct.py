@@ -131,6 +131,12 @@ def test_intake_medicines_win_a_close_call() -> None:
         ("200, and 50", 250),
         ("two three", None),
         ("many", None),
+        # After the point digits are said one by one; a leading point is under one.
+        ("two point five", 2.5),
+        ("point five", 0.5),
+        ("zero point zero five", 0.05),
+        ("point", None),
+        ("one point twenty", None),
     ],
 )
 def test_spoken_numbers(spoken: str, value: float | None) -> None:
@@ -150,6 +156,9 @@ def test_spoken_numbers(spoken: str, value: float | None) -> None:
         ("take 400mg daily", "400 mg", "dose"),
         ("fifty micrograms of it", "50 mcg", "dose"),
         ("two hundred and fifty milligrams", "250 mg", "dose"),
+        # "point five milligrams" is 0.5 mg, never "point 5 mg" read as five.
+        ("take point five milligrams of ativan", "0.5 mg", "dose"),
+        ("twelve point five milligrams daily", "12.5 mg", "dose"),
         # Whisper writes the hundreds and the tens of "two hundred and fifty" apart.
         ("prescribe losartan, 200, and 50 mg twice a day", "250 mg", "dose"),
     ],
