@@ -121,10 +121,13 @@ def _with_questions(evidence: list[int], utterances: list[Utterance]) -> list[in
     return sorted(lines)
 
 
+_SIDE_MISSING = r"side '(left|right)' is not in the cited lines"
+
+
 def _laterality(text: str, cited: str) -> list[str]:
     sides = _NOT_A_SIDE.sub(" ", cited)
     problems = [
-        f"side '{side}' is not in the cited lines"
+        _SIDE_MISSING.replace("(left|right)", side)
         for side, rx in _SIDE.items()
         if rx.search(text) and not rx.search(sides)
     ]
@@ -237,7 +240,28 @@ def widen_citation(
             evidence, left = trial.evidence, now
             if not left:
                 return trial
-    return None
+    return _cite_the_only_side(item=replace(item, evidence=evidence), utterances=utterances)
+
+
+def _cite_the_only_side(*, item: NoteItem, utterances: list[Utterance]) -> NoteItem | None:
+    """When all that a sentence still lacks is its side, and the visit names that side and never
+    the other ("Right ankle sprain." citing the impression, said lines after "my right ankle"),
+    the sentence cites, besides its lines, the nearest line that names the side.
+
+    A side the visit contradicts anywhere is never widened this way: a sentence that says "right"
+    in a visit where "left" is said (even as a verb: "I left work") stays dropped.
+    """
+    reasons = check_item(item=item, utterances=utterances)
+    claimed = [m.group(1) for r in reasons if (m := re.fullmatch(_SIDE_MISSING, r))]
+    if not reasons or len(claimed) != len(reasons) or len(claimed) != 1:
+        return None
+    side, other = claimed[0], "left" if claimed[0] == "right" else "right"
+    named = [u.index for u in utterances if _SIDE[side].search(_NOT_A_SIDE.sub(" ", u.text))]
+    if not named or any(_SIDE[other].search(_NOT_A_SIDE.sub(" ", u.text)) for u in utterances):
+        return None
+    nearest = min(named, key=lambda j: (min(abs(j - i) for i in item.evidence), j))
+    trial = replace(item, evidence=sorted({*item.evidence, nearest}))
+    return None if check_item(item=trial, utterances=utterances) else trial
 
 
 def ground_note(

@@ -60,7 +60,7 @@ SECTIONS = (
         "CHIEF COMPLAINT",
         "the reason for the visit in 2 to 6 words, as a physician writes it "
         "(for example: Right knee pain.).",
-        24,
+        32,
         1,
         60,
     ),
@@ -89,8 +89,8 @@ SECTIONS = (
     Section(
         "assessment",
         "ASSESSMENT",
-        "each problem the doctor assessed and the doctor's impression of it, in clinical words, "
-        "one problem per line.",
+        "each diagnosis or problem the doctor named, one per line, in 2 to 10 words as a "
+        "physician writes it. Not each symptom on its own line, and not the plan.",
         100,
         4,
     ),
@@ -103,8 +103,11 @@ SECTIONS = (
         8,
     ),
 )
-HPI = SECTIONS[1]
+CHIEF_COMPLAINT, HPI = SECTIONS[0], SECTIONS[1]
 WRITTEN = tuple(s.key for s in SECTIONS)
+# Written during the call once the history is told, so that after hang-up the first sections are
+# there at once: the reason for the visit and its story are told before the examination.
+EARLY = (CHIEF_COMPLAINT, HPI)
 
 # No example sentence here: a 1.5B model copies it, citations included, into every note.
 SYSTEM = (
@@ -182,6 +185,9 @@ def section_grammar(section: Section, *, allow_none: bool = True) -> str:
 
 _LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,40}:\s+(?=\S)")
 _CITED = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\]\s*$")
+# Output cut by the token limit inside its citation ("Right ankle pain. [1, 2, 3,"): the numbers
+# before the last comma are whole; one after it may be cut short, so none is read without it.
+_CUT_CITE = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\s*,\s*$")
 
 
 def parse_sentences(output: str) -> list[NoteItem]:
@@ -189,7 +195,7 @@ def parse_sentences(output: str) -> list[NoteItem]:
     items = []
     seen = set()
     for raw in output.splitlines():
-        m = _CITED.match(raw)
+        m = _CITED.match(raw) or _CUT_CITE.match(raw)
         text, lines = (m.group("text"), m.group("lines")) if m else (raw, "")
         evidence = sorted({int(n) for n in re.findall(r"\d+", lines)})
         # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
@@ -237,14 +243,29 @@ _EXAM_CUE = re.compile(
     re.IGNORECASE,
 )
 _HISTORY_LINES = 6  # spoken lines before an examination can end the history
-_EARLY_MIN_SENTENCES = 2  # an HPI written during the call with fewer is written again
-_EARLY_TRIES = 3  # HPIs written during one call at most
+# A section written during the call with fewer sentences is written again (an HPI the 1.5B
+# model cut short at "Ms.").
+_EARLY_MIN_SENTENCES = {CHIEF_COMPLAINT.key: 1, HPI.key: 2}
+_EARLY_TRIES = 3  # times the early sections are written during one call at most
 
 
-def _usable(early_hpi: str | None) -> list[NoteItem] | None:
-    """The sentences of an HPI written during the call, or None when it was cut short."""
-    items = parse_sentences(early_hpi or "")
-    return items if len(items) >= _EARLY_MIN_SENTENCES else None
+def _usable(section: Section, output: str | None) -> list[NoteItem] | None:
+    """The sentences of a section written during the call, or None when it was cut short."""
+    items = parse_sentences(output or "")
+    return items if len(items) >= _EARLY_MIN_SENTENCES[section.key] else None
+
+
+@dataclass(slots=True)
+class _Early:
+    """What the model wrote during one visit's call: the numbered lines it was written from,
+    its output per section key, and how many times it tried."""
+
+    lines: list[str]
+    outputs: dict[str, str]
+    tries: int = 0
+
+    def usable(self, section: Section) -> list[NoteItem] | None:
+        return _usable(section, self.outputs.get(section.key)) if section in EARLY else None
 
 
 def exam_start(utterances: list[Utterance]) -> int | None:
@@ -346,10 +367,9 @@ class LlmDrafter:
         self._extractor = GroundedDrafter(use_model=False)
         # (section, seconds since the call began) of the last draft, for the bench.
         self.last_timings: list[tuple[str, float]] = []
-        # The HPI written during the call, per visit key: (the numbered lines it was written
-        # from, the model's output). Kept on disk too (next to the prefix) for another worker.
-        self._early: dict[str | None, tuple[list[str], str]] = {}
-        self._early_tries: dict[str | None, int] = {}
+        # The sections written during the call, per visit key. Kept on disk too (next to the
+        # prefix) for another worker.
+        self._early: dict[str | None, _Early] = {}
         # Whether the last draft's HPI was the one written during the call (for the bench).
         self.last_hpi_early = False
 
@@ -418,59 +438,69 @@ class LlmDrafter:
         evaluated = model.prefill(messages=messages, through=chunks[0][-1])
         if saved is not None and hasattr(model, "save_prefix"):
             model.save_prefix(saved)
-        history_told = len(chunks) == 1 and exam_start(utterances) is not None
-        early = self._early_hpi(key, lines)
-        # One cut short (a 1.5B model sometimes stops at "Ms.") is tried again with the lines
-        # said since, a few times, rather than after hang-up.
-        tries = self._early_tries.get(key, 0) if early is not None else 0
-        if history_told and _usable(early) is None and tries < _EARLY_TRIES:
-            grown = early is None or len(lines) > len(self._early.get(key, ([], ""))[0])
-            if grown:
-                self._write_early_hpi(model, utterances=utterances, lines=lines, key=key)
-                self._early_tries[key] = tries + 1
+        if len(chunks) == 1 and exam_start(utterances) is not None:
+            early = self._early_state(key, lines) or _Early(lines=[], outputs={})
+            # One cut short (a 1.5B model sometimes stops at "Ms.") is tried again with the
+            # lines said since, a few times, rather than after hang-up.
+            missing = [s for s in EARLY if early.usable(s) is None]
+            if missing and early.tries < _EARLY_TRIES and len(lines) > len(early.lines):
+                self._write_early(model, utterances=utterances, lines=lines, key=key, early=early)
         return evaluated
 
     def _early_file(self, key: str | None) -> Path | None:
         saved = self._prefix_file(key)
         return saved.with_suffix(".hpi.json") if saved is not None else None
 
-    def _early_hpi(self, key: str | None, lines: list[str]) -> str | None:
-        """The HPI written during this visit's call, if it was written from these lines' start.
+    def _early_state(self, key: str | None, lines: list[str]) -> _Early | None:
+        """What was written during this visit's call, if it was written from these lines' start.
 
-        The transcript only grows, so an HPI written from an earlier state of it cites the same
-        line numbers; one written from another visit's lines is not this visit's.
+        The transcript only grows, so a section written from an earlier state of it cites the
+        same line numbers; one written from another visit's lines is not this visit's.
         """
         early = self._early.get(key)
         path = self._early_file(key)
         if early is None and path is not None and path.exists():
             try:
                 saved = json.loads(path.read_text())
-                early = (list(saved["lines"]), str(saved["output"]))
-            except (OSError, ValueError, KeyError, TypeError):
+                outputs = {str(k): str(v) for k, v in dict(saved["outputs"]).items()}
+                early = _Early(list(saved["lines"]), outputs, int(saved.get("tries", 0)))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 early = None
-        if early is None or early[0] != lines[: len(early[0])]:
+        if early is None or early.lines != lines[: len(early.lines)]:
             return None
-        return early[1]
+        return early
 
-    def _write_early_hpi(
-        self, model: Generator, *, utterances: list[Utterance], lines: list[str], key: str | None
+    def _write_early(
+        self,
+        model: Generator,
+        *,
+        utterances: list[Utterance],
+        lines: list[str],
+        key: str | None,
+        early: _Early,
     ) -> None:
-        """Write the HPI now that the history is told (the examination began): after hang-up
-        only the other sections remain to be written."""
+        """Write the chief complaint and the HPI now that the history is told (the examination
+        began), those not yet written in full: after hang-up only the other sections remain."""
         facts = self._extractor.draft(utterances=utterances).facts
-        output = model.complete(
-            messages=self._messages(lines, part="", facts_text=facts_block(facts), section=HPI),
-            grammar=section_grammar(HPI),
-            max_tokens=HPI.max_tokens,
-            deadline=time.monotonic() + self._timeout_s,
-        )
-        self._early[key] = (lines, output)
+        outputs = dict(early.outputs)
+        for section in EARLY:
+            if early.usable(section) is not None:
+                continue
+            facts_here = "" if section is CHIEF_COMPLAINT else facts_block(facts)
+            outputs[section.key] = model.complete(
+                messages=self._messages(lines, part="", facts_text=facts_here, section=section),
+                grammar=section_grammar(section),
+                max_tokens=section.max_tokens,
+                deadline=time.monotonic() + self._timeout_s,
+            )
+        written = _Early(lines, outputs, early.tries + 1)
+        self._early[key] = written
         path = self._early_file(key)
         if path is not None:
             tmp = path.with_suffix(".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
-                json.dump({"lines": lines, "output": output}, fh)
+                json.dump({"lines": lines, "outputs": outputs, "tries": written.tries}, fh)
             os.replace(tmp, path)
 
     def draft(
@@ -532,7 +562,7 @@ class LlmDrafter:
                 notices=notices,
                 started=started,
                 saved=self._prefix_file(key),
-                early_hpi=self._take_early_hpi(key, numbered_lines(utterances)),
+                early=self._take_early(key, numbered_lines(utterances)),
             )
         except Exception as exc:
             logger.warning("note model stopped: %s", type(exc).__name__)
@@ -567,11 +597,10 @@ class LlmDrafter:
         grounded, _ = ground_note(note=note, utterances=utterances)
         return grounded
 
-    def _take_early_hpi(self, key: str | None, lines: list[str]) -> str | None:
-        """The HPI written during the call, forgotten here (memory and disk) once taken."""
-        early = self._early_hpi(key, lines)
+    def _take_early(self, key: str | None, lines: list[str]) -> _Early | None:
+        """The sections written during the call, forgotten here (memory and disk) once taken."""
+        early = self._early_state(key, lines)
         self._early.pop(key, None)
-        self._early_tries.pop(key, None)
         self.last_hpi_early = False
         path = self._early_file(key)
         if path is not None:
@@ -617,7 +646,7 @@ class LlmDrafter:
         notices: list[str],
         started: float,
         saved: Path | None = None,
-        early_hpi: str | None = None,
+        early: _Early | None = None,
     ) -> None:
         """Write the sections in note order, handing each to `finished` once it is complete."""
         deadline = started + self._timeout_s
@@ -647,11 +676,12 @@ class LlmDrafter:
                 # The chief complaint is written first and from the lines alone: at hang-up its
                 # prompt adds only the newest lines and its request to what the call evaluated.
                 facts_here = "" if section.key == "chief_complaint" else facts_text
-                early = _usable(early_hpi) if section is HPI and len(chunks) == 1 else None
-                # An HPI the model cut short during the call is written again now.
-                self.last_hpi_early = self.last_hpi_early or early is not None
-                if early is not None:
-                    parts[section.key] += early
+                # A section the model cut short during the call is written again now.
+                ready = early.usable(section) if early is not None and len(chunks) == 1 else None
+                if section is HPI:
+                    self.last_hpi_early = self.last_hpi_early or ready is not None
+                if ready is not None:
+                    parts[section.key] += ready
                     finished(section.key, parts[section.key])
                     continue
                 output = model.complete(

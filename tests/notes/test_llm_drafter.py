@@ -170,6 +170,12 @@ def test_parse_sentences_reads_citations_and_keeps_uncited_lines_for_grounding()
     ]
 
 
+def test_a_citation_cut_by_the_token_limit_keeps_its_whole_numbers() -> None:
+    # After a comma every number before it is whole; without one the last may be cut short.
+    assert [i.evidence for i in parse_sentences("Right ankle pain. [1, 2, 3,")] == [[1, 2, 3]]
+    assert [i.evidence for i in parse_sentences("Right ankle pain. [1, 2, 1")] == [[]]
+
+
 def test_section_grammars_compile_in_llama_cpp() -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
     for section in SECTIONS:

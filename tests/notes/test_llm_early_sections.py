@@ -103,7 +103,8 @@ class CutShortModel(ScriptedModel):
         out = super().complete(
             messages=messages, grammar=grammar, max_tokens=max_tokens, deadline=deadline
         )
-        return "Dr. [2]\nDr. [2]\n" if len(self.prompts) == 1 else out
+        first_hpi = hpi_prompts(self) == [self.prompts[-1]]
+        return "Dr. [2]\nDr. [2]\n" if first_hpi else out
 
 
 def test_an_hpi_cut_short_during_the_call_is_written_again_at_hang_up() -> None:
@@ -113,6 +114,33 @@ def test_an_hpi_cut_short_during_the_call_is_written_again_at_hang_up() -> None:
     note = drafter.draft(utterances=VISIT)
     assert len(hpi_prompts(model)) == 2
     assert "She denies fever." in texts(note, "hpi")
+
+
+def test_the_chief_complaint_is_written_during_the_call_too_and_read_at_hang_up() -> None:
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:7])
+    assert [p.rsplit("Write the ", 1)[1].split(" section")[0] for p in model.prompts] == [
+        "CHIEF COMPLAINT",
+        HPI.title,
+    ]
+    seen = []
+    note = drafter.draft(
+        utterances=VISIT, on_section=lambda key, items, lost: seen.append((key, len(model.prompts)))
+    )
+    # At hang-up both are there before the model writes anything more.
+    assert ("chief_complaint", 2) in seen and ("hpi", 2) in seen
+    assert texts(note, "chief_complaint") == ["Right knee pain."]
+    assert len(model.prompts) == len(SECTIONS)
+
+
+def test_a_chief_complaint_kept_while_the_hpi_is_tried_again() -> None:
+    model = CutShortModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:7])
+    drafter.prepare(utterances=VISIT)
+    written = [p.rsplit("Write the ", 1)[1].split(" section")[0] for p in model.prompts]
+    assert written == ["CHIEF COMPLAINT", HPI.title, HPI.title]
 
 
 def test_lone_titles_and_none_are_not_sentences() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from consults.notes.grounding import GENERATED, check_item, ground_note
@@ -146,3 +148,46 @@ def test_a_claim_no_nearby_line_states_is_still_dropped(text: str, evidence: lis
     assert widen_citation(item=item, utterances=LINES) is None
     note, _ = ground_note(note=DraftNote({"plan": [item]}, NoteFacts(), "x"), utterances=LINES)
     assert note.sections["plan"] == [] and note.dropped[0]["text"] == text
+
+
+ONE_SIDED = parse_transcript(
+    text=(
+        "[patient] i slipped on the ice and hurt my right ankle .\n"  # 0
+        "[doctor] any numbness ?\n"  # 1
+        "[patient] no .\n"  # 2
+        "[doctor] let me examine it .\n"  # 3
+        "[doctor] there is some bruising .\n"  # 4
+        "[doctor] the x-ray shows no fracture .\n"  # 5
+        "[doctor] all right .\n"  # 6
+        "[doctor] so this is a sprain , i'd say moderate .\n"  # 7
+    )
+)
+
+
+def test_a_side_the_visit_names_and_never_contradicts_is_cited_from_afar() -> None:
+    """The impression (7) is more than 4 lines from where the side was said (0)."""
+    from consults.notes.grounding import widen_citation
+
+    widened = widen_citation(item=sentence("Right ankle sprain.", [7]), utterances=ONE_SIDED)
+    assert widened is not None and widened.evidence == [0, 7]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        # The visit names the other side somewhere: no side is taken from afar.
+        ("Right ankle sprain.", ["[patient] my left wrist is fine though ."]),
+        # A side and another failing claim: still dropped.
+        ("Right ankle sprain for 3 weeks.", []),
+        # The side the visit never names.
+        ("Left ankle sprain.", []),
+    ],
+)
+def test_a_side_is_not_taken_from_afar_when_the_visit_contradicts_it(
+    text: str, lines: list[str]
+) -> None:
+    from consults.notes.grounding import widen_citation
+
+    extra = parse_transcript(text="\n".join(lines)) if lines else []
+    visit = [*ONE_SIDED, *(replace(u, index=len(ONE_SIDED) + k) for k, u in enumerate(extra))]
+    assert widen_citation(item=sentence(text, [7]), utterances=visit) is None
