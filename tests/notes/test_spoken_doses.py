@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from consults.notes import parse_transcript
-from consults.notes.facts import extract_facts, extract_medications
 from consults.notes.context import sentences
 from consults.notes.engine import GroundedDrafter
+from consults.notes.facts import extract_facts, extract_medications
 from consults.notes.meds import parse_dose, parse_dose_before, parse_unitless_dose_before
 from consults.notes.numbers import words_to_digits
 
