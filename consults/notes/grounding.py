@@ -256,8 +256,9 @@ def _cite_the_only_side(*, item: NoteItem, utterances: list[Utterance]) -> NoteI
     if not reasons or len(claimed) != len(reasons) or len(claimed) != 1:
         return None
     side, other = claimed[0], "left" if claimed[0] == "right" else "right"
-    named = [u.index for u in utterances if _SIDE[side].search(_NOT_A_SIDE.sub(" ", u.text))]
-    if not named or any(_SIDE[other].search(_NOT_A_SIDE.sub(" ", u.text)) for u in utterances):
+    said = [(u.index, _NOT_A_SIDE.sub(" ", u.text)) for u in utterances]
+    named = [i for i, text in said if _SIDE[side].search(text)]
+    if not named or any(_SIDE[other].search(text) for _, text in said):
         return None
     nearest = min(named, key=lambda j: (min(abs(j - i) for i in item.evidence), j))
     trial = replace(item, evidence=sorted({*item.evidence, nearest}))

@@ -184,10 +184,12 @@ def section_grammar(section: Section, *, allow_none: bool = True) -> str:
 
 
 _LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,40}:\s+(?=\S)")
-_CITED = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\]\s*$")
-# Output cut by the token limit inside its citation ("Right ankle pain. [1, 2, 3,"): the numbers
-# before the last comma are whole; one after it may be cut short, so none is read without it.
-_CUT_CITE = re.compile(r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)\s*,\s*$")
+# A sentence and its cited lines. Output cut by the token limit inside its citation ("Right
+# ankle pain. [1, 2, 3,") keeps the numbers before the last comma: they are whole; one after it
+# may be cut short, so none is read without the closing bracket.
+_CITED = re.compile(
+    r"^\s*(?:[-*•]\s*)?(?P<text>.*?)\s*\[(?P<lines>\d+(?:\s*,\s*\d+)*)(?:\]|\s*,)\s*$"
+)
 
 
 def parse_sentences(output: str) -> list[NoteItem]:
@@ -195,7 +197,7 @@ def parse_sentences(output: str) -> list[NoteItem]:
     items = []
     seen = set()
     for raw in output.splitlines():
-        m = _CITED.match(raw) or _CUT_CITE.match(raw)
+        m = _CITED.match(raw)
         text, lines = (m.group("text"), m.group("lines")) if m else (raw, "")
         evidence = sorted({int(n) for n in re.findall(r"\d+", lines)})
         # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
@@ -247,6 +249,12 @@ _HISTORY_LINES = 6  # spoken lines before an examination can end the history
 # model cut short at "Ms.").
 _EARLY_MIN_SENTENCES = {CHIEF_COMPLAINT.key: 1, HPI.key: 2}
 _EARLY_TRIES = 3  # times the early sections are written during one call at most
+
+
+def _facts_for(section: Section, facts_text: str) -> str:
+    """The facts a section's prompt carries: none for the chief complaint, written from the lines
+    alone, so that at hang-up its prompt adds only the newest lines to what the call evaluated."""
+    return "" if section is CHIEF_COMPLAINT else facts_text
 
 
 def _usable(section: Section, output: str | None) -> list[NoteItem] | None:
@@ -444,7 +452,9 @@ class LlmDrafter:
             # lines said since, a few times, rather than after hang-up.
             missing = [s for s in EARLY if early.usable(s) is None]
             if missing and early.tries < _EARLY_TRIES and len(lines) > len(early.lines):
-                self._write_early(model, utterances=utterances, lines=lines, key=key, early=early)
+                self._write_early(
+                    model, utterances=utterances, lines=lines, key=key, early=early, write=missing
+                )
         return evaluated
 
     def _early_file(self, key: str | None) -> Path | None:
@@ -478,15 +488,14 @@ class LlmDrafter:
         lines: list[str],
         key: str | None,
         early: _Early,
+        write: list[Section],
     ) -> None:
-        """Write the chief complaint and the HPI now that the history is told (the examination
-        began), those not yet written in full: after hang-up only the other sections remain."""
-        facts = self._extractor.draft(utterances=utterances).facts
+        """Write the early sections in ``write`` (those not yet written in full) now that the
+        history is told (the examination began): after hang-up only the other sections remain."""
+        facts_text = facts_block(self._extractor.draft(utterances=utterances).facts)
         outputs = dict(early.outputs)
-        for section in EARLY:
-            if early.usable(section) is not None:
-                continue
-            facts_here = "" if section is CHIEF_COMPLAINT else facts_block(facts)
+        for section in write:
+            facts_here = _facts_for(section, facts_text)
             outputs[section.key] = model.complete(
                 messages=self._messages(lines, part="", facts_text=facts_here, section=section),
                 grammar=section_grammar(section),
@@ -673,9 +682,7 @@ class LlmDrafter:
             for section in SECTIONS:
                 if section.key == "chief_complaint" and number > 1:
                     continue
-                # The chief complaint is written first and from the lines alone: at hang-up its
-                # prompt adds only the newest lines and its request to what the call evaluated.
-                facts_here = "" if section.key == "chief_complaint" else facts_text
+                facts_here = _facts_for(section, facts_text)
                 # A section the model cut short during the call is written again now.
                 ready = early.usable(section) if early is not None and len(chunks) == 1 else None
                 if section is HPI:

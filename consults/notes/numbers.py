@@ -19,14 +19,12 @@ _WORD = (
     r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
     r"seventy|eighty|ninety|hundred|thousand|and|point|a|half)"
 )
-_DIGITS = frozenset(
-    ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-)
-_LEAD_DIGIT = [[d] for d in _DIGITS]
+_DIGITS = frozenset(w for w, value in _UNITS.items() if value < 10)
+_DIGIT_WORD = "(?:" + "|".join(sorted(_DIGITS)) + ")"
+# The units a spoken decimal point or a leading "point" comes before.
+_POINT_UNIT = r"(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|units?|percent|%)"
 # "point five milligrams" is 0.5 mg; "at that point two days later" is not 0.2 of anything.
-_UNIT_AHEAD = re.compile(
-    r"[\s-]*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|cc|units?|percent|%)\b", re.I
-)
+_UNIT_AHEAD = re.compile(rf"[\s-]*(?:{_POINT_UNIT}|cc)\b", re.I)
 _RUN = re.compile(rf"\b{_WORD}(?:[\s-]+{_WORD})*\b", re.IGNORECASE)
 
 
@@ -110,7 +108,8 @@ def words_to_digits(text: str) -> str:
         # A lone "a" or "and" is an article or conjunction, not a number.
         kept = 0
         while kept < len(tokens) and tokens[kept] in {"a", "and", "point"}:
-            if tokens[kept] == "point" and decimal and tokens[kept + 1 : kept + 2] in _LEAD_DIGIT:
+            digit_next = kept + 1 < len(tokens) and tokens[kept + 1] in _DIGITS
+            if tokens[kept] == "point" and decimal and digit_next:
                 break
             kept += 1
         tokens = tokens[kept:]
@@ -135,18 +134,11 @@ def words_to_digits(text: str) -> str:
 # on two . five of norvasc". Joined only before a dose unit or "of", so that a sentence ending in
 # a number is left alone.
 # "of", but not "one of them / of my friends": a count, not a dose.
-_AFTER_POINT = (
-    r"(?=\s*(?:milligrams?|mg|micrograms?|mcg|milliliters?|ml|units?|percent|%|"
-    r"of\b(?!\s+(?:them|those|these|us|it|my|which|what)\b)))"
-)
+_AFTER_POINT = rf"(?=\s*(?:{_POINT_UNIT}|of\b(?!\s+(?:them|those|these|us|it|my|which|what)\b)))"
 _SPOKEN_DECIMAL = re.compile(rf"\b(\d+) \. (\d+){_AFTER_POINT}", re.IGNORECASE)
 _POINT_LEFT = re.compile(
-    r"\b(?:\d+|zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
-    r"fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|"
-    r"seventy|eighty|ninety|hundred)$",
-    re.IGNORECASE,
+    r"\b(?:\d+|" + "|".join([*_UNITS, *_TENS, "hundred"]) + r")$", re.IGNORECASE
 )
-_DIGIT_WORD = r"(?:zero|one|two|three|four|five|six|seven|eight|nine)"
 # After the point digits are said one by one: "zero . zero five percent" is 0.05.
 _POINT_RIGHT = re.compile(
     rf"^(?:\d+|{_DIGIT_WORD}(?:\s+{_DIGIT_WORD})*)\b{_AFTER_POINT}", re.IGNORECASE
