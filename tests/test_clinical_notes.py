@@ -92,9 +92,10 @@ def test_draft_cites_lines_for_medications_and_allergies(drafted):
 
 
 def test_bare_no_negates_only_the_question_asked(drafted):
-    negatives = " ".join(i["text"].lower() for i in _items(drafted, "pertinent_negatives"))
-    assert "chest pain" in negatives
-    assert "fever" not in negatives and "cough" not in negatives
+    ros = " ".join(i["text"].lower() for i in _items(drafted, "review_of_systems"))
+    denied = " ".join(part.split("denies", 1)[1] for part in ros.split(".") if "denies" in part)
+    assert "chest pain" in denied
+    assert "fever" not in denied and "cough" not in denied
 
 
 def test_physician_edits_keep_evidence_and_mark_changes(drafted, physician):
@@ -197,6 +198,27 @@ def test_signed_note_exports_as_validated_fhir_bundle(client, drafted, physician
         login(client, patient).get(reverse("consults:note_fhir", args=[note.visit_id])).status_code
         == 403
     )
+
+
+def test_a_note_signed_before_the_review_of_systems_still_shows_its_symptom_sections(
+    drafted, physician
+):
+    from consults.notes.fhir import note_to_fhir
+    from consults.notes.selectors import note_sections_for_display
+
+    sections = dict(drafted.content["sections"])
+    sections.pop("review_of_systems", None)
+    sections["pertinent_negatives"] = [
+        {"text": "Denies chest pain", "evidence": [0], "needs_review": False}
+    ]
+    drafted.content = {**drafted.content, "sections": sections}
+    drafted.save(update_fields=["content"])
+    note = clinical_notes.note_sign(note=drafted, physician=physician)
+    shown = {s["key"]: s for s in note_sections_for_display(note=note)}
+    assert shown["pertinent_negatives"]["title"] == "Pertinent negatives"
+    assert [i["text"] for i in shown["pertinent_negatives"]["items"]] == ["Denies chest pain"]
+    subjective = note_to_fhir(note=note)["entry"][0]["resource"]["section"][0]
+    assert "Pertinent negatives: Denies chest pain" in subjective["text"]["div"]
 
 
 def test_invalid_bundle_is_refused():

@@ -159,6 +159,7 @@ _UNPUNCTUATED_ASK = re.compile(
     r"or anything(?: like that)?$)",
     re.IGNORECASE,
 )
+_ASK_WORDS = 25  # an unpunctuated turn's question is in its last words
 _NO = re.compile(
     r"^\W*(?:(?:um+|uh+|oh|well|hmm|mm)\W+)?"
     r"(?:no+|nope|nah|not really|not at all|negative|never|none|nothing|not that i know"
@@ -203,7 +204,7 @@ def is_question(text: str) -> bool:
     # ASR transcripts carry no punctuation: a final clause asking "any ... / have you ..." is
     # taken as a question.
     if not re.search(r"[.?!]", text):
-        return _UNPUNCTUATED_ASK.search(" ".join(parts[-1].split()[-25:])) is not None
+        return _UNPUNCTUATED_ASK.search(" ".join(parts[-1].split()[-_ASK_WORDS:])) is not None
     return False
 
 
@@ -211,7 +212,16 @@ def question_sentence(text: str) -> str:
     """The part of a doctor's turn that is the question (its last question sentence)."""
     parts = sentences(strip_tags(text))
     asked = [s for s in parts if "?" in s or _QUESTION_START.match(s)]
-    return asked[-1] if asked else (parts[-1] if parts else text)
+    sentence = asked[-1] if asked else (parts[-1] if parts else text)
+    words = sentence.split()
+    if len(words) <= _ASK_WORDS:
+        return sentence
+    # An unpunctuated turn is one long "sentence": what is asked is its end, from the first
+    # asking clause there ("... associated with swelling ... have you sprained your ankle
+    # before": a "no" answers the sprain, not the swelling).
+    tail = " ".join(words[-_ASK_WORDS:])
+    ask = _UNPUNCTUATED_ASK.search(tail)
+    return tail[ask.start() :] if ask else tail
 
 
 def answer_polarity(text: str) -> bool | None:

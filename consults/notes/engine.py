@@ -7,6 +7,7 @@ import re
 from consults.notes.context import answer_polarity, is_question, preceding_question, strip_tags
 from consults.notes.facts import extract_facts
 from consults.notes.grounding import ground_note
+from consults.notes.lexicon import OTHER_SYSTEM, PAIN_SITES, SYSTEMS
 from consults.notes.numbers import mark_spoken_points
 from consults.notes.rules import is_opening_question, rule_section
 from consults.notes.types import (
@@ -66,6 +67,67 @@ def _finding_text(f: Finding) -> str:
     return f"{f.name}, {f.duration}" if f.duration else f.name
 
 
+_SYSTEM_OF = {name: system for system, names in SYSTEMS.items() for name in names}
+_SYSTEM_ORDER = [*SYSTEMS, OTHER_SYSTEM]
+_SITES = "|".join(PAIN_SITES)
+_SITE_PAIN = re.compile(
+    rf"\b(?:(left|right) )?({_SITES})s? (?:pain|hurts?)\b"
+    rf"|\bpain in (?:my|the|your|his|her) (?:(left|right) )?({_SITES})s?\b",
+    re.IGNORECASE,
+)
+
+
+def _site(f: Finding, utterances: list[Utterance]) -> tuple[str, str] | None:
+    """(system, "left ankle pain") for a pain whose one body site its lines name, else None."""
+    said = {
+        (m.group(1) or m.group(3) or "", m.group(2) or m.group(4))
+        for i in f.evidence
+        for m in _SITE_PAIN.finditer(strip_tags(utterances[i].text))
+    }
+    if len({site.lower() for _, site in said}) != 1:
+        return None
+    sides = {side.lower() for side, _ in said if side}
+    site = next(iter(said))[1].lower()
+    name = f"{sides.pop()} {site} pain" if len(sides) == 1 else f"{site} pain"
+    return PAIN_SITES[site], name
+
+
+def _listed(names: list[str], last: str) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+def review_of_systems(*, findings: list[Finding], utterances: list[Utterance]) -> list[NoteItem]:
+    """One item per body system, as a note writes its review of systems: "Musculoskeletal:
+    Endorses left ankle pain (for 2 days). Denies swelling." citing every line it rests on."""
+    by_system: dict[str, tuple[list[str], list[str], set[int]]] = {}
+    # "it's a throbbing pain" said of the ankle pain already told is not a second symptom.
+    named_pain = any(f.name.endswith(" pain") and not f.negated for f in findings)
+    for f in findings:
+        system, name = _SYSTEM_OF.get(f.name, OTHER_SYSTEM), f.name
+        if f.name in {"pain", "joint pain"} and (placed := _site(f, utterances)):
+            system, name = placed
+        elif f.name == "pain" and named_pain:
+            continue
+        endorsed, denied, evidence = by_system.setdefault(system, ([], [], set()))
+        if f.negated:
+            denied.append(name)
+        else:
+            endorsed.append(f"{name} ({f.duration})" if f.duration else name)
+        evidence.update(f.evidence)
+    items = []
+    for system in sorted(by_system, key=_SYSTEM_ORDER.index):
+        endorsed, denied, evidence = by_system[system]
+        said = []
+        if endorsed:
+            said.append(f"Endorses {_listed(list(dict.fromkeys(endorsed)), 'and')}.")
+        if denied:
+            said.append(f"Denies {_listed(list(dict.fromkeys(denied)), 'or')}.")
+        items.append(
+            NoteItem(f"{system}: {' '.join(said)}", sorted(evidence), False, "symptoms", 0.85)
+        )
+    return items
+
+
 class GroundedDrafter:
     """Rules for what is certain, the section classifier for the rest, then the grounding check."""
 
@@ -115,6 +177,7 @@ class GroundedDrafter:
             sections["allergies"].append(
                 NoteItem("No known allergies", list(facts.no_known_allergies), False, "allergy")
             )
+        symptoms = []
         for f in facts.findings:
             if f.experiencer == "family":
                 sections["family_history"].append(
@@ -126,16 +189,9 @@ class GroundedDrafter:
                 sections["past_medical_history"].append(
                     NoteItem(f.name.capitalize(), list(f.evidence), False, "condition")
                 )
-            elif f.negated:
-                sections["pertinent_negatives"].append(
-                    NoteItem(f"Denies {f.name}", list(f.evidence), False, "negative", 0.85)
-                )
             else:
-                sections["pertinent_positives"].append(
-                    NoteItem(
-                        f"Reports {_finding_text(f)}", list(f.evidence), False, "positive", 0.85
-                    )
-                )
+                symptoms.append(f)
+        sections["review_of_systems"] = review_of_systems(findings=symptoms, utterances=utterances)
         for v in facts.vitals:
             text = f"{v.kind.replace('_', ' ').capitalize()} {v.value} {v.unit or ''}".strip()
             sections["objective"].append(

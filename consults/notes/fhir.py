@@ -41,7 +41,7 @@ def _div(lines: list[str]) -> dict:
 
 def note_to_fhir(*, note: ClinicalNote) -> dict:
     """The signed note as a validated FHIR document Bundle (JSON-ready dict)."""
-    from consults.notes.types import SECTION_TITLES, SOAP_GROUPS
+    from consults.notes.types import SOAP_GROUPS, stored_sections
 
     if note.status != ClinicalNote.Status.SIGNED:
         raise FhirExportError("Only a signed note can be exported.")
@@ -137,10 +137,11 @@ def note_to_fhir(*, note: ClinicalNote) -> dict:
             )
         )
     composition_sections = []
-    for group, keys in SOAP_GROUPS.items():
+    for group in SOAP_GROUPS:
         lines = [
-            f"{SECTION_TITLES[key]}: {item['text']}"
-            for key in keys
+            f"{title}: {item['text']}"
+            for in_group, key, title in stored_sections(sections)
+            if in_group == group
             for item in sections.get(key, [])
         ]
         code, display = SOAP_SECTIONS[group]

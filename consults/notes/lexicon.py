@@ -93,6 +93,46 @@ SYMPTOMS: dict[str, tuple[str, ...]] = {
     "pain": (r"pain",),
 }
 
+# The review-of-systems heading of each symptom above, in the order a note lists the systems.
+# "pain" alone is placed by the body site said with it (PAIN_SITES), else under OTHER_SYSTEM.
+SYSTEMS: dict[str, tuple[str, ...]] = {
+    "Constitutional": (
+        "fever", "chills", "night sweats", "fatigue", "weight loss", "weight gain",
+        "loss of appetite",
+    ),
+    "Eyes": ("vision changes",),
+    "Ears, nose, mouth and throat": (
+        "sore throat", "runny nose", "ear pain", "loss of smell or taste",
+    ),
+    "Cardiovascular": ("chest pain", "palpitations", "fainting"),
+    "Respiratory": ("shortness of breath", "cough", "wheezing", "sputum", "hemoptysis"),
+    "Gastrointestinal": (
+        "nausea", "vomiting", "diarrhea", "constipation", "abdominal pain", "blood in stool",
+        "heartburn",
+    ),
+    "Genitourinary": ("urinary symptoms",),
+    "Musculoskeletal": ("back pain", "joint pain", "swelling"),
+    "Skin": ("rash", "itching"),
+    "Neurological": ("headache", "dizziness", "numbness", "tingling", "weakness", "confusion"),
+    "Psychiatric": ("anxiety", "depression", "sleep problems"),
+    "Hematologic": ("bleeding",),
+}  # fmt: skip
+OTHER_SYSTEM = "Other"
+# A body site said right before "pain" ("my left ankle pain", "right knee pain"): the system
+# it belongs to. The side, when said with it, is kept ("Endorses left ankle pain").
+PAIN_SITES: dict[str, str] = {
+    "ankle": "Musculoskeletal", "knee": "Musculoskeletal", "hip": "Musculoskeletal",
+    "shoulder": "Musculoskeletal", "elbow": "Musculoskeletal", "wrist": "Musculoskeletal",
+    "hand": "Musculoskeletal", "foot": "Musculoskeletal", "leg": "Musculoskeletal",
+    "arm": "Musculoskeletal", "neck": "Musculoskeletal", "muscle": "Musculoskeletal",
+    "heel": "Musculoskeletal", "toe": "Musculoskeletal", "finger": "Musculoskeletal",
+    "thumb": "Musculoskeletal", "joint": "Musculoskeletal", "back": "Musculoskeletal",
+    "chest": "Cardiovascular", "stomach": "Gastrointestinal", "belly": "Gastrointestinal",
+    "abdominal": "Gastrointestinal", "throat": "Ears, nose, mouth and throat",
+    "ear": "Ears, nose, mouth and throat", "eye": "Eyes", "head": "Neurological",
+    "pelvic": "Genitourinary", "flank": "Genitourinary",
+}  # fmt: skip
+
 CONDITIONS: dict[str, tuple[str, ...]] = {
     "hypertension": (r"hypertension", r"high blood pressure"),
     "diabetes": (r"diabet(?:es|ic)", r"high blood sugars?", r"type (?:1|2|one|two) diabetes"),

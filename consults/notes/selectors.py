@@ -60,22 +60,21 @@ def note_sections_streamed(*, note: ClinicalNote | None) -> list[dict]:
 
 def note_sections_for_display(*, note: ClinicalNote) -> list[dict]:
     """Sections in SOAP order with each item's cited lines resolved for the review page."""
-    from consults.notes.types import SECTION_TITLES, SOAP_GROUPS
+    from consults.notes.types import stored_sections
 
     lines = {line["index"]: line for line in note.content.get("lines", [])}
     sections = note.content.get("sections", {})
     shown = []
-    for group, keys in SOAP_GROUPS.items():
-        for key in keys:
-            items = [
-                {
-                    **item,
-                    "position": position,
-                    "lines": [lines[i] for i in item["evidence"] if i in lines],
-                }
-                for position, item in enumerate(sections.get(key, []))
-            ]
-            shown.append({"group": group, "key": key, "title": SECTION_TITLES[key], "items": items})
+    for group, key, title in stored_sections(sections):
+        items = [
+            {
+                **item,
+                "position": position,
+                "lines": [lines[i] for i in item["evidence"] if i in lines],
+            }
+            for position, item in enumerate(sections.get(key, []))
+        ]
+        shown.append({"group": group, "key": key, "title": title, "items": items})
     return shown
 
 

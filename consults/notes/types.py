@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -12,8 +13,7 @@ MedStatus = Literal["started", "continued", "stopped", "historical", "current"]
 SECTION_TITLES: dict[str, str] = {
     "chief_complaint": "Chief complaint",
     "hpi": "History of present illness",
-    "pertinent_positives": "Pertinent positives",
-    "pertinent_negatives": "Pertinent negatives",
+    "review_of_systems": "Review of systems",
     "medications": "Current medications",
     "allergies": "Allergies",
     "past_medical_history": "Past medical history",
@@ -27,8 +27,7 @@ SOAP_GROUPS: dict[str, tuple[str, ...]] = {
     "subjective": (
         "chief_complaint",
         "hpi",
-        "pertinent_positives",
-        "pertinent_negatives",
+        "review_of_systems",
         "medications",
         "allergies",
         "past_medical_history",
@@ -39,6 +38,24 @@ SOAP_GROUPS: dict[str, tuple[str, ...]] = {
     "assessment": ("assessment",),
     "plan": ("plan",),
 }
+
+# Sections of notes drafted before the review of systems replaced them (2026-12-07): a stored
+# note that has them still shows and exports them, after the review of systems.
+LEGACY_SECTION_TITLES: dict[str, str] = {
+    "pertinent_positives": "Pertinent positives",
+    "pertinent_negatives": "Pertinent negatives",
+}
+
+
+def stored_sections(sections: Mapping[str, object]) -> Iterator[tuple[str, str, str]]:
+    """(SOAP group, key, title) of each section of a stored note, in the order a note shows them."""
+    for group, keys in SOAP_GROUPS.items():
+        for key in keys:
+            yield group, key, SECTION_TITLES[key]
+            if key == "review_of_systems":
+                for old, title in LEGACY_SECTION_TITLES.items():
+                    if old in sections:
+                        yield group, old, title
 
 
 @dataclass(frozen=True, slots=True)

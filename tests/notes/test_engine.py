@@ -50,8 +50,11 @@ def test_note_sections_hold_the_visit_facts(note) -> None:  # noqa: ANN001
     assert "Lisinopril 10 mg" in text["medications"]
     assert "Metformin" in text["medications"] and "historical" in text["medications"]
     assert "Sulfa drugs: hives" in text["allergies"]
-    assert "Denies fever" in text["pertinent_negatives"]
-    assert "shortness of breath" in text["pertinent_positives"]
+    assert "Constitutional: Denies fever or chills." in text["review_of_systems"]
+    assert (
+        "Respiratory: Endorses cough (for about 5 days) and shortness of breath"
+        in (text["review_of_systems"])
+    )
     assert "128/82" in text["objective"]
     assert "asthma" in text["family_history"]
     assert "Benzonatate 100 mg" in text["plan"] and "started" in text["plan"]
@@ -62,3 +65,49 @@ def test_note_serialises_with_evidence(note) -> None:  # noqa: ANN001
     data = note.to_dict()
     assert data["engine_version"]
     assert all(i["evidence"] for items in data["sections"].values() for i in items)
+
+
+def test_review_of_systems_groups_symptoms_by_system_and_places_a_pain_by_its_site() -> None:
+    lines = parse_transcript(
+        text="""\
+[doctor] what happened ?
+[patient] i slipped on the ice and now i have this right ankle pain .
+[doctor] any numbness or tingling in your foot ?
+[patient] no .
+[doctor] any nausea ?
+[patient] a little nausea , and some headaches .
+"""
+    )
+    note = draft_note(utterances=lines)
+    ros = [i.text for i in note.sections["review_of_systems"]]
+    assert ros == [
+        "Gastrointestinal: Endorses nausea.",
+        "Musculoskeletal: Endorses right ankle pain.",
+        "Neurological: Endorses headache. Denies numbness or tingling.",
+    ]
+    for item in note.sections["review_of_systems"]:
+        assert check_item(item=item, utterances=lines) == [], item
+
+
+def test_every_symptom_has_a_review_of_systems_heading() -> None:
+    from consults.notes.lexicon import SYMPTOMS, SYSTEMS
+
+    placed = {name for names in SYSTEMS.values() for name in names}
+    assert set(SYMPTOMS) - placed == {"pain"}  # placed by its site, or under Other
+
+
+def test_a_no_answers_the_end_of_an_unpunctuated_turn_not_every_symptom_in_it() -> None:
+    from consults.notes.facts import extract_findings
+
+    lines = parse_transcript(
+        text="""\
+[doctor] on exam of your right ankle there is ecchymosis over the lateral malleolus associated \
+with swelling and there is tenderness to palpation of the soft tissue and no bony tenderness so \
+your symptoms are consistent with a sprain have you sprained your ankle before
+[patient] no i do n't think so
+[doctor] any fever or chills since the fall
+[patient] no
+"""
+    )
+    denied = {f.name for f in extract_findings(utterances=lines) if f.negated}
+    assert denied == {"fever", "chills"}
