@@ -710,9 +710,61 @@ def _ground_section(
     key: str, items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
     """One section through the grounding check: what stays, and what was dropped and why."""
-    note = DraftNote({key: items}, NoteFacts(), "")
+    placed, misplaced = _placed(key, items, utterances)
+    note = DraftNote({key: placed}, NoteFacts(), "", dropped=misplaced)
     grounded, _ = ground_note(note=note, utterances=utterances)
     return grounded.sections[key], grounded.dropped
+
+
+def _placed(
+    key: str, items: list[NoteItem], utterances: list[Utterance]
+) -> tuple[list[NoteItem], list[dict]]:
+    """A written examination sentence that cites only what was said once the doctor moved on to
+    the plan ("Applied to stabilize ankle." citing the air cast line, or the patient's "it's
+    alright" after it) is not a finding: it is left out, with why. A line that reports an
+    examination or a result counts wherever it is said."""
+    plan_from = _plan_start(utterances) if key == "objective" else None
+    if plan_from is None:
+        return items, []
+    kept, dropped = [], []
+    for item in items:
+        cited = [utterances[i] for i in item.evidence if 0 <= i < len(utterances)]
+        if (
+            item.kind == GENERATED
+            and cited
+            and all(
+                u.index >= plan_from and rule_section(utterance=u) != "objective" for u in cited
+            )
+        ):
+            dropped.append(
+                {
+                    "section": key,
+                    "text": item.text,
+                    "evidence": list(item.evidence),
+                    "kind": item.kind,
+                    "reasons": ["cites only the plan, not an examination or a result"],
+                }
+            )
+        else:
+            kept.append(item)
+    return kept, dropped
+
+
+def _plan_start(utterances: list[Utterance]) -> int | None:
+    """Index of the doctor's first assessment or plan line after the examination began."""
+    examined = exam_start(utterances)
+    if examined is None:
+        return None
+    return next(
+        (
+            u.index
+            for u in utterances
+            if u.index > examined
+            and u.speaker == "doctor"
+            and rule_section(utterance=u) in {"assessment", "plan"}
+        ),
+        None,
+    )
 
 
 def _reason(exc: Exception) -> str:

@@ -191,3 +191,38 @@ def test_a_side_is_not_taken_from_afar_when_the_visit_contradicts_it(
     extra = parse_transcript(text="\n".join(lines)) if lines else []
     visit = [*ONE_SIDED, *(replace(u, index=len(ONE_SIDED) + k) for k, u in enumerate(extra))]
     assert widen_citation(item=sentence(text, [7]), utterances=visit) is None
+
+
+def test_an_examination_sentence_citing_only_the_plan_is_left_out_with_why() -> None:
+    from consults.notes.llm import _ground_section
+
+    lines = parse_transcript(
+        text=(
+            "[doctor] what happened to your ankle ?\n"  # 0
+            "[patient] i slipped on the ice yesterday and it hurts .\n"  # 1
+            "[doctor] does it hurt when you walk ?\n"  # 2
+            "[patient] yes it does .\n"  # 3
+            "[doctor] did you take anything for it ?\n"  # 4
+            "[patient] just some ice .\n"  # 5
+            "[doctor] on exam there is bruising over the lateral malleolus .\n"  # 6
+            "[doctor] i'm gon na give you an air cast to stabilize the ankle .\n"  # 7
+            "[patient] okay that's alright with me .\n"  # 8
+            "[doctor] your x-ray showed no fracture .\n"  # 9
+        )
+    )
+    written = [
+        sentence("Air cast applied to stabilize the ankle.", [7]),
+        sentence("Alright with the cast.", [8]),
+        sentence("Bruising over the lateral malleolus.", [6]),
+        sentence("X-ray showed no fracture.", [9]),
+    ]
+    kept, dropped = _ground_section("objective", written, lines)
+    assert [i.text for i in kept] == [
+        "Bruising over the lateral malleolus.",
+        "X-ray showed no fracture.",  # a result, even said after the plan began
+    ]
+    assert [d["text"] for d in dropped] == [i.text for i in written[:2]]
+    assert "plan" in dropped[0]["reasons"][0]
+    # In the plan the same sentence stands.
+    kept, _ = _ground_section("plan", written[:1], lines)
+    assert kept
