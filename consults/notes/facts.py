@@ -65,8 +65,8 @@ _VITALS = (
     (
         "temperature",
         re.compile(
-            r"\b(?:temperature|temp|fever)(?: was| is| of| at| got up to|"
-            r" went up to)? (?:about |around |up to )?(?P<v>\d{2,3}(?:\.\d)?)\b",
+            r"\b(?:temperature|temp|fever)(?: it| which)?(?: was| is| of| at| got up to|"
+            r" went up to)? (?:about |around |up to |a )?(?P<v>\d{2,3}(?:\.\d)?)\b",
             re.I,
         ),
         "F",

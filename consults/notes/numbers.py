@@ -145,13 +145,32 @@ _POINT_RIGHT = re.compile(
 )
 
 
+# A temperature's tenth: "your temperature was ninety seven . seven", "temp of 98 . 6".
+_TEMPERATURE_LEFT = re.compile(
+    r"\b(?:temperature|temp|fever)(?:\s+(?:it|which|was|is|of|at|about|around|up|to|got|went|"
+    rf"has|been))*\s+(?:\d+|{_WORD})(?:[\s-]+{_WORD})*$",
+    re.IGNORECASE,
+)
+# ... followed by what follows a reading, not by a noun the digit counts ("a hundred . two days
+# later" is not 100.2).
+_TENTH_RIGHT = re.compile(
+    rf"^(?:\d|{_DIGIT_WORD})(?=\s*(?:$|[.,?!;]|(?:and|degrees?|fahrenheit|celsius|so|which|"
+    r"that|but|or|with|your|the|his|her|my|it|is|was|at|on|when|this|today|yesterday|last|"
+    r"okay|alright|i|he|she)\b))",
+    re.IGNORECASE,
+)
+
+
 def is_spoken_point(text: str, start: int, end: int) -> bool:
     """Is ``text[start:end]``, a full stop with spaces, a spoken decimal point ("two . five
-    milligrams", "two . five of norvasc") rather than the end of a sentence?"""
-    return (
-        text[start:end].strip() == "."
-        and _POINT_LEFT.search(text, 0, start) is not None
-        and _POINT_RIGHT.match(text[end:]) is not None
+    milligrams", "two . five of norvasc", "temperature was ninety seven . seven") rather than
+    the end of a sentence?"""
+    if text[start:end].strip() != "." or _POINT_LEFT.search(text, 0, start) is None:
+        return False
+    after = text[end:]
+    return _POINT_RIGHT.match(after) is not None or (
+        _TEMPERATURE_LEFT.search(text, 0, start) is not None
+        and _TENTH_RIGHT.match(after) is not None
     )
 
 

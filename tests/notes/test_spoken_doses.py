@@ -169,3 +169,25 @@ def test_a_drug_given_for_allergies_is_a_medication_not_an_allergen() -> None:
     facts = extract_facts(utterances=utterances)
     assert {a.substance for a in facts.allergies} == {"penicillin"}
     assert {m.name for m in facts.medications} == {"singulair", "claritin"}
+
+
+@pytest.mark.parametrize(
+    ("said", "temperature"),
+    [
+        ("your temperature was ninety seven . seven and that is all normal", "97.7"),
+        ("temperature is ninety eight . two your pulse is seventy two", "98.2"),
+        ("my wife checked my temperature it was about ninety nine point seven", "99.7"),
+        ("my temperature was a hundred . two days later it broke", "100"),
+        ("temperature was ninety eight . two of my friends had it too", "98"),
+    ],
+)
+def test_a_temperature_keeps_the_tenth_said_after_a_full_stop(said: str, temperature: str) -> None:
+    from consults.notes.facts import extract_vitals
+    from consults.notes.grounding import check_item
+    from consults.notes.types import NoteItem, Utterance
+
+    lines = [Utterance(0, "doctor", said)]
+    vitals = [v for v in extract_vitals(utterances=lines) if v.kind == "temperature"]
+    assert [v.value for v in vitals] == [temperature]
+    item = NoteItem(f"Temperature {temperature} F", [0])
+    assert check_item(item=item, utterances=lines) == []
