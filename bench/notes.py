@@ -53,6 +53,11 @@ def _norm_drug(name: str) -> str:
     return re.sub(r"[^a-z]", "", name.lower())
 
 
+def _norm_allergen(name: str) -> str:
+    """ "Sulfa drugs", "sulfa" and "sulfas" are one allergy."""
+    return re.sub(r"drugs?$", "", _norm_drug(name)).rstrip("s")
+
+
 def reference_facts(text: str) -> Facts:
     """Medications (name, dose), allergies and negated symptoms read from a written note."""
     out: Facts = {"medications": set(), "med_names": set(), "allergies": set(), "negatives": set()}
@@ -63,7 +68,7 @@ def reference_facts(text: str) -> Facts:
             for k, (_, start, end) in enumerate(spans):
                 surface = _norm_drug(sentence[start:end])
                 if allergy_line:
-                    out["allergies"].add(surface)
+                    out["allergies"].add(_norm_allergen(sentence[start:end]))
                     continue
                 # The dose follows the name, before the next drug ("metformin and lisinopril
                 # 10 mg": 10 mg is lisinopril's).
@@ -73,12 +78,11 @@ def reference_facts(text: str) -> Facts:
                 out["med_names"].add(surface)
             if allergy_line:
                 for m in _ALLERGEN.finditer(sentence):
-                    out["allergies"].add(_norm_drug(m.group(0)).rstrip("s"))
+                    out["allergies"].add(_norm_allergen(m.group(0)))
             for name, start, end in _concepts(sentence, _SYMPTOMS):
                 a = assert_span(sentence=sentence, start=start, end=end)
                 if a.negated and a.experiencer == "patient" and not a.hypothetical:
                     out["negatives"].add(name)
-    out["allergies"] = {a.rstrip("s") for a in out["allergies"]}
     # A drug named again without its dose ("continue the lisinopril") is the same fact as its
     # dosed mention, not a second one to recall.
     dosed = {name for name, dose in out["medications"] if dose}
@@ -91,7 +95,7 @@ def engine_facts(note: DraftNote) -> Facts:
     return {
         "medications": {(_norm_drug(m.name), m.dose) for m in facts.medications},
         "med_names": {_norm_drug(m.name) for m in facts.medications},
-        "allergies": {_norm_drug(a.substance).rstrip("s") for a in facts.allergies},
+        "allergies": {_norm_allergen(a.substance) for a in facts.allergies},
         "negatives": {f.name for f in facts.negatives},
     }
 
@@ -358,6 +362,43 @@ def _score(
         print(f"  {system:<20} {tallies[system].dose_line()}")
 
 
+_NONE_SAID = re.compile(r"\b(?:none|no known|nkda|no allergies|denies)", re.IGNORECASE)
+
+
+def _allergy_dialogues(data: Path) -> None:
+    """Allergy recall where references write allergies: the MTS-Dialog dialogues whose note
+    section is ALLERGY (ACI-Bench notes rarely do). Both backends keep the rules' allergies, so
+    this is one figure for both. The reference side is read by ``reference_facts`` and has its
+    limits: it takes every drug named in the section, so "tolerated cephalosporins" and a
+    section listing current medicines count as allergies, and it cannot read "PCN"."""
+    from consults.notes.facts import extract_allergies
+
+    mts = data / "mts-dialog"
+    rows = [
+        row
+        for name in ("MTS-Dialog-TrainingSet.csv", "MTS-Dialog-ValidationSet.csv")
+        if (mts / name).exists()
+        for row in csv.DictReader((mts / name).open())
+        if row["section_header"] == "ALLERGY"
+    ]
+    if not rows:
+        return
+    tally, none_said, none_read = Tally(), 0, 0
+    for row in rows:
+        ref = reference_facts("ALLERGIES\n" + row["section_text"])["allergies"]
+        allergies, none_lines = extract_allergies(utterances=parse_transcript(text=row["dialogue"]))
+        tally.add("allergies", {_norm_allergen(a.substance) for a in allergies}, ref)
+        if not ref and _NONE_SAID.search(row["section_text"]):
+            none_said += 1
+            none_read += bool(none_lines) and not allergies
+    print(
+        f"\nallergies on {len(rows)} MTS-Dialog allergy dialogues "
+        "(the rules' allergies, kept by both backends)"
+    )
+    print(f"  allergens            {tally.line('allergies')}")
+    print(f"  no known allergies   {none_read} of {none_said} read as none")
+
+
 def _latency(backend: str, run: dict) -> None:
     lat = sorted(run["seconds"])
     print(
@@ -451,6 +492,7 @@ def main() -> None:
         _score(rows, train, backends, runs[label], label, misses=args.misses)
         for backend in backends:
             _latency(backend, runs[label][backend])
+    _allergy_dialogues(args.data)
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -161,7 +161,7 @@ _UNPUNCTUATED_ASK = re.compile(
 )
 _ASK_WORDS = 25  # an unpunctuated turn's question is in its last words
 _NO = re.compile(
-    r"^\W*(?:(?:um+|uh+|oh|well|hmm|mm)\W+)?"
+    r"^\W*(?:(?:um+|uh+|oh|well|hm+|mm)\W+)?"
     r"(?:no+|nope|nah|not really|not at all|negative|never|none|nothing|not that i know"
     r"(?: of)?|i do n't|i don'?t|i have n't|i haven'?t|i did n't|i didn'?t|no ma'am|no sir|"
     r"i have not|i do not|i did not|i am not|i'?m not|not at this point|"

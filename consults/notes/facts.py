@@ -20,15 +20,28 @@ _SYMPTOMS = compile_lexicon(SYMPTOMS)
 _CONDITIONS = compile_lexicon(CONDITIONS)
 _ALLERGEN = re.compile(r"\b(?:" + "|".join(ALLERGENS) + r")\b", re.IGNORECASE)
 _ALLERGY_CUE = re.compile(
-    r"\b(?:allergic (?:to|reaction to)|allergy to|allergies to|reaction to|react(?:s|ed)? to|"
-    r"can'?t take|ca n't take|intoleran\w+ to|sensitive to)\b",
+    r"\b(?:allergic (?:to|reaction to)|allergy to|allergies to|reactions? to|react(?:s|ed)? to|"
+    r"react(?:s|ed)? (?:poorly|badly) to|can'?t take|ca n't take|can ?not take|"
+    r"intoleran\w+ to|sensitive to)\b",
     re.IGNORECASE,
 )
 _ALLERGY_QUESTION = re.compile(
     r"\b(?:(?:any|have|known|drug|medication|food)\s+(?:\w+\s+)?allerg\w*|"
-    r"allergic to (?:any|anything))",
+    r"allergic to (?:any|anything)|allergies to|(?:how|what) about (?:any |your )?allerg\w*|"
+    r"adverse (?:drug )?reactions?|react(?:ed|ion)?s? (?:poorly|badly)|"
+    r"reactions? to (?:any )?(?:medications?|medicines?|drugs?|meds)|intoleran\w+)",
     re.IGNORECASE,
 )
+_REACTION_ASKED = re.compile(
+    r"\b(?:what happens when you (?:take|took|use|have|had)|what (?:kind of |sort of )?reactions?|"
+    r"how do you react)\b",
+    re.IGNORECASE,
+)
+_BESIDES = re.compile(
+    r"\b(?:besides|other than|apart from|aside from|except(?: for)?)\b", re.IGNORECASE
+)
+_CANT_TAKE = re.compile(r"\b(?:can'?t|ca n't|can ?not) take\b", re.IGNORECASE)
+_ALSO = re.compile(r"\b(?:also|and another|and one more)\b", re.IGNORECASE)
 _ALLERGY_WORD = re.compile(r"\ballerg(?:y|ies|ic)\b", re.IGNORECASE)
 # A drug given for the allergies is a treatment, not an allergen: "maybe we can try some
 # singulair", "i take claritin for my allergies". Read only where the cue is the bare word.
@@ -269,19 +282,60 @@ def _allergens_in(text: str) -> list[tuple[str, int, int]]:
     return sorted(spans, key=lambda s: s[1])
 
 
+def _named_back(utterances: list[Utterance], u: Utterance) -> list[tuple[str, int, int]]:
+    """The substances a doctor's question names back, when the next line is a patient's yes
+    ("allergic to ... Napro-" / "Naprosyn?" / "Yes, Naprosyn.")."""
+    if u.speaker != "doctor" or "?" not in u.text or u.index + 1 >= len(utterances):
+        return []
+    reply = utterances[u.index + 1]
+    if not _patient_side(reply) or answer_polarity(reply.text) is not True:
+        return []
+    return _allergens_in(u.text)
+
+
 def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tuple[int, ...]]:
     """Allergies (substance and reaction) and the lines that say there are none."""
     allergies: dict[str, Allergy] = {}
     none_lines: tuple[int, ...] = ()
+    # A patient line telling an allergy without a name the dictionary knows ("I am allergic to
+    # what you call Cipro-"): the doctor's question naming it back, answered yes, names it.
+    untold: int | None = None
     for u in utterances:
         question = preceding_question(utterances=utterances, index=u.index)
         asked_allergy = question is not None and _ALLERGY_QUESTION.search(question.text) is not None
+        if untold is not None and u.index - untold <= 2 and (named := _named_back(utterances, u)):
+            reply = utterances[u.index + 1]
+            for substance, _, _ in named:
+                allergies.setdefault(
+                    substance,
+                    Allergy(substance, (untold, u.index, reply.index), _reaction(reply.text)),
+                )
+            # "Yes! And also, Asprin but that coated one": another is being told.
+            untold = reply.index if _ALSO.search(reply.text) else None
+            continue
+        if question is not None and _patient_side(u):
+            if _NKA.search(question.text) and answer_polarity(u.text) is True:
+                # "You're not allergic to anything, right?" "That's right."
+                none_lines = (question.index, u.index)
+                continue
+            besides = _BESIDES.search(question_sentence(question.text)) if asked_allergy else None
+            if besides is not None:
+                # "Any other allergies besides penicillin?" "No.": penicillin, and no other.
+                for substance, _, _ in _allergens_in(besides.string[besides.end() :]):
+                    allergies.setdefault(substance, Allergy(substance, (question.index,), None))
+            if _REACTION_ASKED.search(question.text) and (reaction := _reaction(u.text)):
+                # "What happens when you take sulfa drugs?" "I get a really ugly rash."
+                for substance, _, _ in _allergens_in(question_sentence(question.text)):
+                    allergies.setdefault(
+                        substance, Allergy(substance, (question.index, u.index), reaction)
+                    )
         if _NKA.search(u.text) and _patient_side(u):
             none_lines = (u.index,)
             continue
         for sentence in sentences(u.text):
             strong = _ALLERGY_CUE.search(sentence)
             cue = strong or _ALLERGY_WORD.search(sentence)
+            told = False
             if cue is None and not (asked_allergy and _patient_side(u)):
                 continue
             if u.speaker == "doctor" and "?" in sentence:
@@ -292,15 +346,25 @@ def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tu
                     continue
                 if strong is None and _TREATMENT_BEFORE.search(sentence[:start]):
                     continue
-                a = assert_span(sentence=sentence, start=start, end=end)
+                if strong is not None and _CANT_TAKE.search(strong.group(0)):
+                    # "I cannot take sulfa drugs": the cue's own "not" negates nothing.
+                    cut = strong.end()
+                    a = assert_span(sentence=sentence[cut:], start=start - cut, end=end - cut)
+                else:
+                    a = assert_span(sentence=sentence, start=start, end=end)
                 if a.negated or a.experiencer != "patient" or a.hypothetical:
                     continue
                 if _SEASONAL.search(sentence) and substance in {"pollen", "dust"}:
                     pass
+                told = True
                 evidence = (u.index,) if cue else (question.index, u.index)  # type: ignore[union-attr]
                 reaction = _reaction(sentence[end:]) or _reaction(sentence)
                 if substance not in allergies or (reaction and not allergies[substance].reaction):
                     allergies[substance] = Allergy(substance, evidence, reaction)
+            if strong is not None and not told and _patient_side(u):
+                a = assert_span(sentence=sentence, start=strong.start(), end=strong.end())
+                if not a.negated and a.experiencer == "patient" and not a.hypothetical:
+                    untold = u.index
         if (
             asked_allergy
             and _patient_side(u)
