@@ -53,6 +53,11 @@ def _norm_drug(name: str) -> str:
     return re.sub(r"[^a-z]", "", name.lower())
 
 
+_NOT_ALLERGIC = re.compile(
+    r"\b(?:tolerat\w*|is on|are on|takes|taking|currently on)\b[^.]*$", re.IGNORECASE
+)
+
+
 def _norm_allergen(name: str) -> str:
     """ "Sulfa drugs", "sulfa" and "sulfas" are one allergy."""
     return re.sub(r"drugs?$", "", _norm_drug(name)).rstrip("s")
@@ -68,7 +73,9 @@ def reference_facts(text: str) -> Facts:
             for k, (_, start, end) in enumerate(spans):
                 surface = _norm_drug(sentence[start:end])
                 if allergy_line:
-                    out["allergies"].add(_norm_allergen(sentence[start:end]))
+                    # "has tolerated cephalosporins", "she is on Daypro": not allergies.
+                    if not _NOT_ALLERGIC.search(sentence[:start]):
+                        out["allergies"].add(_norm_allergen(sentence[start:end]))
                     continue
                 # The dose follows the name, before the next drug ("metformin and lisinopril
                 # 10 mg": 10 mg is lisinopril's).
@@ -368,9 +375,9 @@ _NONE_SAID = re.compile(r"\b(?:none|no known|nkda|no allergies|denies)", re.IGNO
 def _allergy_dialogues(data: Path) -> None:
     """Allergy recall where references write allergies: the MTS-Dialog dialogues whose note
     section is ALLERGY (ACI-Bench notes rarely do). Both backends keep the rules' allergies, so
-    this is one figure for both. The reference side is read by ``reference_facts`` and has its
-    limits: it takes every drug named in the section, so "tolerated cephalosporins" and a
-    section listing current medicines count as allergies, and it cannot read "PCN"."""
+    this is one figure for both. The reference side is read by ``reference_facts``: every drug
+    named in the section except one it says is tolerated or taken ("has tolerated
+    cephalosporins", "she is on Daypro"); it cannot read abbreviations ("PCN")."""
     from consults.notes.facts import extract_allergies
 
     mts = data / "mts-dialog"

@@ -41,6 +41,8 @@ _BESIDES = re.compile(
     r"\b(?:besides|other than|apart from|aside from|except(?: for)?)\b", re.IGNORECASE
 )
 _CANT_TAKE = re.compile(r"\b(?:can'?t|ca n't|can ?not) take\b", re.IGNORECASE)
+_GOES_ON = re.compile(r"^\W*(?:(?:yes|yeah|yep|oh|right)\W+)*(?:and|also|plus)\b", re.IGNORECASE)
+_LIST_WORDS = frozenset("yes yeah yep oh right and also plus or too as well some the to".split())
 _ALSO = re.compile(r"\b(?:also|and another|and one more)\b", re.IGNORECASE)
 _ALLERGY_WORD = re.compile(r"\ballerg(?:y|ies|ic)\b", re.IGNORECASE)
 # A drug given for the allergies is a treatment, not an allergen: "maybe we can try some
@@ -293,6 +295,19 @@ def _named_back(utterances: list[Utterance], u: Utterance) -> list[tuple[str, in
     return _allergens_in(u.text)
 
 
+def _list_going_on(text: str) -> list[str]:
+    """The substances of a line that only goes on with a list ("Yeah, and Dilatrate and
+    cyclobenzaprine."); none for a line that says anything else ("And he takes metformin.")."""
+    if not _GOES_ON.match(text):
+        return []
+    spans = _allergens_in(text)
+    rest = text
+    for _, start, end in reversed(spans):
+        rest = rest[:start] + " " + rest[end:]
+    words = set(re.findall(r"[a-z']+", rest.lower()))
+    return [name for name, _, _ in spans] if spans and words <= _LIST_WORDS else []
+
+
 def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tuple[int, ...]]:
     """Allergies (substance and reaction) and the lines that say there are none."""
     allergies: dict[str, Allergy] = {}
@@ -300,7 +315,13 @@ def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tu
     # A patient line telling an allergy without a name the dictionary knows ("I am allergic to
     # what you call Cipro-"): the doctor's question naming it back, answered yes, names it.
     untold: int | None = None
+    told_in: int | None = None  # the last line that told an allergy
     for u in utterances:
+        if told_in == u.index - 1 and (listed := _list_going_on(u.text)):
+            # "He is allergic to Lamisil and Bactrim." "Yeah, and Dilatrate and cyclobenzaprine."
+            for substance in listed:
+                allergies.setdefault(substance, Allergy(substance, (told_in, u.index), None))
+            told_in = u.index
         question = preceding_question(utterances=utterances, index=u.index)
         asked_allergy = question is not None and _ALLERGY_QUESTION.search(question.text) is not None
         if untold is not None and u.index - untold <= 2 and (named := _named_back(utterances, u)):
@@ -361,6 +382,7 @@ def extract_allergies(*, utterances: list[Utterance]) -> tuple[list[Allergy], tu
                 reaction = _reaction(sentence[end:]) or _reaction(sentence)
                 if substance not in allergies or (reaction and not allergies[substance].reaction):
                     allergies[substance] = Allergy(substance, evidence, reaction)
+                told_in = u.index
             if strong is not None and not told and _patient_side(u):
                 a = assert_span(sentence=sentence, start=strong.start(), end=strong.end())
                 if not a.negated and a.experiencer == "patient" and not a.hypothetical:

@@ -43,6 +43,13 @@ def _read(text: str) -> tuple[dict[str, str | None], tuple[int, ...], list]:
             "mycins.",
             {"sulfa drugs", "penicillin"},
         ),
+        (
+            "Doctor: Is patient allergic to any medication?\nGuest_clinician: Yes, he is "
+            "allergic to quite a few medicines.\nDoctor: Okay, so he is allergic to Lamisil. "
+            "Oh, he is allergic to Bactrim too.\nGuest_clinician: Yeah, and Dilatrate and "
+            "cyclobenzaprine.",
+            {"lamisil", "bactrim", "dilatrate", "cyclobenzaprine"},
+        ),
     ],
 )
 def test_allergies_told_in_pieces_are_read(dialogue: str, substances: set[str]) -> None:
@@ -90,3 +97,11 @@ def test_a_drug_named_back_is_not_an_allergy_without_an_allergy_told_first() -> 
         "Doctor: Any allergies?\nPatient: No.\nDoctor: Are you taking lisinopril?\nPatient: Yes."
     )
     assert found == {}
+
+
+def test_a_line_going_on_about_something_else_adds_no_allergy() -> None:
+    found, _, _ = _read(
+        "Doctor: Any allergies?\nPatient: I'm allergic to penicillin.\n"
+        "Patient: And I take metformin every morning."
+    )
+    assert found == {"penicillin": None}
