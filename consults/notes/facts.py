@@ -42,7 +42,25 @@ _BESIDES = re.compile(
 )
 _CANT_TAKE = re.compile(r"\b(?:can'?t|ca n't|can ?not) take\b", re.IGNORECASE)
 _GOES_ON = re.compile(r"^\W*(?:(?:yes|yeah|yep|oh|right)\W+)*(?:and|also|plus)\b", re.IGNORECASE)
-_LIST_WORDS = frozenset("yes yeah yep oh right and also plus or too as well some the to".split())
+_LIST_WORDS = frozenset(
+    [
+        "yes",
+        "yeah",
+        "yep",
+        "oh",
+        "right",
+        "and",
+        "also",
+        "plus",
+        "or",
+        "too",
+        "as",
+        "well",
+        "some",
+        "the",
+        "to",
+    ]
+)
 _ALSO = re.compile(r"\b(?:also|and another|and one more)\b", re.IGNORECASE)
 _ALLERGY_WORD = re.compile(r"\ballerg(?:y|ies|ic)\b", re.IGNORECASE)
 # A drug given for the allergies is a treatment, not an allergen: "maybe we can try some
