@@ -10,6 +10,7 @@ evaluates them during the call; the CPU seconds that costs are printed), then th
 hang-up to the first section, the first written section and the complete note.
 
     python bench/notes.py [--data DIR] [--backends rules,llm] [--limit N] [--holdout N]
+        [--misses] [--save DIR]
 
 Reference-fact extractor (limits): it runs the same drug dictionary, allergen list, symptom
 lexicon and ConText rules over the written note, so (1) a fact the note words in a way the
@@ -280,6 +281,16 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
     return out
 
 
+def _save(folder: Path, notes: dict[str, DraftNote]) -> None:
+    """Each note as the physician's text and as the stored dict (sections, evidence, dropped)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for visit, note in notes.items():
+        (folder / f"{visit}.txt").write_text(note.to_text())
+        (folder / f"{visit}.json").write_text(json.dumps(note.to_dict(), indent=1))
+
+
 def _dose_checks(pred: set, ref: set):
     """(name, reference dose, the system has that dose) for each dosed reference drug the
     system names."""
@@ -461,6 +472,12 @@ def main() -> None:
         "--timeout", type=float, default=150.0, help="the llm backend's deadline per note (s)"
     )
     parser.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="write each drafted note (<backend>/<visit>.txt and .json) under this folder",
+    )
+    parser.add_argument(
         "--misses",
         action="store_true",
         help="print each visit's reference medications a backend misses or doses differently",
@@ -495,6 +512,8 @@ def main() -> None:
         for label, rows in splits:
             print(f"drafting {len(rows)} visits ({label}) with {backend}", flush=True)
             runs.setdefault(label, {})[backend] = _draft_all(backend, drafter, rows)
+            if args.save is not None:
+                _save(args.save / Path(backend).name, runs[label][backend]["notes"])
     for label, rows in splits:
         _score(rows, train, backends, runs[label], label, misses=args.misses)
         for backend in backends:
