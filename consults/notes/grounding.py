@@ -21,8 +21,10 @@ _SIDE = {"left": re.compile(r"\bleft\b", re.I), "right": re.compile(r"\bright\b"
 # "right" as a discourse word ("all right", "right?", "right now") is not a side.
 _NOT_A_SIDE = re.compile(
     r"\ball right\b|\bright\s*[?,.!]|\bright (?:now|away|there|here|off|back|after|before)\b|"
-    r"\bthat 's right\b|\bthat'?s right\b|\bthe right (?:thing|way|time|dose|place)\b|"
-    r"^\W*right\b",
+    r"\bthat 's right\b|\bthat'?s right\b|"
+    r"\bthe right (?:thing|way|time|dose|place|direction|track|decision|choice|one)\b|"
+    # Unpunctuated transcripts: "that's a good thing right so let me ..."
+    r"\bright (?:so|okay|ok|um|uh|yeah)\b|^\W*right\b",
     re.I,
 )
 _BOTH_SIDES = re.compile(

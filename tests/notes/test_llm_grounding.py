@@ -173,6 +173,22 @@ def test_a_side_the_visit_names_and_never_contradicts_is_cited_from_afar() -> No
 
 
 @pytest.mark.parametrize(
+    "said",
+    [
+        "[doctor] no fracture so that's a good thing right so let me talk about the plan .",
+        "[doctor] i think you're headed in the right direction .",
+    ],
+)
+def test_right_said_in_passing_does_not_contradict_a_left_side(said: str) -> None:
+    from consults.notes.grounding import widen_citation
+
+    left = [replace(u, text=u.text.replace("right ankle", "left ankle")) for u in ONE_SIDED]
+    extra = replace(parse_transcript(text=said)[0], index=len(left))
+    widened = widen_citation(item=sentence("Left ankle sprain.", [7]), utterances=[*left, extra])
+    assert widened is not None and widened.evidence == [0, 7]
+
+
+@pytest.mark.parametrize(
     ("text", "lines"),
     [
         # The visit names the other side somewhere: no side is taken from afar.
