@@ -24,13 +24,14 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 from consults.notes.context import strip_tags
 from consults.notes.engine import GroundedDrafter
 from consults.notes.grounding import GENERATED, ground_note
+from consults.notes.numbers import numbers_in
 from consults.notes.rules import rule_section
 from consults.notes.types import SECTION_TITLES, DraftNote, NoteFacts, NoteItem, Utterance
 
@@ -184,6 +185,9 @@ def section_grammar(section: Section, *, allow_none: bool = True) -> str:
 
 
 _LABEL = re.compile(r"^[A-Z][A-Za-z -]{2,40}:\s+(?=\S)")
+# A list number the model puts before a plan line ("3) Refill the inhalers."): not a number the
+# transcript has to say.
+_LIST_MARK = re.compile(r"^(?:\d{1,2}[).]|[-*\u2022])\s+(?=\S)")
 # A sentence and its cited lines. Output cut by the token limit inside its citation ("Right
 # ankle pain. [1, 2, 3,") keeps the numbers before the last comma: they are whole; one after it
 # may be cut short, so none is read without the closing bracket.
@@ -201,7 +205,7 @@ def parse_sentences(output: str) -> list[NoteItem]:
         text, lines = (m.group("text"), m.group("lines")) if m else (raw, "")
         evidence = sorted({int(n) for n in re.findall(r"\d+", lines)})
         # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
-        text = _LABEL.sub("", text.strip())
+        text = _LABEL.sub("", _LIST_MARK.sub("", text.strip()))
         text = text[:1].upper() + text[1:]
         if text and text[-1] not in ".?!":
             text += "."
@@ -221,7 +225,10 @@ def _is_empty(text: str) -> bool:
 
 def _looping(text: str) -> bool:
     """True once the last finished line repeats an earlier one or says "None." again."""
-    lines = [_CITED.sub(r"\g<text>", line).strip().lower() for line in text.splitlines()]
+    lines = [
+        _LIST_MARK.sub("", _CITED.sub(r"\g<text>", line).strip()).lower()
+        for line in text.splitlines()
+    ]
     if not text.endswith("\n") or len(lines) < 2:
         return False
     return lines[-1] in lines[:-1] or (_is_empty(lines[-1]) and _is_empty(lines[0]))
@@ -710,10 +717,37 @@ def _ground_section(
     key: str, items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
     """One section through the grounding check: what stays, and what was dropped and why."""
-    placed, misplaced = _placed(key, items, utterances)
+    placed, misplaced = _placed(key, _without_unsaid_ages(items, utterances), utterances)
     note = DraftNote({key: placed}, NoteFacts(), "", dropped=misplaced)
     grounded, _ = ground_note(note=note, utterances=utterances)
     return grounded.sections[key], grounded.dropped
+
+
+_AGE = re.compile(r"\b(?:(?P<article>an?) )?(?P<age>\d{1,3})[- ]years?[- ]old (?P<next>\w)", re.I)
+
+
+def _without_unsaid_ages(items: list[NoteItem], utterances: list[Utterance]) -> list[NoteItem]:
+    """A written sentence loses an age the visit never says ("The patient is Anna, a
+    25-year-old female who ..." -> "..., a female who ..."): a 1.5B model invents one for the
+    opening sentence of the history, which would otherwise drop the whole sentence."""
+    said: set[str] | None = None
+    out = []
+    for item in items:
+        if item.kind == GENERATED and _AGE.search(item.text):
+            if said is None:
+                said = numbers_in(" ".join(u.text for u in utterances))
+
+            def unsaid(m: re.Match[str], said: set[str] = said) -> str:
+                if m.group("age") in said:
+                    return m.group(0)
+                nxt = m.group("next")
+                if not m.group("article"):
+                    return nxt
+                return ("an " if nxt.lower() in "aeiou" else "a ") + nxt
+
+            item = replace(item, text=_AGE.sub(unsaid, item.text))
+        out.append(item)
+    return out
 
 
 def _placed(

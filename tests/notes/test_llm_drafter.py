@@ -170,6 +170,18 @@ def test_parse_sentences_reads_citations_and_keeps_uncited_lines_for_grounding()
     ]
 
 
+def test_a_list_number_before_a_sentence_is_not_part_of_it() -> None:
+    items = parse_sentences(
+        "1) Meloxicam 15 mg daily. [30]\n2. Physical therapy. [31]\n"
+        "3) Meloxicam 15 mg daily. [30]\n2.5 mg of amlodipine daily. [32]\n"
+    )
+    assert [i.text for i in items] == [
+        "Meloxicam 15 mg daily.",
+        "Physical therapy.",
+        "2.5 mg of amlodipine daily.",
+    ]
+
+
 def test_a_citation_cut_by_the_token_limit_keeps_its_whole_numbers() -> None:
     # After a comma every number before it is whole; without one the last may be cut short.
     assert [i.evidence for i in parse_sentences("Right ankle pain. [1, 2, 3,")] == [[1, 2, 3]]

@@ -242,3 +242,28 @@ def test_an_examination_sentence_citing_only_the_plan_is_left_out_with_why() -> 
     # In the plan the same sentence stands.
     kept, _ = _ground_section("plan", written[:1], lines)
     assert kept
+
+
+def test_an_age_the_visit_never_says_is_taken_out_not_the_whole_sentence() -> None:
+    from consults.notes.llm import _ground_section
+
+    lines = parse_transcript(
+        text=(
+            "[doctor] hi anna what brings you in ?\n"  # 0
+            "[patient] i slipped on ice and hurt my right ankle .\n"  # 1
+            "[patient] i'm eighty years old and i still walk every day .\n"  # 2
+        )
+    )
+    kept, dropped = _ground_section(
+        "hpi",
+        [
+            sentence("The patient is Anna, a 25-year-old female who hurt her right ankle.", [0, 1]),
+            sentence("She is an 80-year-old woman who walks every day.", [2]),
+        ],
+        lines,
+    )
+    assert [i.text for i in kept] == [
+        "The patient is Anna, a female who hurt her right ankle.",
+        "She is an 80-year-old woman who walks every day.",
+    ]
+    assert dropped == []
