@@ -70,12 +70,12 @@ SECTIONS = (
     Section(
         "hpi",
         "HISTORY OF PRESENT ILLNESS",
-        "a paragraph of 5 to 8 sentences of clinical prose about what the patient told: who the "
+        "a paragraph of 6 to 12 sentences of clinical prose about what the patient told: who the "
         "patient is and why they came, each problem's onset, course, severity and triggers, "
         "associated symptoms and symptoms denied, what was tried and how it worked, and the "
         "relevant history and medicines. Not the examination, the diagnosis or the plan.",
-        200,
-        8,
+        320,
+        12,
         # Left free, a 1.5B model opens with "Dr." or "Ms.", and the period ends the sentence.
         opening=("The patient ", "Mr. ", "Ms. ", "Mrs. "),
     ),
