@@ -13,15 +13,16 @@ from consults.notes.context import (
     sentences,
 )
 from consults.notes.lexicon import ALLERGENS, CONDITIONS, REACTIONS, SYMPTOMS, compile_lexicon
-from consults.notes.numbers import words_to_digits
+from consults.notes.numbers import TEMPERATURE_SAID, words_to_digits
 from consults.notes.types import Allergy, Finding, Medication, NoteFacts, Utterance, Vital
 
 _SYMPTOMS = compile_lexicon(SYMPTOMS)
 _CONDITIONS = compile_lexicon(CONDITIONS)
 _ALLERGEN = re.compile(r"\b(?:" + "|".join(ALLERGENS) + r")\b", re.IGNORECASE)
+_CANT_TAKE_SAID = r"(?:can'?t|ca n't|can ?not) take"
 _ALLERGY_CUE = re.compile(
     r"\b(?:allergic (?:to|reaction to)|allergy to|allergies to|reactions? to|react(?:s|ed)? to|"
-    r"react(?:s|ed)? (?:poorly|badly) to|can'?t take|ca n't take|can ?not take|"
+    rf"react(?:s|ed)? (?:poorly|badly) to|{_CANT_TAKE_SAID}|"
     r"intoleran\w+ to|sensitive to)\b",
     re.IGNORECASE,
 )
@@ -40,7 +41,7 @@ _REACTION_ASKED = re.compile(
 _BESIDES = re.compile(
     r"\b(?:besides|other than|apart from|aside from|except(?: for)?)\b", re.IGNORECASE
 )
-_CANT_TAKE = re.compile(r"\b(?:can'?t|ca n't|can ?not) take\b", re.IGNORECASE)
+_CANT_TAKE = re.compile(rf"\b{_CANT_TAKE_SAID}\b", re.IGNORECASE)
 _GOES_ON = re.compile(r"^\W*(?:(?:yes|yeah|yep|oh|right)\W+)*(?:and|also|plus)\b", re.IGNORECASE)
 _LIST_WORDS = frozenset(
     [
@@ -98,7 +99,7 @@ _VITALS = (
     (
         "temperature",
         re.compile(
-            r"\b(?:temperature|temp|fever)(?: it| which)?(?: was| is| of| at| got up to|"
+            rf"\b{TEMPERATURE_SAID}(?: it| which)?(?: was| is| of| at| got up to|"
             r" went up to)? (?:about |around |up to |a )?(?P<v>\d{2,3}(?:\.\d)?)\b",
             re.I,
         ),

@@ -137,10 +137,11 @@ def note_to_fhir(*, note: ClinicalNote) -> dict:
             )
         )
     composition_sections = []
+    titled = list(stored_sections(sections))
     for group in SOAP_GROUPS:
         lines = [
             f"{title}: {item['text']}"
-            for in_group, key, title in stored_sections(sections)
+            for in_group, key, title in titled
             if in_group == group
             for item in sections.get(key, [])
         ]

@@ -267,6 +267,17 @@ def _cite_the_only_side(*, item: NoteItem, utterances: list[Utterance]) -> NoteI
     return None if check_item(item=trial, utterances=utterances) else trial
 
 
+def left_out(*, section: str, item: NoteItem, reasons: list[str]) -> dict:
+    """What a note keeps of an item it left out (``DraftNote.dropped``), for the review page."""
+    return {
+        "section": section,
+        "text": item.text,
+        "evidence": list(item.evidence),
+        "kind": item.kind,
+        "reasons": reasons,
+    }
+
+
 def ground_note(
     *, note: DraftNote, utterances: list[Utterance]
 ) -> tuple[DraftNote, list[GroundingProblem]]:
@@ -288,15 +299,7 @@ def ground_note(
                     item, reasons = widened, []
             problems.extend(GroundingProblem(key, item.text, r) for r in reasons)
             if reasons:
-                dropped.append(
-                    {
-                        "section": key,
-                        "text": item.text,
-                        "evidence": list(item.evidence),
-                        "kind": item.kind,
-                        "reasons": reasons,
-                    }
-                )
+                dropped.append(left_out(section=key, item=item, reasons=reasons))
             else:
                 kept.append(item)
         sections[key] = kept

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from consults.notes.context import strip_tags
 from consults.notes.engine import GroundedDrafter
-from consults.notes.grounding import GENERATED, ground_note
+from consults.notes.grounding import GENERATED, ground_note, left_out
 from consults.notes.numbers import numbers_in
 from consults.notes.rules import rule_section
 from consults.notes.types import SECTION_TITLES, DraftNote, NoteFacts, NoteItem, Utterance
@@ -770,15 +770,8 @@ def _placed(
                 u.index >= plan_from and rule_section(utterance=u) != "objective" for u in cited
             )
         ):
-            dropped.append(
-                {
-                    "section": key,
-                    "text": item.text,
-                    "evidence": list(item.evidence),
-                    "kind": item.kind,
-                    "reasons": ["cites only the plan, not an examination or a result"],
-                }
-            )
+            reasons = ["cites only the plan, not an examination or a result"]
+            dropped.append(left_out(section=key, item=item, reasons=reasons))
         else:
             kept.append(item)
     return kept, dropped

@@ -145,9 +145,11 @@ _POINT_RIGHT = re.compile(
 )
 
 
+# The words a temperature reading follows (facts read the reading after them too).
+TEMPERATURE_SAID = r"(?:temperature|temp|fever)"
 # A temperature's tenth: "your temperature was ninety seven . seven", "temp of 98 . 6".
 _TEMPERATURE_LEFT = re.compile(
-    r"\b(?:temperature|temp|fever)(?:\s+(?:it|which|was|is|of|at|about|around|up|to|got|went|"
+    rf"\b{TEMPERATURE_SAID}(?:\s+(?:it|which|was|is|of|at|about|around|up|to|got|went|"
     rf"has|been))*\s+(?:\d+|{_WORD})(?:[\s-]+{_WORD})*$",
     re.IGNORECASE,
 )
