@@ -165,13 +165,17 @@ _NO = re.compile(
     r"(?:no+|nope|nah|not really|not at all|negative|never|none|nothing|not that i know"
     r"(?: of)?|i do n't|i don'?t|i have n't|i haven'?t|i did n't|i didn'?t|no ma'am|no sir|"
     r"i have not|i do not|i did not|i am not|i'?m not|not at this point|"
-    r"uh-uh|not recently|not lately)\b",
+    r"uh-uh|not recently|not lately)\b"
+    # "I don't know", "I'm not sure": the patient cannot say, which is not a no.
+    r"(?!\W*(?:(?:really|quite|even|exactly|totally)\W+)?"
+    r"(?:know(?!\W+of\b)|remember|recall|sure|certain|understand)\b)",
     re.IGNORECASE,
 )
 _YES = re.compile(
     r"^\W*(?:(?:um|uh|oh|well)\W+)?(?:yes|yeah|yep|yup|yea|mm-hmm|mhm|uh-huh|correct|right|"
     r"sure|i do|i have|i did|definitely|absolutely|a little|a bit|sometimes|occasionally|"
-    r"some|i am|i'm taking|a lot|exactly|that'?s (?:it|right|correct|the one))\b",
+    r"some|i am|i'm taking|a lot|exactly|that'?s (?:it|right|correct|the one))\b"
+    r"(?!\s*n'?t\b|\s+not\b)",  # "i do n't know" is no yes
     re.IGNORECASE,
 )
 

@@ -190,6 +190,9 @@ def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set]:
 
 def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[str]:
     concepts, negated_stems = _said(lines, utterances)
+    said_stems = {
+        _stem(m.group(0)) for i in lines for m in _WORD.finditer(utterances[i].text.lower())
+    }
     problems = []
     for piece in sentences(text) or [text]:
         for name, start, end in _concepts(piece, _SYMPTOMS):
@@ -208,8 +211,12 @@ def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[
             if w.group(0) not in _GENERIC
             and assert_span(sentence=piece, start=w.start(), end=w.end()).negated
         ]
+        unsaid = [w for w in negated if _stem(w) not in said_stems]
         if negated and not any(_stem(w) in negated_stems for w in negated):
             problems.append(f"negation of '{' '.join(negated)}' is not in the cited lines")
+        elif unsaid:
+            # "She has not had any hospitalizations or surgeries" needs both words said.
+            problems.append(f"'{' '.join(unsaid)}' is denied here but not in the cited lines")
     return problems
 
 

@@ -104,11 +104,12 @@ SECTIONS = (
         8,
     ),
 )
-CHIEF_COMPLAINT, HPI = SECTIONS[0], SECTIONS[1]
+CHIEF_COMPLAINT, HPI, EXAM = SECTIONS[0], SECTIONS[1], SECTIONS[2]
 WRITTEN = tuple(s.key for s in SECTIONS)
-# Written during the call once the history is told, so that after hang-up the first sections are
-# there at once: the reason for the visit and its story are told before the examination.
-EARLY = (CHIEF_COMPLAINT, HPI)
+# Written during the call once what they tell is over, so that after hang-up they are there at
+# once: the reason for the visit and its story once the examination begins, the examination once
+# the doctor moves on to the assessment and plan.
+EARLY = (CHIEF_COMPLAINT, HPI, EXAM)
 
 # No example sentence here: a 1.5B model copies it, citations included, into every note.
 SYSTEM = (
@@ -254,7 +255,7 @@ _EXAM_CUE = re.compile(
 _HISTORY_LINES = 6  # spoken lines before an examination can end the history
 # A section written during the call with fewer sentences is written again (an HPI the 1.5B
 # model cut short at "Ms.").
-_EARLY_MIN_SENTENCES = {CHIEF_COMPLAINT.key: 1, HPI.key: 2}
+_EARLY_MIN_SENTENCES = {CHIEF_COMPLAINT.key: 1, HPI.key: 2, EXAM.key: 1}
 _EARLY_TRIES = 3  # times the early sections are written during one call at most
 
 
@@ -282,6 +283,23 @@ class _Early:
     def usable(self, section: Section) -> list[NoteItem] | None:
         return _usable(section, self.outputs.get(section.key)) if section in EARLY else None
 
+    def without_stale(self, utterances: list[Utterance]) -> _Early:
+        """What still holds for the whole transcript: an examination written during the call is
+        written again when the doctor examined or gave a result after it was written."""
+        seen = re.match(r"\[(\d+)\]", self.lines[-1]) if self.lines else None
+        last = int(seen.group(1)) if seen else -1
+        if not any(_examines(u) for u in utterances if u.index > last):
+            return self
+        outputs = {k: v for k, v in self.outputs.items() if k != EXAM.key}
+        return _Early(self.lines, outputs, self.tries)
+
+
+def _examines(u: Utterance) -> bool:
+    """A doctor line that examines or gives a result."""
+    return u.speaker == "doctor" and bool(
+        _EXAM_CUE.search(strip_tags(u.text)) or rule_section(utterance=u) == "objective"
+    )
+
 
 def exam_start(utterances: list[Utterance]) -> int | None:
     """Index of the doctor's first examination line (or result) after some history, or None.
@@ -290,11 +308,16 @@ def exam_start(utterances: list[Utterance]) -> int | None:
     examination section of a visit that has such a line is never "None".
     """
     for position, u in enumerate(utterances):
-        if u.speaker != "doctor" or position < _HISTORY_LINES:
-            continue
-        if _EXAM_CUE.search(strip_tags(u.text)) or rule_section(utterance=u) == "objective":
+        if position >= _HISTORY_LINES and _examines(u):
             return u.index
     return None
+
+
+def _told(section: Section, utterances: list[Utterance]) -> bool:
+    """Whether what ``section`` writes about has been said in full, as far as the call shows."""
+    if section is EXAM:
+        return _plan_start(utterances) is not None
+    return exam_start(utterances) is not None
 
 
 def facts_block(facts: NoteFacts) -> str:
@@ -457,7 +480,7 @@ class LlmDrafter:
             early = self._early_state(key, lines) or _Early(lines=[], outputs={})
             # One cut short (a 1.5B model sometimes stops at "Ms.") is tried again with the
             # lines said since, a few times, rather than after hang-up.
-            missing = [s for s in EARLY if early.usable(s) is None]
+            missing = [s for s in EARLY if early.usable(s) is None and _told(s, utterances)]
             if missing and early.tries < _EARLY_TRIES and len(lines) > len(early.lines):
                 self._write_early(
                     model, utterances=utterances, lines=lines, key=key, early=early, write=missing
@@ -497,15 +520,16 @@ class LlmDrafter:
         early: _Early,
         write: list[Section],
     ) -> None:
-        """Write the early sections in ``write`` (those not yet written in full) now that the
-        history is told (the examination began): after hang-up only the other sections remain."""
+        """Write the early sections in ``write`` (those not yet written in full) now that what
+        they tell is over (`_told`): after hang-up only the other sections remain."""
         facts_text = facts_block(self._extractor.draft(utterances=utterances).facts)
         outputs = dict(early.outputs)
         for section in write:
             facts_here = _facts_for(section, facts_text)
             outputs[section.key] = model.complete(
                 messages=self._messages(lines, part="", facts_text=facts_here, section=section),
-                grammar=section_grammar(section),
+                # Written once the doctor examined: the examination is never "None".
+                grammar=section_grammar(section, allow_none=section is not EXAM),
                 max_tokens=section.max_tokens,
                 deadline=time.monotonic() + self._timeout_s,
             )
@@ -578,7 +602,7 @@ class LlmDrafter:
                 notices=notices,
                 started=started,
                 saved=self._prefix_file(key),
-                early=self._take_early(key, numbered_lines(utterances)),
+                early=self._take_early(key, utterances),
             )
         except Exception as exc:
             logger.warning("note model stopped: %s", type(exc).__name__)
@@ -613,15 +637,16 @@ class LlmDrafter:
         grounded, _ = ground_note(note=note, utterances=utterances)
         return grounded
 
-    def _take_early(self, key: str | None, lines: list[str]) -> _Early | None:
-        """The sections written during the call, forgotten here (memory and disk) once taken."""
-        early = self._early_state(key, lines)
+    def _take_early(self, key: str | None, utterances: list[Utterance]) -> _Early | None:
+        """The sections written during the call that still hold, forgotten here (memory and
+        disk) once taken."""
+        early = self._early_state(key, numbered_lines(utterances))
         self._early.pop(key, None)
         self.last_hpi_early = False
         path = self._early_file(key)
         if path is not None:
             path.unlink(missing_ok=True)
-        return early
+        return early.without_stale(utterances) if early is not None else None
 
     def _line_budget(self, model: Generator, facts_text: str) -> int:
         """Tokens left for transcript lines once instructions, facts and an answer fit."""

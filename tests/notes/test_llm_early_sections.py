@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from consults.notes.llm import (
+    EXAM,
     HPI,
     SECTIONS,
     LlmDrafter,
@@ -140,7 +143,8 @@ def test_a_chief_complaint_kept_while_the_hpi_is_tried_again() -> None:
     drafter.prepare(utterances=VISIT[:7])
     drafter.prepare(utterances=VISIT)
     written = [p.rsplit("Write the ", 1)[1].split(" section")[0] for p in model.prompts]
-    assert written == ["CHIEF COMPLAINT", HPI.title, HPI.title]
+    # The plan began with the last lines: the examination is written then too.
+    assert written == ["CHIEF COMPLAINT", HPI.title, HPI.title, EXAM.title]
 
 
 def test_lone_titles_and_none_are_not_sentences() -> None:
@@ -174,3 +178,33 @@ def test_an_hpi_cut_short_is_tried_again_during_the_call_once_more_lines_are_fin
     note = drafter.draft(utterances=VISIT)
     assert len(hpi_prompts(model)) == 2 and drafter.last_hpi_early
     assert "She denies fever." in texts(note, "hpi")
+
+
+def written_titles(model: ScriptedModel) -> list[str]:
+    return [p.rsplit("Write the ", 1)[1].split(" section")[0] for p in model.prompts]
+
+
+def test_the_examination_is_written_during_the_call_once_the_plan_began() -> None:
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:7])  # the examination began: the history is told
+    assert EXAM.title not in written_titles(model)
+    drafter.prepare(utterances=VISIT)  # "this is likely a sprain ...": the plan began
+    assert written_titles(model)[-1] == EXAM.title
+    note = drafter.draft(utterances=VISIT)
+    # At hang-up only the assessment and plan remain to be written.
+    assert written_titles(model).count(EXAM.title) == 1
+    assert len(model.prompts) == len(SECTIONS)
+    assert texts(note, "objective") == ["The right knee is swollen without redness."]
+
+
+def test_an_examination_written_during_the_call_is_written_again_after_a_later_result() -> None:
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:7])
+    drafter.prepare(utterances=VISIT)
+    later = parse_transcript(text="[doctor] and your x-ray shows no fracture .\n[patient] good .\n")
+    visit = VISIT + [replace(u, index=len(VISIT) + u.index) for u in later]
+    drafter.draft(utterances=visit)
+    exams = [p for p in model.prompts if f"Write the {EXAM.title} section" in p]
+    assert len(exams) == 2 and "x-ray shows no fracture" in exams[1]

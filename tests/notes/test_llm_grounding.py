@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from consults.notes.context import answer_polarity
 from consults.notes.grounding import GENERATED, check_item, ground_note
 from consults.notes.transcript import parse_transcript
 from consults.notes.types import DraftNote, NoteFacts, NoteItem
@@ -25,6 +26,10 @@ LINES = parse_transcript(
         "[doctor] your diabetes is out of control so we will raise the metformin .\n"  # 10
         "[patient] i am allergic to penicillin , it gives me a rash .\n"  # 11
         "[doctor] your blood pressure today is one forty over ninety .\n"  # 12
+        "[doctor] what kind of surgery was it ?\n"  # 13
+        "[patient] i do n't know , they told me they fixed the whole knee .\n"  # 14
+        "[doctor] any hospitalizations or other surgeries ?\n"  # 15
+        "[patient] no .\n"  # 16
     )
 )
 
@@ -47,6 +52,7 @@ def sentence(text: str, evidence: list[int]) -> NoteItem:
         ("Her diabetes is uncontrolled; metformin will be increased.", [10]),
         ("She is allergic to penicillin, which causes a rash.", [11]),
         ("Blood pressure is 140/90.", [12]),
+        ("She has had no hospitalizations or other surgeries.", [15, 16]),
     ],
 )
 def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
@@ -67,6 +73,10 @@ def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
         ("She does not have any chest pain or cough.", [4], "chest pain"),
         ("She reports fever.", [2, 3], "fever"),
         ("She does not need a refill.", [9], "negation"),
+        # "I don't know" is not a no, and every denied word must have been said
+        ("She has never had knee surgery.", [13, 14], "negation"),
+        ("She has not had any hospitalizations or surgeries.", [13, 14], "negation"),
+        ("She has had no other surgeries or falls.", [15, 16], "'falls' is denied"),
         # an invented denial
         ("She denies shortness of breath.", [4], "shortness of breath"),
         # a changed side
@@ -267,3 +277,18 @@ def test_an_age_the_visit_never_says_is_taken_out_not_the_whole_sentence() -> No
         "She is an 80-year-old woman who walks every day.",
     ]
     assert dropped == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "polarity"),
+    [
+        ("i do n't know , they told me they fixed it .", None),
+        ("I'm not sure.", None),
+        ("i don't remember .", None),
+        ("I don't know of any.", False),
+        ("i don't think so .", False),
+        ("no .", False),
+    ],
+)
+def test_a_patient_who_cannot_say_has_not_said_no(reply: str, polarity: bool | None) -> None:
+    assert answer_polarity(reply) is polarity
