@@ -119,6 +119,21 @@ def _match_meds(pred: set, ref: set) -> tuple[int, int, int]:
     return tp, len(pred), ref_hit
 
 
+def _same_drug(pred: str, ref: str) -> bool:
+    """A name the note writes is the reference's drug: the same name, or the ingredient of the
+    reference's product ("lidocaine" for "lidocaine viscous", "metoprolol" for "metoprolol
+    succinate"; the names are compared without spaces)."""
+    return pred == ref or (len(pred) >= 5 and ref.startswith(pred))
+
+
+def _named(pred: set, ref: set) -> tuple[int, int]:
+    """Predicted names that are a reference drug, and reference drugs the note names."""
+    return (
+        sum(any(_same_drug(p, r) for r in ref) for p in pred),
+        sum(any(_same_drug(p, r) for p in pred) for r in ref),
+    )
+
+
 class Tally:
     def __init__(self) -> None:
         self.counts: dict[str, list[int]] = {}
@@ -127,6 +142,8 @@ class Tally:
         c = self.counts.setdefault(kind, [0, 0, 0, 0])
         if kind == "medications":
             tp, npred, ref_hit = _match_meds(pred, ref)
+        elif kind == "med_names":
+            (tp, ref_hit), npred = _named(pred, ref), len(pred)
         else:
             tp = ref_hit = len(pred & ref)
             npred = len(pred)
@@ -303,7 +320,9 @@ def _dose_checks(pred: set, ref: set):
 def _misses(visit: str, system: str, pred: Facts, ref: Facts) -> None:
     """Print the reference's medications a system's note misses or doses differently."""
     said = dict(pred["medications"])
-    missed = sorted(ref["med_names"] - pred["med_names"])
+    missed = sorted(
+        r for r in ref["med_names"] if not any(_same_drug(p, r) for p in pred["med_names"])
+    )
     doses = sorted(
         f"{name} {dose} (note: {said[name]})"
         for name, dose, right in _dose_checks(pred["medications"], ref["medications"])
