@@ -230,6 +230,36 @@ def _simulate_call(drafter, utterances: list[Utterance]) -> dict:
     }
 
 
+def as_segments(utterances: list[Utterance], words: int) -> list[Utterance]:
+    """A live call's lines: the speech worker makes a line of each few seconds of speech, so a
+    long turn (a 600-word examination and plan) is many final lines, not one at its end. Turns
+    longer than ``words`` are cut at sentence ends into lines of at least that many words, and
+    a run without punctuation every ``words`` words."""
+    if not words:
+        return utterances
+    out: list[Utterance] = []
+    for u in utterances:
+        pieces: list[str] = []
+        said = []
+        for sentence in sentences(u.text) or [u.text]:
+            # An unpunctuated stretch is cut where the speech worker would cut it: every few
+            # seconds of speech, at about ``words`` words.
+            w = sentence.split()
+            said += [" ".join(w[i : i + words]) for i in range(0, len(w), words)] or [sentence]
+        for sentence in said:
+            if pieces and len(pieces[-1].split()) < words:
+                pieces[-1] = f"{pieces[-1]} . {sentence}"
+            else:
+                pieces.append(sentence)
+        if len(u.text.split()) <= words:
+            pieces = [u.text]
+        out += [Utterance(len(out) + k, u.speaker, p) for k, p in enumerate(pieces)]
+    return out
+
+
+SEGMENT_WORDS = 0  # --segments
+
+
 def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
     """Draft every visit with one backend: after a simulated call, timed from hang-up."""
     out = {
@@ -253,7 +283,7 @@ def _draft_all(name: str, drafter, rows: list[dict]) -> dict:
         if hasattr(model, "stats"):
             model.stats = dict.fromkeys(model.stats, 0)  # this run's figures only
     for row in rows:
-        utterances = parse_transcript(text=row["dialogue"])
+        utterances = as_segments(parse_transcript(text=row["dialogue"]), SEGMENT_WORDS)
         if hasattr(drafter, "prepare"):
             call = _simulate_call(drafter, utterances)
             out["call_cpu_s"].append(call["call_cpu_s"])
@@ -501,7 +531,17 @@ def main() -> None:
         action="store_true",
         help="print each visit's reference medications a backend misses or doses differently",
     )
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=0,
+        help="replay turns longer than N words as several final lines, as the live speech "
+        "worker makes them (0: one line per turn)",
+    )
+    parser.add_argument("--visits", default="", help="only these encounter ids (comma-separated)")
     args = parser.parse_args()
+    global SEGMENT_WORDS
+    SEGMENT_WORDS = args.segments
     import rouge_score  # noqa: F401 - fail now (requirements/notes-dev.txt), not after the drafts
 
     challenge = args.data / "aci-bench" / "challenge_data"
@@ -513,11 +553,16 @@ def main() -> None:
     # section classifier was fitted on all of train: for it they are not held out).
     held = train[len(train) - args.holdout :] if args.holdout else []
     train = train[: len(train) - len(held)]
+    if args.visits:
+        only = set(args.visits.split(","))
+        valid = [r for r in valid if r["encounter_id"] in only]
+        held = [r for r in held if r["encounter_id"] in only]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     print(
         f"cpu cores {os.cpu_count()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     splits = [("ACI-Bench valid", valid)] + ([("ACI-Bench train, held out", held)] if held else [])
+    splits = [(label, rows) for label, rows in splits if rows]
     runs: dict[str, dict[str, dict]] = {}
     for backend in backends:
         options: tuple = ()

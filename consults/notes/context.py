@@ -49,6 +49,10 @@ TERMINATORS = _rx(
     r"but", r"however", r"although", r"though", r"except", r"aside from", r"apart from",
     r"other than", r"which", r"yet", r"still", r"although", r"and i", r"and it", r"and my",
     r"and then", r"and now", r"because", r"since", r"so",
+    # Unpunctuated speech restarts with what the patient does have: "no surgeries you know i've
+    # had back pain", "i haven't had any problems there i have had some swelling".
+    r"i ?'?ve had", r"i have had", r"i ?'?ve been having", r"i have been having", r"i do have",
+    r"i did have",
 )  # fmt: skip
 FAMILY = _rx(
     r"my (?:mother|mom|mum|father|dad|brother|sister|brothers|sisters|grandmother|grandma|"

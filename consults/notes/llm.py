@@ -219,9 +219,26 @@ def parse_sentences(output: str) -> list[NoteItem]:
 
 
 def _is_empty(text: str) -> bool:
-    # A lone title ("Ms.") is a sentence the grammar's period cut short.
+    # A lone title ("Ms.") is a sentence the grammar's period cut short; a lone "Yes." is an
+    # answer copied from the transcript, no finding.
     empty = {"", "none", "n/a", "not stated", "none stated", "mr", "ms", "mrs", "dr"}
+    empty |= {"yes", "no", "okay", "ok", "right", "sure", "correct", "yeah"}
     return text.rstrip(".").strip().lower() in empty
+
+
+_REPEATS = 3  # a run of words said this many times over in one line is a loop
+
+
+def _stuck(text: str) -> bool:
+    """True when the line being written goes round in circles ("400 mg, 300 mg, 400 mg, ...")."""
+    words = text.rsplit("\n", 1)[-1].split()
+    for size in (2, 3, 4):
+        tail = words[-size:]
+        if len(words) >= size * _REPEATS and all(
+            words[-size * k - size : len(words) - size * k] == tail for k in range(1, _REPEATS)
+        ):
+            return True
+    return False
 
 
 def _looping(text: str) -> bool:
@@ -1029,7 +1046,7 @@ class LocalLlama:
             if delta:
                 parts.append(delta)
                 first = first or time.monotonic()
-                if "\n" in delta and _looping("".join(parts)):
+                if ("\n" in delta and _looping("".join(parts))) or _stuck("".join(parts)):
                     break
             if time.monotonic() > deadline:
                 raise TimeoutError("note model deadline passed")

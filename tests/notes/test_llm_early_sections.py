@@ -11,6 +11,7 @@ from consults.notes.llm import (
     HPI,
     SECTIONS,
     LlmDrafter,
+    _stuck,
     exam_start,
     parse_sentences,
     section_grammar,
@@ -208,3 +209,24 @@ def test_an_examination_written_during_the_call_is_written_again_after_a_later_r
     drafter.draft(utterances=visit)
     exams = [p for p in model.prompts if f"Write the {EXAM.title} section" in p]
     assert len(exams) == 2 and "x-ray shows no fracture" in exams[1]
+
+
+def test_a_lone_answer_is_no_sentence() -> None:
+    items = parse_sentences("The ankle is swollen. [6]\nYes. [7]\nOkay. [8]\n")
+    assert [i.text for i in items] == ["The ankle is swollen."]
+
+
+@pytest.mark.parametrize(
+    ("text", "stuck"),
+    [
+        (
+            "Ibuprofen 400 mg, current; continued 400 mg, 300 mg, 400 mg, 300 mg, 400 mg, 300 mg,",
+            True,
+        ),
+        ("Done. [1]\nrest rest rest rest rest rest", True),
+        ("Ibuprofen 400 mg twice a day and Tylenol 500 mg as needed for pain. [3, 4]", False),
+        ("Left, right, left, then right again.", False),
+    ],
+)
+def test_a_line_going_round_in_circles_stops_the_model(text: str, stuck: bool) -> None:
+    assert _stuck(text) is stuck
