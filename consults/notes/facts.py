@@ -128,7 +128,7 @@ _VITALS = (
         re.compile(
             r"\b(?:blood sugars?|sugars?|glucose)(?: levels?)?(?: have been| has been| are|"
             r" were| was| is| running| of)?(?: running)? (?:about |around |"
-            r"in the )?(?P<v>\d{2,3})s?\b",
+            r"in the )?(?P<v>\d{2,3}s?)\b",
             re.I,
         ),
         "mg/dL",

@@ -127,7 +127,21 @@ def words_to_digits(text: str) -> str:
             lead + (prefix.group(0) if prefix else "") + value + (suffix.group(0) if suffix else "")
         )
 
+    text = _DECADES.sub(_decade, text)
     return _SPOKEN_DECIMAL.sub(r"\1.\2", _RUN.sub(repl, mark_spoken_points(text)))
+
+
+# A range said by its decade: "sugars running in the one twenties" (120s), "in the nineties".
+_DECADE_TENS = {"twenties": 2, "thirties": 3, "forties": 4, "fifties": 5, "sixties": 6,
+                "seventies": 7, "eighties": 8, "nineties": 9}  # fmt: skip
+_DECADES = re.compile(
+    r"\b(?:(?P<hundreds>one|two) )?(?P<tens>" + "|".join(_DECADE_TENS) + r")\b", re.IGNORECASE
+)
+
+
+def _decade(m: re.Match[str]) -> str:
+    hundreds = {"one": "1", "two": "2"}.get((m.group("hundreds") or "").lower(), "")
+    return f"{hundreds}{_DECADE_TENS[m.group('tens').lower()]}0s"
 
 
 # Transcripts write a spoken "point" as a full stop: "aldactone twelve . five milligrams", "you're

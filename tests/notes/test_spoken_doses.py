@@ -44,6 +44,9 @@ from consults.notes.numbers import words_to_digits
         ("two and a half milligrams", "2.5 milligrams"),
         ("one and a half tablets", "1.5 tablets"),
         ("take half a tablet", "take half a tablet"),
+        # A range said by its decade.
+        ("sugars running in the one twenties", "sugars running in the 120s"),
+        ("oxygen in the nineties", "oxygen in the 90s"),
     ],
 )
 def test_words_to_digits(spoken: str, digits: str) -> None:
@@ -191,3 +194,12 @@ def test_a_temperature_keeps_the_tenth_said_after_a_full_stop(said: str, tempera
     assert [v.value for v in vitals] == [temperature]
     item = NoteItem(f"Temperature {temperature} F", [0])
     assert check_item(item=item, utterances=lines) == []
+
+
+def test_blood_sugars_said_by_their_decade_are_a_range_not_one_reading() -> None:
+    facts = extract_facts(
+        utterances=parse_transcript(
+            text="[doctor] good your blood sugars are running in the one twenties .\n"
+        )
+    )
+    assert [(v.kind, v.value) for v in facts.vitals] == [("blood_glucose", "120s")]
