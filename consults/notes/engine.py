@@ -101,11 +101,19 @@ def review_of_systems(*, findings: list[Finding], utterances: list[Utterance]) -
     Endorses left ankle pain (for 2 days). Denies swelling." citing every line it rests on."""
     by_system: dict[str, tuple[list[str], list[str], set[int]]] = {}
     # "it's a throbbing pain" said of the ankle pain already told is not a second symptom.
-    named_pain = any(f.name.endswith(" pain") and not f.negated for f in findings)
+    # A denied bare "pain" ("no other pain") beside an endorsed one says nothing either.
+    placed = {
+        id(f): site
+        for f in findings
+        if f.name in {"pain", "joint pain"} and (site := _site(f, utterances))
+    }
+    named_pain = any(
+        not f.negated and (f.name.endswith(" pain") or id(f) in placed) for f in findings
+    )
     for f in findings:
         system, name = _SYSTEM_OF.get(f.name, OTHER_SYSTEM), f.name
-        if f.name in {"pain", "joint pain"} and (placed := _site(f, utterances)):
-            system, name = placed
+        if id(f) in placed:
+            system, name = placed[id(f)]
         elif f.name == "pain" and named_pain:
             continue
         endorsed, denied, evidence = by_system.setdefault(system, ([], [], set()))

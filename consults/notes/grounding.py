@@ -301,7 +301,9 @@ def ground_note(
         for item in items:
             reasons = check_item(item=item, utterances=utterances)
             if reasons and item.kind == GENERATED:
-                widened = widen_citation(item=item, utterances=utterances)
+                # The chief complaint sums up the visit: its words may be anywhere in it.
+                window = len(utterances) if key == "chief_complaint" else WIDEN_LINES
+                widened = widen_citation(item=item, utterances=utterances, window=window)
                 if widened is not None:
                     item, reasons = widened, []
             problems.extend(GroundingProblem(key, item.text, r) for r in reasons)

@@ -111,3 +111,21 @@ your symptoms are consistent with a sprain have you sprained your ankle before
     )
     denied = {f.name for f in extract_findings(utterances=lines) if f.negated}
     assert denied == {"fever", "chills"}
+
+
+def test_a_denied_bare_pain_is_left_out_beside_a_pain_placed_by_its_site() -> None:
+    from consults.notes.engine import review_of_systems
+    from consults.notes.facts import extract_findings
+    from consults.notes.types import Finding
+
+    lines = parse_transcript(
+        text=(
+            "[patient] i was trying to get around her and i felt a pain in my foot .\n"
+            "[doctor] okay and any other pain ?\n"
+            "[patient] no .\n"
+        )
+    )
+    found = extract_findings(utterances=lines)
+    denied = Finding(name="pain", evidence=(2,), negated=True)  # "any other pain?" "no."
+    items = review_of_systems(findings=[*found, denied], utterances=lines)
+    assert all("Denies pain" not in i.text for i in items), [i.text for i in items]

@@ -292,3 +292,14 @@ def test_an_age_the_visit_never_says_is_taken_out_not_the_whole_sentence() -> No
 )
 def test_a_patient_who_cannot_say_has_not_said_no(reply: str, polarity: bool | None) -> None:
     assert answer_polarity(reply) is polarity
+
+
+def test_a_chief_complaint_cites_the_lines_that_say_it_however_far() -> None:
+    # Citing line 12: "two weeks" is said only 11 lines before, past the 4 lines any other
+    # sentence may widen to.
+    note = DraftNote(
+        {"chief_complaint": [sentence("Knee pain for 2 weeks.", [12])]}, NoteFacts(), "test"
+    )
+    grounded, problems = ground_note(note=note, utterances=LINES)
+    assert problems == []
+    assert 1 in grounded.sections["chief_complaint"][0].evidence
