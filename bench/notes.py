@@ -239,6 +239,9 @@ def as_segments(utterances: list[Utterance], words: int) -> list[Utterance]:
         return utterances
     out: list[Utterance] = []
     for u in utterances:
+        if len(u.text.split()) <= words:
+            out.append(Utterance(len(out), u.speaker, u.text))
+            continue
         pieces: list[str] = []
         said = []
         for sentence in sentences(u.text) or [u.text]:
@@ -251,8 +254,6 @@ def as_segments(utterances: list[Utterance], words: int) -> list[Utterance]:
                 pieces[-1] = f"{pieces[-1]} . {sentence}"
             else:
                 pieces.append(sentence)
-        if len(u.text.split()) <= words:
-            pieces = [u.text]
         out += [Utterance(len(out) + k, u.speaker, p) for k, p in enumerate(pieces)]
     return out
 

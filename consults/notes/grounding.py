@@ -157,13 +157,15 @@ def _stem(word: str) -> str:
     return word.lower().replace("'", "")[:5]
 
 
-def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set]:
-    """What the lines state, as {symptom: {negated?}} and the stems of negated words.
+def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set]:
+    """What the lines state, as {symptom: {negated?}}, the stems of negated words and the stems
+    of every word.
 
     A doctor's question takes the polarity of the patient's yes/no answer that follows it.
     """
     concepts: dict[str, set[bool]] = {}
     negated_stems: set[str] = set()
+    said_stems: set[str] = set()
     for i in lines:
         u = utterances[i]
         asked = u.speaker == "doctor" and is_question(u.text)
@@ -180,19 +182,17 @@ def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set]:
                 elif not asked and not a.hypothetical:
                     concepts.setdefault(name, set()).add(a.negated)
             for m in _WORD.finditer(piece.lower()):
+                said_stems.add(_stem(m.group(0)))
                 if (
                     answer is False
                     or assert_span(sentence=piece, start=m.start(), end=m.end()).negated
                 ):
                     negated_stems.add(_stem(m.group(0)))
-    return concepts, negated_stems
+    return concepts, negated_stems, said_stems
 
 
 def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[str]:
-    concepts, negated_stems = _said(lines, utterances)
-    said_stems = {
-        _stem(m.group(0)) for i in lines for m in _WORD.finditer(utterances[i].text.lower())
-    }
+    concepts, negated_stems, said_stems = _said(lines, utterances)
     problems = []
     for piece in sentences(text) or [text]:
         for name, start, end in _concepts(piece, _SYMPTOMS):

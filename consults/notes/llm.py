@@ -218,12 +218,16 @@ def parse_sentences(output: str) -> list[NoteItem]:
     return items
 
 
+# A lone title ("Ms.") is a sentence the grammar's period cut short; a lone "Yes." is an answer
+# copied from the transcript, no finding.
+_EMPTY = frozenset(
+    {"", "none", "n/a", "not stated", "none stated", "mr", "ms", "mrs", "dr"}
+    | {"yes", "no", "okay", "ok", "right", "sure", "correct", "yeah"}
+)
+
+
 def _is_empty(text: str) -> bool:
-    # A lone title ("Ms.") is a sentence the grammar's period cut short; a lone "Yes." is an
-    # answer copied from the transcript, no finding.
-    empty = {"", "none", "n/a", "not stated", "none stated", "mr", "ms", "mrs", "dr"}
-    empty |= {"yes", "no", "okay", "ok", "right", "sure", "correct", "yeah"}
-    return text.rstrip(".").strip().lower() in empty
+    return text.rstrip(".").strip().lower() in _EMPTY
 
 
 _REPEATS = 3  # a run of words said this many times over in one line is a loop
@@ -340,13 +344,13 @@ _PLAN_CUE = re.compile(
 )
 
 
-def _told(section: Section, utterances: list[Utterance]) -> bool:
-    """Whether what ``section`` writes about has been said in full, as far as the call shows:
-    the history once the examination began, the examination once the doctor moved on to the
-    impression and plan (often in the same turn as the findings)."""
-    examined = exam_start(utterances)
-    if examined is None or section is not EXAM:
-        return examined is not None
+def _told(section: Section, utterances: list[Utterance], *, examined: int) -> bool:
+    """Whether what ``section`` writes about has been said in full, as far as the call shows,
+    once the examination began at line ``examined`` (`exam_start`): the history then, the
+    examination once the doctor moved on to the impression and plan (often in the same turn as
+    the findings)."""
+    if section is not EXAM:
+        return True
     return any(
         u.index >= examined
         and u.speaker == "doctor"
@@ -516,12 +520,17 @@ class LlmDrafter:
         evaluated = model.prefill(messages=messages, through=chunks[0][-1])
         if saved is not None and hasattr(model, "save_prefix"):
             model.save_prefix(saved)
-        if len(chunks) == 1 and exam_start(utterances) is not None:
+        examined = exam_start(utterances)
+        if len(chunks) == 1 and examined is not None:
             early = self._early_state(key, lines) or _Early(lines=[], outputs={})
             early = early.without_stale(utterances)
             # One cut short (a 1.5B model sometimes stops at "Ms.") is tried again with the
             # lines said since, a few times, rather than after hang-up.
-            missing = [s for s in EARLY if early.usable(s) is None and _told(s, utterances)]
+            missing = [
+                s
+                for s in EARLY
+                if early.usable(s) is None and _told(s, utterances, examined=examined)
+            ]
             if missing and early.tries < _EARLY_TRIES and len(lines) > len(early.lines):
                 self._write_early(
                     model, utterances=utterances, lines=lines, key=key, early=early, write=missing
