@@ -23,7 +23,7 @@ import os
 import re
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -899,7 +899,6 @@ class LocalLlama:
 
         self.name = path.stem
         self.context_tokens = context_tokens
-        self._grammars: dict[str, object] = {}
         batch_threads = threads or os.cpu_count() or 1
         # Totals for the bench: prompt tokens evaluated and reused from the cache, time to the
         # first token (prompt work), tokens generated and time after the first.
@@ -1025,12 +1024,61 @@ class LocalLlama:
         self._llm.n_tokens = common
         return common
 
-    def _grammar(self, gbnf: str) -> object:
-        from llama_cpp import LlamaGrammar
+    def _greedy(self, tokens: list[int], *, gbnf: str, max_tokens: int) -> Iterator[str]:
+        """Greedy decoding under a grammar, the grammar checked on the model's choice first.
 
-        if gbnf not in self._grammars:
-            self._grammars[gbnf] = LlamaGrammar.from_string(gbnf, verbose=False)
-        return self._grammars[gbnf]
+        llama_cpp's sampler chain runs the grammar over all 151,936 candidates at every token
+        (a third of the generation time here: 8.4 against 13.3 tokens/s). Greedy decoding only
+        needs to know whether the most likely token is allowed; when it is not (a few tokens a
+        sentence), the grammar masks every candidate and the best allowed one is taken, as
+        llama.cpp's own ``common_sampler`` does. Each token's check is independent of the
+        others, so the text is the same as the full check's.
+        """
+        import codecs
+
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
+        keep = self._cached(tokens)
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+        ctx = llm._ctx.ctx  # noqa: SLF001
+        vocab = llm._model.vocab  # noqa: SLF001
+        n_vocab = llm.n_vocab()
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
+        if not sampler:
+            raise ValueError("the section grammar does not parse")
+        one = (llama_cpp.llama_token_data * 1)()
+        every = np.zeros(
+            n_vocab, dtype=[("id", np.int32), ("logit", np.float32), ("p", np.float32)]
+        )
+        every["id"] = np.arange(n_vocab, dtype=np.int32)
+        pointer = ctypes.cast(every.ctypes.data, llama_cpp.llama_token_data_p)
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            for _ in range(min(max_tokens, self.context_tokens - len(tokens))):
+                logits = np.ctypeslib.as_array(
+                    llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)
+                )
+                token = int(logits.argmax())
+                one[0] = llama_cpp.llama_token_data(token, 0.0, 0.0)
+                chosen = llama_cpp.llama_token_data_array(one, 1, -1, False)
+                llama_cpp.llama_sampler_apply(sampler, ctypes.byref(chosen))
+                if one[0].logit == float("-inf"):
+                    every["logit"] = logits
+                    allowed = llama_cpp.llama_token_data_array(pointer, n_vocab, -1, False)
+                    llama_cpp.llama_sampler_apply(sampler, ctypes.byref(allowed))
+                    token = int(every["logit"].argmax())
+                    if every["logit"][token] == float("-inf"):
+                        return
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    return
+                llama_cpp.llama_sampler_accept(sampler, token)
+                yield text.decode(llm.detokenize([token]))
+                llm.eval([token])
+        finally:
+            llama_cpp.llama_sampler_free(sampler)
 
     def complete(
         self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
@@ -1043,15 +1091,7 @@ class LocalLlama:
         prompt = self._format(messages)
         tokens = self._tokens(prompt)
         cached = self._cached(tokens)
-        stream = self._llm.create_completion(
-            prompt=tokens,
-            grammar=self._grammar(grammar),
-            max_tokens=max_tokens,
-            temperature=0.0,
-            stream=True,
-        )
-        for chunk in stream:
-            delta = chunk["choices"][0]["text"]
+        for delta in self._greedy(tokens, gbnf=grammar, max_tokens=max_tokens):
             if delta:
                 parts.append(delta)
                 first = first or time.monotonic()

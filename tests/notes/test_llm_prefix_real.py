@@ -84,3 +84,30 @@ def test_prefix_read_during_the_call_is_reused_after_it_and_changes_nothing(draf
     saved.unlink()
     assert taken_over == cold
     assert stats["cached_tokens"] > 5 * stats["prompt_tokens"]
+
+
+def test_greedy_decoding_writes_what_the_full_grammar_check_writes(drafter) -> None:
+    """The grammar is checked on the model's choice first, every candidate only when it is
+    refused: the text is llama_cpp's own, with the grammar run over the whole vocabulary."""
+    from llama_cpp import LlamaGrammar
+
+    from consults.notes.llm import HPI
+
+    model = drafter.generator()
+    messages = drafter._messages(  # noqa: SLF001
+        numbered_lines(VISIT), part="", facts_text="", section=HPI
+    )
+    grammar = section_grammar(HPI)
+    ours = model.complete(
+        messages=messages, grammar=grammar, max_tokens=80, deadline=time.monotonic() + 300
+    )
+    stream = model._llm.create_completion(  # noqa: SLF001
+        prompt=model._tokens(model._format(messages)),  # noqa: SLF001
+        grammar=LlamaGrammar.from_string(grammar, verbose=False),
+        max_tokens=80,
+        temperature=0.0,
+        stream=True,
+    )
+    theirs = "".join(chunk["choices"][0]["text"] for chunk in stream)
+    assert ours.startswith(("The patient", "Mr.", "Ms.", "Mrs."))
+    assert ours == theirs
