@@ -157,15 +157,16 @@ def _stem(word: str) -> str:
     return word.lower().replace("'", "")[:5]
 
 
-def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set]:
-    """What the lines state, as {symptom: {negated?}}, the stems of negated words and the stems
-    of every word.
+def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set, set]:
+    """What the lines state, as {symptom: {negated?}}, the stems of negated words, the stems
+    of every word and the stems of words said without a negation.
 
     A doctor's question takes the polarity of the patient's yes/no answer that follows it.
     """
     concepts: dict[str, set[bool]] = {}
     negated_stems: set[str] = set()
     said_stems: set[str] = set()
+    stated_stems: set[str] = set()
     for i in lines:
         u = utterances[i]
         asked = u.speaker == "doctor" and is_question(u.text)
@@ -173,26 +174,41 @@ def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set
         if asked:
             reply = next((v for v in utterances[i + 1 : i + 3] if v.speaker != "doctor"), None)
             answer = answer_polarity(reply.text) if reply is not None else None
-        for piece in sentences(u.text) or [u.text]:
+        pieces = sentences(u.text) or [u.text]
+        for n, piece in enumerate(pieces):
+            # The answer answers the question: the end of the turn, not the examination the
+            # doctor called out before asking "does that sound like a plan?".
+            asks_from = _question_start(piece) if asked and n == len(pieces) - 1 else len(piece)
             for name, start, end in _concepts(piece, _SYMPTOMS):
                 a = assert_span(sentence=piece, start=start, end=end)
                 # A question states nothing; its answer does.
-                if asked and answer is not None:
-                    concepts.setdefault(name, set()).add(not answer)
-                elif not asked and not a.hypothetical:
+                if start >= asks_from:
+                    if answer is not None:
+                        concepts.setdefault(name, set()).add(not answer)
+                elif not a.hypothetical:
                     concepts.setdefault(name, set()).add(a.negated)
             for m in _WORD.finditer(piece.lower()):
                 said_stems.add(_stem(m.group(0)))
-                if (
-                    answer is False
-                    or assert_span(sentence=piece, start=m.start(), end=m.end()).negated
-                ):
+                if (answer is False and m.start() >= asks_from) or assert_span(
+                    sentence=piece, start=m.start(), end=m.end()
+                ).negated:
                     negated_stems.add(_stem(m.group(0)))
-    return concepts, negated_stems, said_stems
+                else:
+                    stated_stems.add(_stem(m.group(0)))
+    return concepts, negated_stems, said_stems, stated_stems
+
+
+QUESTION_WORDS = 20  # an unpunctuated turn's question is at most its last 20 words
+
+
+def _question_start(piece: str) -> int:
+    """Where the question of a doctor's sentence begins: its last `QUESTION_WORDS` words."""
+    starts = [m.start() for m in re.finditer(r"\S+", piece)]
+    return starts[-QUESTION_WORDS] if len(starts) > QUESTION_WORDS else 0
 
 
 def _polarity(text: str, lines: list[int], utterances: list[Utterance]) -> list[str]:
-    concepts, negated_stems, said_stems = _said(lines, utterances)
+    concepts, negated_stems, said_stems, _ = _said(lines, utterances)
     problems = []
     for piece in sentences(text) or [text]:
         for name, start, end in _concepts(piece, _SYMPTOMS):
@@ -274,6 +290,124 @@ def _cite_the_only_side(*, item: NoteItem, utterances: list[Utterance]) -> NoteI
     return None if check_item(item=trial, utterances=utterances) else trial
 
 
+# A written examination is a list of findings; a small model puts a whole examination in one
+# sentence citing one line, and one unsupported finding would drop all of them.
+EXAM_WIDEN_LINES = 20  # an examination is told over many lines; its findings may cite any
+_LIST_SEPARATOR = re.compile(r"(?<!\d),(?!\d)|;")
+_JOINER = re.compile(r"^(?:and|or|with)\s+", re.I)
+_NEGATION_CUE = re.compile(r"^(?:no|not|without|negative for|absent|denies)\b", re.I)
+
+
+def _list_parts(text: str) -> list[str]:
+    """The findings of a sentence that lists 3 or more ("Swelling, no laxity, brisk refill.")."""
+    parts = [_JOINER.sub("", p.strip()) for p in _LIST_SEPARATOR.split(text.strip().rstrip("."))]
+    parts = [p for p in parts if p]
+    return parts if len(parts) >= 3 else []
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def _checked(
+    item: NoteItem, utterances: list[Utterance], window: int
+) -> tuple[NoteItem, list[str]]:
+    """The item, its citation widened where that grounds it, and the reasons it still fails."""
+    reasons = check_item(item=item, utterances=utterances)
+    if reasons and item.kind == GENERATED:
+        widened = widen_citation(item=item, utterances=utterances, window=window)
+        if widened is not None:
+            return widened, []
+    return item, reasons
+
+
+def _finding_problems(item: NoteItem, utterances: list[Utterance]) -> list[str]:
+    """What a finding cut from a list lacks beyond the usual checks: most of its words said in
+    its lines (a fragment such as "Weight loss." must not pass on lines that never mention it),
+    no medicine (that is the plan), and none of the words it states only denied in the lines
+    ("no rash, lesion": read alone, "Lesion." affirms what the doctor denied)."""
+    text = item.text.lower()
+    found = [w for w in _WORD.finditer(text) if w.group(0) not in _GENERIC]
+    words = [w.group(0) for w in found]
+    # The words it states: "pain on dorsiflexion but not on plantar flexion" states the pain.
+    stated = [
+        w.group(0)
+        for w in found
+        if not assert_span(sentence=text, start=w.start(), end=w.end()).negated
+    ]
+    _, negated_stems, said_stems, stated_stems = _said(item.evidence, utterances)
+    problems = []
+    if not words or sum(_stem(w) in said_stems for w in words) * 3 < len(words) * 2:
+        problems.append("most of its words are not in the cited lines")
+    if find_drug_spans(item.text):
+        problems.append("names a medicine: that belongs to the plan, not the examination")
+    if any(_stem(w) in negated_stems - stated_stems for w in stated):
+        problems.append("stated, where the cited lines deny it")
+    return problems
+
+
+def _finding(
+    item: NoteItem, utterances: list[Utterance], window: int
+) -> tuple[NoteItem, list[str]]:
+    """A finding cut from a list, citing besides its lines the nearest line within `window`
+    that says it when its own lines do not (the model cites one line for the whole list)."""
+    reasons = _finding_problems(item, utterances)
+    if not reasons:
+        return item, []
+    near = sorted(
+        {j for i in item.evidence for j in range(i - window, i + window + 1)} - set(item.evidence),
+        key=lambda j: (min(abs(j - i) for i in item.evidence), j),
+    )
+    for j in near:
+        if not 0 <= j < len(utterances):
+            continue
+        trial = replace(item, evidence=sorted([*item.evidence, j]))
+        if not _finding_problems(trial, utterances) and not check_item(
+            item=trial, utterances=utterances
+        ):
+            return trial, []
+    return item, reasons
+
+
+def ground_list(
+    *, item: NoteItem, utterances: list[Utterance], window: int = EXAM_WIDEN_LINES
+) -> tuple[list[NoteItem], list[tuple[NoteItem, list[str]]]]:
+    """A listed examination that fails as one sentence, checked finding by finding.
+
+    Each finding is checked (and its citation widened) on its own, and must also have most of
+    its words in its lines (`_finding_problems`); those that pass are kept, as one sentence
+    again (what was found, then what was not) when that sentence passes too, else one each.
+    Returns the kept items and each failed finding with its reasons; nothing when the sentence
+    lists nothing.
+    """
+    kept: list[NoteItem] = []
+    failed: list[tuple[NoteItem, list[str]]] = []
+    for part in _list_parts(item.text):
+        trial, reasons = _checked(
+            replace(item, text=_sentence(part)), utterances=utterances, window=window
+        )
+        if not reasons:
+            trial, reasons = _finding(trial, utterances, window)
+        if reasons:
+            failed.append((trial, reasons))
+        else:
+            kept.append(trial)
+    if len(kept) > 1:
+        # What was found, then what was not: a denial at the front would read over the list.
+        texts = [k.text.rstrip(".") for k in kept if not _NEGATION_CUE.match(k.text)]
+        texts += [k.text.rstrip(".") for k in kept if _NEGATION_CUE.match(k.text)]
+        joined = NoteItem(
+            _sentence(", ".join([texts[0]] + [t[:1].lower() + t[1:] for t in texts[1:]])),
+            sorted({i for k in kept for i in k.evidence}),
+            item.needs_review,
+            item.kind,
+            item.confidence,
+        )
+        if not check_item(item=joined, utterances=utterances):
+            kept = [joined]
+    return kept, failed
+
+
 def left_out(*, section: str, item: NoteItem, reasons: list[str]) -> dict:
     """What a note keeps of an item it left out (``DraftNote.dropped``), for the review page."""
     return {
@@ -298,14 +432,20 @@ def ground_note(
     sections: dict[str, list[NoteItem]] = {}
     for key, items in note.sections.items():
         kept = []
+        # The chief complaint sums up the visit: its words may be anywhere in it.
+        window = {"chief_complaint": len(utterances), "objective": EXAM_WIDEN_LINES}
         for item in items:
-            reasons = check_item(item=item, utterances=utterances)
-            if reasons and item.kind == GENERATED:
-                # The chief complaint sums up the visit: its words may be anywhere in it.
-                window = len(utterances) if key == "chief_complaint" else WIDEN_LINES
-                widened = widen_citation(item=item, utterances=utterances, window=window)
-                if widened is not None:
-                    item, reasons = widened, []
+            item, reasons = _checked(item, utterances, window.get(key, WIDEN_LINES))
+            if key == "objective" and item.kind == GENERATED and _list_parts(item.text):
+                # Each listed finding is checked, also when the list passes as a whole: an
+                # affirmed fragment ("weight loss") passes on lines that never mention it.
+                findings, failed = ground_list(item=item, utterances=utterances)
+                if findings or not reasons:
+                    kept += findings if failed else [item]
+                    for part, why in failed:
+                        problems.extend(GroundingProblem(key, part.text, r) for r in why)
+                        dropped.append(left_out(section=key, item=part, reasons=why))
+                    continue
             problems.extend(GroundingProblem(key, item.text, r) for r in reasons)
             if reasons:
                 dropped.append(left_out(section=key, item=item, reasons=reasons))

@@ -210,8 +210,9 @@ def parse_sentences(output: str) -> list[NoteItem]:
         text = text[:1].upper() + text[1:]
         if text and text[-1] not in ".?!":
             text += "."
-        # Small models repeat themselves and fill empty sections with "None.".
-        if _is_empty(text) or text.lower() in seen:
+        # Small models repeat themselves, fill empty sections with "None." and copy the facts
+        # list of their prompt ("Motrin, stopped.", "No symptoms reported.").
+        if _is_empty(text) or text.lower() in seen or _FACTS_COPY.search(text):
             continue
         seen.add(text.lower())
         items.append(NoteItem(text, evidence, False, GENERATED, 0.8))
@@ -228,6 +229,68 @@ _EMPTY = frozenset(
 
 def _is_empty(text: str) -> bool:
     return text.rstrip(".").strip().lower() in _EMPTY
+
+
+# The prompt's facts list copied as a sentence: "Metformin 500 mg twice daily, current.",
+# "Medications started.", "No symptoms denied."
+_FACTS_COPY = re.compile(
+    r",\s*(?:current|stopped|started|continued|historical)\W*$|"
+    r"^(?:no )?(?:symptoms|medications|allergies|vitals)(?: (?:reported|denied|stated|started|"
+    r"stopped|continued|noted))?\W*$",
+    re.I,
+)
+# Words that do not make one sentence say more than another ("Prescribe meloxicam 15 mg daily."
+# says what "Meloxicam 15 mg daily." says).
+_FILLER_WORDS = (
+    "the a an and or of to for in on with will be is are was were has have had patient she he "
+    "they her his their prescribe prescribed start started recommend recommended continue "
+    "order ordered schedule scheduled plan also"
+)
+_FILLER = frozenset(_FILLER_WORDS.split())
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(
+        w for w in re.findall(r"[a-z0-9.']+", text.lower().rstrip(".")) if w not in _FILLER
+    )
+
+
+_DENIAL_WORDS = frozenset({"no", "not", "n't", "denies", "denied", "without", "never", "none"})
+
+
+def _same_claim(a: frozenset[str], b: frozenset[str]) -> bool:
+    """One sentence's words hold the other's, and both deny or both do not ("No chest pain."
+    does not say what "Chest pain." says)."""
+    return (a <= b or b <= a) and _denies(a) == _denies(b)
+
+
+def _denies(words: frozenset[str]) -> bool:
+    return any(w in _DENIAL_WORDS or w.endswith("n't") for w in words)
+
+
+def without_repeats(items: list[NoteItem]) -> list[NoteItem]:
+    """Written sentences minus those that another one already says (its words are a subset of
+    the other's, with the same polarity): the fuller of the two is kept, where the first one
+    stood."""
+    kept: list[NoteItem] = []
+    for item in items:
+        words = _words(item.text)
+        if item.kind != GENERATED or len(words) < 2:
+            kept.append(item)
+            continue
+        same = next(
+            (
+                n
+                for n, k in enumerate(kept)
+                if k.kind == GENERATED and _same_claim(words, _words(k.text))
+            ),
+            None,
+        )
+        if same is None:
+            kept.append(item)
+        elif len(words) > len(_words(kept[same].text)):
+            kept[same] = item
+    return kept
 
 
 _REPEATS = 3  # a run of words said this many times over in one line is a loop
@@ -797,7 +860,7 @@ def _ground_section(
     placed, misplaced = _placed(key, _without_unsaid_ages(items, utterances), utterances)
     note = DraftNote({key: placed}, NoteFacts(), "", dropped=misplaced)
     grounded, _ = ground_note(note=note, utterances=utterances)
-    return grounded.sections[key], grounded.dropped
+    return without_repeats(grounded.sections[key]), grounded.dropped
 
 
 _AGE = re.compile(r"\b(?:(?P<article>an?) )?(?P<age>\d{1,3})[- ]years?[- ]old (?P<next>\w)", re.I)

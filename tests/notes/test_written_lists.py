@@ -1,0 +1,103 @@
+"""A listed examination is checked finding by finding; repeated and copied sentences go."""
+
+from __future__ import annotations
+
+from consults.notes.grounding import GENERATED, ground_note
+from consults.notes.llm import parse_sentences, without_repeats
+from consults.notes.transcript import parse_transcript
+from consults.notes.types import DraftNote, NoteFacts, NoteItem
+
+EXAM = parse_transcript(
+    text=(
+        "[doctor] have you lost any weight ?\n"  # 0
+        "[patient] no , i have gained some .\n"  # 1
+        "[doctor] let me examine your ankle .\n"  # 2
+        "[doctor] there is bruising over the lateral malleolus and some swelling .\n"  # 3
+        "[doctor] i do not appreciate any laxity in the joint .\n"  # 4
+        "[doctor] on the skin i see no rash and no lesion .\n"  # 5
+        "[doctor] capillary refill is brisk .\n"  # 6
+        "[doctor] i will prescribe ibuprofen six hundred milligrams .\n"  # 7
+    )
+)
+
+
+def _objective(text: str, evidence: list[int]) -> DraftNote:
+    note = DraftNote({"objective": [NoteItem(text, evidence, kind=GENERATED)]}, NoteFacts(), "")
+    grounded, _ = ground_note(note=note, utterances=EXAM)
+    return grounded
+
+
+def test_a_listed_examination_keeps_the_findings_its_lines_say() -> None:
+    # As one sentence it fails: "left" is said nowhere, and the negation runs over the list.
+    note = _objective(
+        "Bruising over the lateral malleolus, swelling, no laxity in the joint, left ankle "
+        "effusion, capillary refill brisk.",
+        [3],
+    )
+    kept = [i.text for i in note.sections["objective"]]
+    assert kept == [
+        "Bruising over the lateral malleolus, swelling, capillary refill brisk, no laxity in "
+        "the joint."
+    ]
+    assert note.sections["objective"][0].evidence == [3, 4, 6]
+    assert [d["text"] for d in note.dropped] == ["Left ankle effusion."]
+
+
+def test_a_finding_its_lines_never_mention_is_not_kept() -> None:
+    # "Weight loss." passes the usual checks on a line that never mentions weight.
+    note = _objective("Swelling, weight loss, bruising over the lateral malleolus, rash.", [3])
+    assert [i.text for i in note.sections["objective"]] == [
+        "Swelling, bruising over the lateral malleolus."
+    ]
+    dropped = {d["text"]: d["reasons"] for d in note.dropped}
+    assert set(dropped) == {"Weight loss.", "Rash."}
+
+
+def test_a_finding_after_a_denial_that_the_lines_deny_is_left_out() -> None:
+    # "no rash, lesion": read alone, "Lesion." would affirm what the doctor denied.
+    note = _objective("No rash, lesion, swelling, bruising over the lateral malleolus.", [5])
+    assert [i.text for i in note.sections["objective"]] == [
+        "Swelling, bruising over the lateral malleolus, no rash."
+    ]
+    assert [d["text"] for d in note.dropped] == ["Lesion."]
+
+
+def test_a_medicine_in_the_examination_is_left_out() -> None:
+    note = _objective("Swelling, capillary refill brisk, ibuprofen 600 mg.", [3])
+    assert [d["text"] for d in note.dropped] == ["Ibuprofen 600 mg."]
+    assert "medicine" in note.dropped[0]["reasons"][0]
+
+
+def test_a_sentence_that_lists_nothing_is_dropped_as_before() -> None:
+    note = _objective("There is left ankle swelling.", [3])
+    assert note.sections["objective"] == []
+    assert note.dropped[0]["text"] == "There is left ankle swelling."
+
+
+def test_the_fuller_of_two_sentences_saying_the_same_is_kept_where_the_first_stood() -> None:
+    items = parse_sentences(
+        "Meloxicam 15 mg daily. [3]\n"
+        "Order a blood test for hemoglobin A1C. [6]\n"
+        "Prescribe meloxicam 15 mg daily for swelling and bruising. [5]\n"
+        "Order a blood test for fasting blood sugar. [7]\n"
+        "Chest pain. [8]\n"
+        "No chest pain. [9]\n"
+    )
+    assert [(i.text, i.evidence) for i in without_repeats(items)] == [
+        ("Prescribe meloxicam 15 mg daily for swelling and bruising.", [5]),
+        ("Order a blood test for hemoglobin A1C.", [6]),
+        ("Order a blood test for fasting blood sugar.", [7]),
+        ("Chest pain.", [8]),
+        ("No chest pain.", [9]),
+    ]
+
+
+def test_the_prompts_facts_list_copied_as_sentences_is_no_sentence() -> None:
+    items = parse_sentences(
+        "Metformin 500 mg twice daily, current. [3]\n"
+        "Motrin, stopped. [4]\n"
+        "No symptoms reported. [1]\n"
+        "Medications started. [2]\n"
+        "Start metformin 500 mg twice daily. [3]\n"
+    )
+    assert [i.text for i in items] == ["Start metformin 500 mg twice daily."]
