@@ -128,6 +128,8 @@ def review_of_systems(*, findings: list[Finding], utterances: list[Utterance]) -
         said = []
         if endorsed:
             said.append(f"Endorses {_listed(list(dict.fromkeys(endorsed)), 'and')}.")
+        # A "no" never takes back what the patient reported ("Endorses pain. Denies pain.").
+        denied = [d for d in denied if not any(e == d or e.startswith(f"{d} (") for e in endorsed)]
         if denied:
             said.append(f"Denies {_listed(list(dict.fromkeys(denied)), 'or')}.")
         items.append(

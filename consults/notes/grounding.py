@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -169,33 +170,58 @@ def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set
     stated_stems: set[str] = set()
     for i in lines:
         u = utterances[i]
-        asked = u.speaker == "doctor" and is_question(u.text)
         answer = None
-        if asked:
+        if u.speaker == "doctor":
             reply = next((v for v in utterances[i + 1 : i + 3] if v.speaker != "doctor"), None)
-            answer = answer_polarity(reply.text) if reply is not None else None
-        pieces = sentences(u.text) or [u.text]
-        for n, piece in enumerate(pieces):
-            # The answer answers the question: the end of the turn, not the examination the
-            # doctor called out before asking "does that sound like a plan?".
-            asks_from = _question_start(piece) if asked and n == len(pieces) - 1 else len(piece)
-            for name, start, end in _concepts(piece, _SYMPTOMS):
-                a = assert_span(sentence=piece, start=start, end=end)
-                # A question states nothing; its answer does.
-                if start >= asks_from:
-                    if answer is not None:
-                        concepts.setdefault(name, set()).add(not answer)
-                elif not a.hypothetical:
-                    concepts.setdefault(name, set()).add(a.negated)
-            for m in _WORD.finditer(piece.lower()):
-                said_stems.add(_stem(m.group(0)))
-                if (answer is False and m.start() >= asks_from) or assert_span(
-                    sentence=piece, start=m.start(), end=m.end()
-                ).negated:
-                    negated_stems.add(_stem(m.group(0)))
-                else:
-                    stated_stems.add(_stem(m.group(0)))
+            answer = reply.text if reply is not None else None
+        line_concepts, negated, said, stated = _line_said(u.text, u.speaker == "doctor", answer)
+        for name, states in line_concepts:
+            concepts.setdefault(name, set()).update(states)
+        negated_stems |= negated
+        said_stems |= said
+        stated_stems |= stated
     return concepts, negated_stems, said_stems, stated_stems
+
+
+@functools.lru_cache(maxsize=4096)
+def _line_said(
+    text: str, doctor: bool, reply: str | None
+) -> tuple[tuple[tuple[str, frozenset[bool]], ...], frozenset, frozenset, frozenset]:
+    """`_said` for one line (and the reply after a doctor's line): ConText over every word of
+    a long unpunctuated turn is slow, and the checks ask about the same lines many times."""
+    asked = doctor and is_question(text)
+    answer = answer_polarity(reply) if asked and reply is not None else None
+    concepts: dict[str, set[bool]] = {}
+    negated_stems: set[str] = set()
+    said_stems: set[str] = set()
+    stated_stems: set[str] = set()
+    pieces = sentences(text) or [text]
+    for n, piece in enumerate(pieces):
+        # The answer answers the question: the end of the turn, not the examination the
+        # doctor called out before asking "does that sound like a plan?".
+        asks_from = _question_start(piece) if asked and n == len(pieces) - 1 else len(piece)
+        for name, start, end in _concepts(piece, _SYMPTOMS):
+            a = assert_span(sentence=piece, start=start, end=end)
+            # A question states nothing; its answer does.
+            if start >= asks_from:
+                if answer is not None:
+                    concepts.setdefault(name, set()).add(not answer)
+            elif not a.hypothetical:
+                concepts.setdefault(name, set()).add(a.negated)
+        for m in _WORD.finditer(piece.lower()):
+            said_stems.add(_stem(m.group(0)))
+            if (answer is False and m.start() >= asks_from) or assert_span(
+                sentence=piece, start=m.start(), end=m.end()
+            ).negated:
+                negated_stems.add(_stem(m.group(0)))
+            else:
+                stated_stems.add(_stem(m.group(0)))
+    return (
+        tuple((name, frozenset(states)) for name, states in concepts.items()),
+        frozenset(negated_stems),
+        frozenset(said_stems),
+        frozenset(stated_stems),
+    )
 
 
 QUESTION_WORDS = 20  # an unpunctuated turn's question is at most its last 20 words

@@ -23,7 +23,7 @@ import os
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -893,10 +893,20 @@ def _without_unsaid_ages(items: list[NoteItem], utterances: list[Utterance]) -> 
 def _placed(
     key: str, items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
-    """A written examination sentence that cites only what was said once the doctor moved on to
-    the plan ("Applied to stabilize ankle." citing the air cast line, or the patient's "it's
-    alright" after it) is not a finding: it is left out, with why. A line that reports an
-    examination or a result counts wherever it is said."""
+    """What a section holds that belongs elsewhere, left out with why: an assessment line that
+    is only a decision of the plan ("Surgery recommended."), and an examination sentence that
+    cites only what was said once the doctor moved on to the plan ("Applied to stabilize
+    ankle." citing the air cast line, or the patient's "it's alright" after it). A line that
+    reports an examination or a result counts wherever it is said."""
+    if key == "assessment":
+        kept, dropped = [], []
+        for item in items:
+            if item.kind == GENERATED and _PLAN_ONLY.search(item.text):
+                reasons = ["a decision of the plan, not a diagnosis"]
+                dropped.append(left_out(section=key, item=item, reasons=reasons))
+            else:
+                kept.append(item)
+        return kept, dropped
     plan_from = _plan_start(utterances) if key == "objective" else None
     if plan_from is None:
         return items, []
@@ -915,6 +925,16 @@ def _placed(
         else:
             kept.append(item)
     return kept, dropped
+
+
+# An assessment line that is a decision ("Surgery recommended.", "Follow up in 2 weeks."),
+# which the plan says.
+_PLAN_ONLY = re.compile(
+    r"^(?:recommend|schedule|prescribe|order|refer|continue|start|stop|increase|decrease|"
+    r"follow[- ]?up|return)\b|"
+    r"\b(?:recommended|scheduled|prescribed|ordered|referred|started|stopped|continued)\W*$",
+    re.I,
+)
 
 
 def _plan_start(utterances: list[Utterance]) -> int | None:
@@ -1087,7 +1107,15 @@ class LocalLlama:
         self._llm.n_tokens = common
         return common
 
-    def _greedy(self, tokens: list[int], *, gbnf: str, max_tokens: int) -> Iterator[str]:
+    def _greedy(
+        self,
+        tokens: list[int],
+        *,
+        gbnf: str,
+        max_tokens: int,
+        deadline: float,
+        judge: Callable[[str], str],
+    ) -> tuple[str, int, float | None]:
         """Greedy decoding under a grammar, the grammar checked on the model's choice first.
 
         llama_cpp's sampler chain runs the grammar over all 151,936 candidates at every token
@@ -1096,6 +1124,12 @@ class LocalLlama:
         sentence), the grammar masks every candidate and the best allowed one is taken, as
         llama.cpp's own ``common_sampler`` does. Each token's check is independent of the
         others, so the text is the same as the full check's.
+
+        ``judge(text)`` is asked after every token: "go" on, "stop" here, or "redo" the line
+        being written: the model's state and the grammar go back to the line's start and the
+        line's first word is refused there, however spelt in tokens (`_REDOS` times a section;
+        then the line is cut and the section ends). Returns the text, the tokens generated and
+        when the first came.
         """
         import codecs
 
@@ -1118,12 +1152,22 @@ class LocalLlama:
         )
         every["id"] = np.arange(n_vocab, dtype=np.int32)
         pointer = ctypes.cast(every.ctypes.data, llama_cpp.llama_token_data_p)
-        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        out, generated, first, redos = "", 0, None, 0
+        # Where the line being written started: model position, grammar state, text length.
+        mark = (llm.n_tokens, llama_cpp.llama_sampler_clone(sampler), 0)
+        banned: list[int] = []
+        line_first: int | None = None
         try:
-            for _ in range(min(max_tokens, self.context_tokens - len(tokens))):
+            while generated < min(max_tokens, self.context_tokens - len(tokens)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("note model deadline passed")
                 logits = np.ctypeslib.as_array(
                     llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,)
                 )
+                if line_first is None and banned:
+                    logits = logits.copy()
+                    logits[banned] = float("-inf")
                 token = int(logits.argmax())
                 one[0] = llama_cpp.llama_token_data(token, 0.0, 0.0)
                 chosen = llama_cpp.llama_token_data_array(one, 1, -1, False)
@@ -1134,42 +1178,79 @@ class LocalLlama:
                     llama_cpp.llama_sampler_apply(sampler, ctypes.byref(allowed))
                     token = int(every["logit"].argmax())
                     if every["logit"][token] == float("-inf"):
-                        return
+                        break
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    return
+                    break
                 llama_cpp.llama_sampler_accept(sampler, token)
-                yield text.decode(llm.detokenize([token]))
+                piece = decoder.decode(llm.detokenize([token]))
+                out += piece
+                generated += 1
+                first = first or time.monotonic()
+                line_first = token if line_first is None else line_first
                 llm.eval([token])
+                verdict = judge(out)
+                if verdict == "redo" and redos < _REDOS:
+                    redos += 1
+                    at, state, length = mark
+                    llm.n_tokens = at - 1
+                    llm.eval([int(llm.input_ids[at - 1])])  # the logits at the line's start
+                    llama_cpp.llama_sampler_free(sampler)
+                    sampler = llama_cpp.llama_sampler_clone(state)
+                    banned += [line_first, *self._spellings(out[length:])]
+                    out, line_first = out[:length], None
+                    decoder.reset()
+                    continue
+                if verdict != "go":
+                    out = out[: mark[2]] if verdict == "redo" else out
+                    break
+                if piece.endswith("\n"):
+                    llama_cpp.llama_sampler_free(mark[1])
+                    mark = (llm.n_tokens, llama_cpp.llama_sampler_clone(sampler), len(out))
+                    banned, line_first = [], None
         finally:
             llama_cpp.llama_sampler_free(sampler)
+            llama_cpp.llama_sampler_free(mark[1])
+        return out, generated, first
+
+    def _spellings(self, line: str) -> list[int]:
+        """The single tokens a line's first word can start with ("W", "We", "Wean")."""
+        word = line.split(maxsplit=1)[0] if line.strip() else ""
+        found = []
+        for end in range(1, len(word) + 1):
+            ids = self._llm.tokenize(word[:end].encode(), add_bos=False, special=False)
+            if len(ids) == 1:
+                found.append(ids[0])
+        return found
 
     def complete(
         self, *, messages: list[dict], grammar: str, max_tokens: int, deadline: float
     ) -> str:
         if time.monotonic() > deadline:
             raise TimeoutError("note model deadline passed")
-        parts = []
         started = time.monotonic()
-        first = None
-        prompt = self._format(messages)
-        tokens = self._tokens(prompt)
+        tokens = self._tokens(self._format(messages))
         cached = self._cached(tokens)
-        for delta in self._greedy(tokens, gbnf=grammar, max_tokens=max_tokens):
-            if delta:
-                parts.append(delta)
-                first = first or time.monotonic()
-                if ("\n" in delta and _looping("".join(parts))) or _stuck("".join(parts)):
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("note model deadline passed")
+        text, generated, first = self._greedy(
+            tokens, gbnf=grammar, max_tokens=max_tokens, deadline=deadline, judge=_judge
+        )
         done = time.monotonic()
         self.stats["calls"] += 1
         self.stats["prompt_tokens"] += len(tokens) - cached
         self.stats["cached_tokens"] += cached
         self.stats["first_token_s"] += (first or done) - started
-        self.stats["tokens"] += len(parts)
+        self.stats["tokens"] += generated
         self.stats["generation_s"] += done - (first or done)
-        return "".join(parts)
+        return text
+
+
+_REDOS = 2  # lines a section may write again after writing one in circles
+
+
+def _judge(text: str) -> str:
+    """A line that goes round in circles, or repeats an earlier one, is written again."""
+    if _stuck(text) or (text.endswith("\n") and _looping(text)):
+        return "redo"
+    return "go"
 
 
 def _chat_formatter(llm) -> Callable[[list[dict]], str]:

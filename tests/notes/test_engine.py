@@ -129,3 +129,14 @@ def test_a_denied_bare_pain_is_left_out_beside_a_pain_placed_by_its_site() -> No
     denied = Finding(name="pain", evidence=(2,), negated=True)  # "any other pain?" "no."
     items = review_of_systems(findings=[*found, denied], utterances=lines)
     assert all("Denies pain" not in i.text for i in items), [i.text for i in items]
+
+
+def test_a_symptom_the_patient_reported_is_not_also_denied() -> None:
+    from consults.notes.engine import review_of_systems
+    from consults.notes.types import Finding
+
+    lines = parse_transcript(text="[patient] it hurts .\n[patient] no .\n")
+    reported = Finding(name="nausea", evidence=(0,), negated=False, duration="for 2 days")
+    denied = Finding(name="nausea", evidence=(1,), negated=True)
+    items = review_of_systems(findings=[reported, denied], utterances=lines)
+    assert [i.text for i in items] == ["Gastrointestinal: Endorses nausea (for 2 days)."]

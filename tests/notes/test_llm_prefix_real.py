@@ -111,3 +111,34 @@ def test_greedy_decoding_writes_what_the_full_grammar_check_writes(drafter) -> N
     theirs = "".join(chunk["choices"][0]["text"] for chunk in stream)
     assert ours.startswith(("The patient", "Mr.", "Ms.", "Mrs."))
     assert ours == theirs
+
+
+def test_a_line_written_again_starts_differently_and_keeps_the_grammar(drafter) -> None:
+    """A line the drafter refuses (a loop) is written again from the line's start: the model
+    and the grammar go back there, and the refused line's first token is not taken again."""
+    from consults.notes.llm import _CITED, HPI
+
+    model = drafter.generator()
+    messages = drafter._messages(  # noqa: SLF001
+        numbered_lines(VISIT), part="", facts_text="", section=HPI
+    )
+    refused: list[str] = []
+
+    def judge(text: str) -> str:
+        if text.endswith("\n") and not refused:
+            refused.append(text)
+            return "redo"
+        return "go"
+
+    text, generated, _ = model._greedy(  # noqa: SLF001
+        model._tokens(model._format(messages)),  # noqa: SLF001
+        gbnf=section_grammar(HPI),
+        max_tokens=80,
+        deadline=time.monotonic() + 300,
+        judge=judge,
+    )
+    first_refused = refused[0].splitlines()[0]
+    first_kept = text.splitlines()[0]
+    assert first_kept.split()[0] != first_refused.split()[0]
+    assert generated > len(model._llm.tokenize(text.encode(), add_bos=False))  # noqa: SLF001
+    assert all(_CITED.match(line) for line in text.splitlines()[:-1])

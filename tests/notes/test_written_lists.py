@@ -101,3 +101,14 @@ def test_the_prompts_facts_list_copied_as_sentences_is_no_sentence() -> None:
         "Start metformin 500 mg twice daily. [3]\n"
     )
     assert [i.text for i in items] == ["Start metformin 500 mg twice daily."]
+
+
+def test_an_assessment_line_that_is_a_decision_is_left_out() -> None:
+    from consults.notes.llm import _ground_section
+
+    items = parse_sentences(
+        "Lateral ankle sprain. [3]\nSurgery recommended. [3]\nFollow up in two weeks. [3]\n"
+    )
+    kept, dropped = _ground_section("assessment", items, EXAM)
+    assert [i.text for i in kept] == ["Lateral ankle sprain."]
+    assert {d["text"] for d in dropped} == {"Surgery recommended.", "Follow up in two weeks."}
