@@ -210,9 +210,15 @@ def parse_sentences(output: str) -> list[NoteItem]:
         text = text[:1].upper() + text[1:]
         if text and text[-1] not in ".?!":
             text += "."
-        # Small models repeat themselves, fill empty sections with "None." and copy the facts
-        # list of their prompt ("Motrin, stopped.", "No symptoms reported.").
-        if _is_empty(text) or text.lower() in seen or _FACTS_COPY.search(text):
+        # Small models repeat themselves, fill empty sections with "None.", copy the facts
+        # list of their prompt ("Motrin, stopped.", "No symptoms reported.") and write the
+        # goodbye as a plan.
+        if (
+            _is_empty(text)
+            or text.lower() in seen
+            or _FACTS_COPY.search(text)
+            or _CONVERSATION.match(text)
+        ):
             continue
         seen.add(text.lower())
         items.append(NoteItem(text, evidence, False, GENERATED, 0.8))
@@ -237,6 +243,12 @@ _FACTS_COPY = re.compile(
     r",\s*(?:current|stopped|started|continued|historical)\W*$|"
     r"^(?:no )?(?:symptoms|medications|allergies|vitals)(?: (?:reported|denied|stated|started|"
     r"stopped|continued|noted))?\W*$",
+    re.I,
+)
+# The end of the conversation written as a decision: "Thank the patient and the doctor.",
+# "Document the visit.", "Good-bye."
+_CONVERSATION = re.compile(
+    r"^(?:say )?good-?bye\b|^thank(?:s| you| the)\b|^(?:document|end)s? the (?:visit|call)\b",
     re.I,
 )
 # Words that do not make one sentence say more than another ("Prescribe meloxicam 15 mg daily."
@@ -344,9 +356,12 @@ _EARLY_TRIES = 4  # times the early sections are written during one call at most
 
 
 def _facts_for(section: Section, facts_text: str) -> str:
-    """The facts a section's prompt carries: none for the chief complaint, written from the lines
-    alone, so that at hang-up its prompt adds only the newest lines to what the call evaluated."""
-    return "" if section is CHIEF_COMPLAINT else facts_text
+    """The facts a section's prompt carries: the history's only. The others are written from
+    the lines alone: given the facts list last before the request, the 1.5B model copied it as
+    the plan ("Motrin, stopped.", "Symptoms denied: weight gain.") and the examination, and
+    wrote "Medication started." as an assessment (D2N061, D2N062, D2N064). Without it, the
+    chief complaint's prompt at hang-up also adds only the newest lines to what the call read."""
+    return facts_text if section is HPI else ""
 
 
 def _usable(section: Section, output: str | None) -> list[NoteItem] | None:

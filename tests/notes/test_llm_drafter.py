@@ -106,16 +106,18 @@ def test_model_writes_sections_and_grounding_drops_what_lines_do_not_support() -
     assert note.to_dict()["dropped"]
 
 
-def test_every_section_prompt_carries_the_numbered_transcript_and_the_facts() -> None:
+def test_every_section_prompt_carries_the_numbered_transcript_and_the_history_the_facts() -> None:
     model = ScriptedModel()
     LlmDrafter(generator=model).draft(utterances=VISIT)
     assert len(model.prompts) == len(SECTIONS)
     for prompt in model.prompts:
         assert "[1] Patient: my right knee has been hurting" in prompt
-    # The chief complaint comes first and from the lines alone; the other sections see the facts.
+    # The history sees the facts; the other sections are written from the lines alone (given the
+    # facts list, the model copied it as the plan).
     assert "CHIEF COMPLAINT" in model.prompts[0]
-    assert "Medications:" not in model.prompts[0]
-    assert all("Medications: ibuprofen 400 mg" in prompt for prompt in model.prompts[1:])
+    assert "HISTORY OF PRESENT ILLNESS" in model.prompts[1]
+    assert "Medications: ibuprofen 400 mg" in model.prompts[1]
+    assert all("Medications:" not in p for n, p in enumerate(model.prompts) if n != 1)
 
 
 @pytest.mark.parametrize("text", ["", "[doctor] hello ?\n[patient] hi .\n", "[patient] \n"])

@@ -99,6 +99,9 @@ def test_the_prompts_facts_list_copied_as_sentences_is_no_sentence() -> None:
         "No symptoms reported. [1]\n"
         "Medications started. [2]\n"
         "Start metformin 500 mg twice daily. [3]\n"
+        "Document the visit. [9]\n"
+        "Thank the patient and the doctor. [10]\n"
+        "Good-bye. [11]\n"
     )
     assert [i.text for i in items] == ["Start metformin 500 mg twice daily."]
 
