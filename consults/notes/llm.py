@@ -31,6 +31,7 @@ from typing import Protocol
 from consults.notes.context import strip_tags
 from consults.notes.engine import GroundedDrafter
 from consults.notes.grounding import GENERATED, ground_note, left_out
+from consults.notes.meds import find_drug_spans
 from consults.notes.numbers import numbers_in
 from consults.notes.rules import rule_section
 from consults.notes.types import SECTION_TITLES, DraftNote, NoteFacts, NoteItem, Utterance
@@ -262,8 +263,11 @@ _FILLER = frozenset(_FILLER_WORDS.split())
 
 
 def _words(text: str) -> frozenset[str]:
+    """The words that carry a sentence, their endings cut ("encouraged", "encourage")."""
     return frozenset(
-        w for w in re.findall(r"[a-z0-9.']+", text.lower().rstrip(".")) if w not in _FILLER
+        re.sub(r"(?:ing|ed|es|s)$", "", w).rstrip("e")
+        for w in re.findall(r"[a-z0-9.']+", text.lower().rstrip("."))
+        if w not in _FILLER
     )
 
 
@@ -311,7 +315,7 @@ _REPEATS = 3  # a run of words said this many times over in one line is a loop
 def _stuck(text: str) -> bool:
     """True when the line being written goes round in circles ("400 mg, 300 mg, 400 mg, ...")."""
     words = text.rsplit("\n", 1)[-1].split()
-    for size in (2, 3, 4):
+    for size in range(2, 9):
         tail = words[-size:]
         if len(words) >= size * _REPEATS and all(
             words[-size * k - size : len(words) - size * k] == tail for k in range(1, _REPEATS)
@@ -916,7 +920,9 @@ def _placed(
     if key == "assessment":
         kept, dropped = [], []
         for item in items:
-            if item.kind == GENERATED and _PLAN_ONLY.search(item.text):
+            if item.kind == GENERATED and (
+                _PLAN_ONLY.search(item.text) or _only_a_medicine(item.text)
+            ):
                 reasons = ["a decision of the plan, not a diagnosis"]
                 dropped.append(left_out(section=key, item=item, reasons=reasons))
             else:
@@ -950,6 +956,11 @@ _PLAN_ONLY = re.compile(
     r"\b(?:recommended|scheduled|prescribed|ordered|referred|started|stopped|continued)\W*$",
     re.I,
 )
+
+
+def _only_a_medicine(text: str) -> bool:
+    """ "Protonix." as an assessment line: a medicine named in at most three words."""
+    return len(text.split()) <= 3 and bool(find_drug_spans(text))
 
 
 def _plan_start(utterances: list[Utterance]) -> int | None:

@@ -111,7 +111,32 @@ def test_an_assessment_line_that_is_a_decision_is_left_out() -> None:
 
     items = parse_sentences(
         "Lateral ankle sprain. [3]\nSurgery recommended. [3]\nFollow up in two weeks. [3]\n"
+        "Ibuprofen. [7]\n"
     )
     kept, dropped = _ground_section("assessment", items, EXAM)
     assert [i.text for i in kept] == ["Lateral ankle sprain."]
-    assert {d["text"] for d in dropped} == {"Surgery recommended.", "Follow up in two weeks."}
+    assert {d["text"] for d in dropped} == {
+        "Surgery recommended.",
+        "Follow up in two weeks.",
+        "Ibuprofen.",
+    }
+
+
+def test_the_same_advice_in_another_tense_is_one_sentence() -> None:
+    items = parse_sentences(
+        "Encouraged to eat slowly and chew food more thoroughly. [3]\n"
+        "Encourage to eat slowly and chew food more thoroughly. [4]\n"
+        "Continue lisinopril for hypertension. [5]\n"
+        "Continue lisinopril for hyperlipidemia. [6]\n"
+    )
+    assert [i.evidence for i in without_repeats(items)] == [[3], [5], [6]]
+
+
+def test_a_list_going_round_in_circles_is_a_loop() -> None:
+    from consults.notes.llm import _stuck
+
+    loop = "Back pain, diabetes, high blood pressure, hypertension, " + (
+        "diabetes, high blood pressure, hypertension, " * 3
+    )
+    assert _stuck(loop.strip())
+    assert not _stuck("Back pain, diabetes, high blood pressure, hypertension, obesity.")
