@@ -105,7 +105,7 @@ SECTIONS = (
         8,
     ),
 )
-CHIEF_COMPLAINT, HPI, EXAM = SECTIONS[0], SECTIONS[1], SECTIONS[2]
+CHIEF_COMPLAINT, HPI, EXAM, PLAN = SECTIONS[0], SECTIONS[1], SECTIONS[2], SECTIONS[4]
 WRITTEN = tuple(s.key for s in SECTIONS)
 # Written during the call once what they tell is over, so that after hang-up they are there at
 # once: the reason for the visit and its story once the examination begins, the examination once
@@ -857,17 +857,35 @@ class LlmDrafter:
                     parts[section.key] += ready
                     finished(section.key, parts[section.key])
                     continue
+                grammar = section_grammar(
+                    section, allow_none=section.key != "objective" or not examined
+                )
                 output = model.complete(
                     messages=self._messages(
                         chunk, part=part, facts_text=facts_here, section=section
                     ),
-                    grammar=section_grammar(
-                        section, allow_none=section.key != "objective" or not examined
-                    ),
+                    grammar=grammar,
                     max_tokens=section.max_tokens,
                     deadline=deadline,
                 )
-                parts[section.key] += parse_sentences(output)
+                written = parse_sentences(output)
+                if (
+                    section is PLAN
+                    and len(chunks) == 1
+                    and not _ground_section(section.key, written, utterances)[0]
+                ):
+                    # Nothing of the plan stood (D2N063 wrote the history again): once more,
+                    # with the facts list, which the model otherwise copies into the plan.
+                    output = model.complete(
+                        messages=self._messages(
+                            chunk, part=part, facts_text=facts_text, section=section
+                        ),
+                        grammar=grammar,
+                        max_tokens=section.max_tokens,
+                        deadline=deadline,
+                    )
+                    written = parse_sentences(output)
+                parts[section.key] += written
                 if number == len(chunks) or section.key == "chief_complaint":
                     finished(section.key, parts[section.key])
 
@@ -913,7 +931,8 @@ def _placed(
     key: str, items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
     """What a section holds that belongs elsewhere, left out with why: an assessment line that
-    is only a decision of the plan ("Surgery recommended."), and an examination sentence that
+    is only a decision of the plan ("Surgery recommended."), a plan sentence citing only the
+    history (`_decided`), and an examination sentence that
     cites only what was said once the doctor moved on to the plan ("Applied to stabilize
     ankle." citing the air cast line, or the patient's "it's alright" after it). A line that
     reports an examination or a result counts wherever it is said."""
@@ -928,6 +947,8 @@ def _placed(
             else:
                 kept.append(item)
         return kept, dropped
+    if key == "plan":
+        return _decided(items, utterances)
     plan_from = _plan_start(utterances) if key == "objective" else None
     if plan_from is None:
         return items, []
@@ -956,6 +977,25 @@ _PLAN_ONLY = re.compile(
     r"\b(?:recommended|scheduled|prescribed|ordered|referred|started|stopped|continued)\W*$",
     re.I,
 )
+
+
+def _decided(
+    items: list[NoteItem], utterances: list[Utterance]
+) -> tuple[list[NoteItem], list[dict]]:
+    """A written plan sentence that cites only the history, told before the examination began,
+    is no decision ("Gloria is a 46-year-old female with ..."): left out, with why. Without an
+    examination (a visit by video may have none), nothing is left out here."""
+    examined = exam_start(utterances)
+    if examined is None:
+        return items, []
+    kept, dropped = [], []
+    for item in items:
+        if item.kind == GENERATED and item.evidence and max(item.evidence) < examined:
+            reasons = ["cites only the history, not a decision of the plan"]
+            dropped.append(left_out(section="plan", item=item, reasons=reasons))
+        else:
+            kept.append(item)
+    return kept, dropped
 
 
 def _only_a_medicine(text: str) -> bool:

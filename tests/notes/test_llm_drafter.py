@@ -300,3 +300,37 @@ def test_saved_call_prefixes_left_behind_are_deleted_after_hours(tmp_path) -> No
     assert drafter._prefix_file("visit-3") == folder / "visit-3.kv"  # noqa: SLF001
     assert not stale.exists() and fresh.exists()
     assert LlmDrafter(generator=ScriptedModel())._prefix_file("visit-3") is None  # noqa: SLF001
+
+
+class HistoryAsPlanModel(ScriptedModel):
+    """Writes the history as the plan unless the facts list is in the prompt (D2N063)."""
+
+    def complete(self, *, messages, grammar, max_tokens, deadline) -> str:
+        text = super().complete(
+            messages=messages, grammar=grammar, max_tokens=max_tokens, deadline=deadline
+        )
+        if (
+            "Write the PLAN" in messages[-1]["content"]
+            and "Medications:" not in (messages[-1]["content"])
+        ):
+            return "The patient has had right knee pain for 2 weeks. [1]\nNo fever. [4, 5]\n"
+        return text
+
+
+def test_a_plan_of_history_sentences_is_written_again_with_the_facts() -> None:
+    model = HistoryAsPlanModel()
+    note = LlmDrafter(generator=model).draft(utterances=VISIT)
+    plans = [p for p in model.prompts if "Write the PLAN" in p]
+    assert len(plans) == 2
+    assert "Medications:" not in plans[0] and "Medications: ibuprofen 400 mg" in plans[1]
+    assert "Follow up in 2 weeks." in texts(note, "plan")
+    assert "The patient has had right knee pain for 2 weeks." not in texts(note, "plan")
+
+
+def test_a_plan_sentence_citing_only_the_history_is_left_out() -> None:
+    from consults.notes.llm import _ground_section, parse_sentences
+
+    items = parse_sentences("Knee pain for 2 weeks. [1]\nFollow up in 2 weeks. [1, 7]\n")
+    kept, dropped = _ground_section("plan", items, VISIT)
+    assert [i.text for i in kept] == ["Follow up in 2 weeks."]
+    assert dropped[0]["reasons"] == ["cites only the history, not a decision of the plan"]
