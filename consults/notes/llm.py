@@ -25,6 +25,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -857,18 +858,10 @@ class LlmDrafter:
                     parts[section.key] += ready
                     finished(section.key, parts[section.key])
                     continue
-                grammar = section_grammar(
-                    section, allow_none=section.key != "objective" or not examined
+                ask = partial(
+                    self._ask, model, chunk=chunk, part=part, section=section, deadline=deadline
                 )
-                output = model.complete(
-                    messages=self._messages(
-                        chunk, part=part, facts_text=facts_here, section=section
-                    ),
-                    grammar=grammar,
-                    max_tokens=section.max_tokens,
-                    deadline=deadline,
-                )
-                written = parse_sentences(output)
+                written = ask(facts_text=facts_here, examined=examined)
                 if (
                     section is PLAN
                     and len(chunks) == 1
@@ -876,18 +869,30 @@ class LlmDrafter:
                 ):
                     # Nothing of the plan stood (D2N063 wrote the history again): once more,
                     # with the facts list, which the model otherwise copies into the plan.
-                    output = model.complete(
-                        messages=self._messages(
-                            chunk, part=part, facts_text=facts_text, section=section
-                        ),
-                        grammar=grammar,
-                        max_tokens=section.max_tokens,
-                        deadline=deadline,
-                    )
-                    written = parse_sentences(output)
+                    written = ask(facts_text=facts_text, examined=examined)
                 parts[section.key] += written
                 if number == len(chunks) or section.key == "chief_complaint":
                     finished(section.key, parts[section.key])
+
+    def _ask(
+        self,
+        model: Generator,
+        *,
+        chunk: list[str],
+        part: str,
+        section: Section,
+        facts_text: str,
+        examined: bool,
+        deadline: float,
+    ) -> list[NoteItem]:
+        """One section written from a part of the transcript, as sentences."""
+        output = model.complete(
+            messages=self._messages(chunk, part=part, facts_text=facts_text, section=section),
+            grammar=section_grammar(section, allow_none=section is not EXAM or not examined),
+            max_tokens=section.max_tokens,
+            deadline=deadline,
+        )
+        return parse_sentences(output)
 
 
 def _ground_section(
