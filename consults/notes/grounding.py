@@ -324,6 +324,14 @@ _JOINER = re.compile(r"^(?:and|or|with)\s+", re.I)
 _NEGATION_CUE = re.compile(r"^(?:no|not|without|negative for|absent|denies)\b", re.I)
 
 
+# Words that make no finding alone: a dose ("10 mg twice a day"), a time, a decision ("Start.").
+_NO_FINDING_WORDS = (
+    "mg mcg milligrams grams units once twice three four times day daily week weekly month "
+    "hour hours days weeks months per start stop continue take prescribe needed"
+)
+_NO_FINDING = frozenset(_NO_FINDING_WORDS.split())
+
+
 def _list_parts(text: str) -> list[str]:
     """The findings of a sentence that lists 3 or more ("Swelling, no laxity, brisk refill.")."""
     parts = [_JOINER.sub("", p.strip()) for p in _LIST_SEPARATOR.split(text.strip().rstrip("."))]
@@ -365,6 +373,8 @@ def _finding_problems(item: NoteItem, utterances: list[Utterance]) -> list[str]:
     problems = []
     if not words or sum(_stem(w) in said_stems for w in words) * 3 < len(words) * 2:
         problems.append("most of its words are not in the cited lines")
+    if not [w for w in words if w not in _NO_FINDING]:
+        problems.append("finds nothing: a dose, a time or a decision alone")
     if find_drug_spans(item.text):
         problems.append("names a medicine: that belongs to the plan, not the examination")
     if any(_stem(w) in negated_stems - stated_stems for w in stated):

@@ -1226,11 +1226,13 @@ class LocalLlama:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         out, generated, first, redos = "", 0, None, 0
         # Where the line being written started: model position, grammar state, text length.
+        # A line written again gets its tokens back: only the model position counts.
         mark = (llm.n_tokens, llama_cpp.llama_sampler_clone(sampler), 0)
+        start = llm.n_tokens
         banned: list[int] = []
         line_first: int | None = None
         try:
-            while generated < min(max_tokens, self.context_tokens - len(tokens)):
+            while llm.n_tokens - start < min(max_tokens, self.context_tokens - len(tokens)):
                 if time.monotonic() > deadline:
                     raise TimeoutError("note model deadline passed")
                 logits = np.ctypeslib.as_array(

@@ -140,3 +140,9 @@ def test_a_list_going_round_in_circles_is_a_loop() -> None:
     )
     assert _stuck(loop.strip())
     assert not _stuck("Back pain, diabetes, high blood pressure, hypertension, obesity.")
+
+
+def test_a_dose_or_a_decision_alone_is_no_finding() -> None:
+    note = _objective("Swelling, 600 milligrams twice a day, start, capillary refill brisk.", [3])
+    assert [i.text for i in note.sections["objective"]] == ["Swelling, capillary refill brisk."]
+    assert {d["text"] for d in note.dropped} == {"600 milligrams twice a day.", "Start."}
