@@ -330,6 +330,7 @@ _NO_FINDING_WORDS = (
     "hour hours days weeks months per start stop continue take prescribe needed"
 )
 _NO_FINDING = frozenset(_NO_FINDING_WORDS.split())
+_DENIES = re.compile(r"\b(?:no|not|negative|without|absent|denies|normal|unremarkable)\b", re.I)
 
 
 def _list_parts(text: str) -> list[str]:
@@ -373,13 +374,25 @@ def _finding_problems(item: NoteItem, utterances: list[Utterance]) -> list[str]:
     problems = []
     if not words or sum(_stem(w) in said_stems for w in words) * 3 < len(words) * 2:
         problems.append("most of its words are not in the cited lines")
-    if not [w for w in words if w not in _NO_FINDING]:
+    if finds_nothing(item.text):
         problems.append("finds nothing: a dose, a time or a decision alone")
     if find_drug_spans(item.text):
         problems.append("names a medicine: that belongs to the plan, not the examination")
-    if any(_stem(w) in negated_stems - stated_stems for w in stated):
+    # Said only in a denial ("no rash no lesion"), and not denied here ("negative", "no", ...).
+    heard = [w for w in stated if _stem(w) in said_stems]
+    if (
+        heard
+        and not _DENIES.search(text)
+        and all(_stem(w) in negated_stems - stated_stems for w in heard)
+    ):
         problems.append("stated, where the cited lines deny it")
     return problems
+
+
+def finds_nothing(text: str) -> bool:
+    """A written finding that is a dose, a time or a decision alone ("Start.", "10 mg daily.")."""
+    words = [w.group(0) for w in _WORD.finditer(text.lower()) if w.group(0) not in _GENERIC]
+    return not [w for w in words if w not in _NO_FINDING]
 
 
 def _finding(

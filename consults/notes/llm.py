@@ -31,7 +31,7 @@ from typing import Protocol
 
 from consults.notes.context import strip_tags
 from consults.notes.engine import GroundedDrafter
-from consults.notes.grounding import GENERATED, ground_note, left_out
+from consults.notes.grounding import GENERATED, finds_nothing, ground_note, left_out
 from consults.notes.meds import find_drug_spans
 from consults.notes.numbers import numbers_in
 from consults.notes.rules import rule_section
@@ -954,10 +954,19 @@ def _placed(
         return kept, dropped
     if key == "plan":
         return _decided(items, utterances)
-    plan_from = _plan_start(utterances) if key == "objective" else None
-    if plan_from is None:
+    if key != "objective":
         return items, []
     kept, dropped = [], []
+    for item in items:
+        if item.kind == GENERATED and finds_nothing(item.text):
+            reasons = ["finds nothing: a dose, a time or a decision alone"]
+            dropped.append(left_out(section=key, item=item, reasons=reasons))
+        else:
+            kept.append(item)
+    plan_from = _plan_start(utterances)
+    if plan_from is None:
+        return kept, dropped
+    items, kept = kept, []
     for item in items:
         cited = [utterances[i] for i in item.evidence if 0 <= i < len(utterances)]
         if (

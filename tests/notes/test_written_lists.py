@@ -146,3 +146,33 @@ def test_a_dose_or_a_decision_alone_is_no_finding() -> None:
     note = _objective("Swelling, 600 milligrams twice a day, start, capillary refill brisk.", [3])
     assert [i.text for i in note.sections["objective"]] == ["Swelling, capillary refill brisk."]
     assert {d["text"] for d in note.dropped} == {"600 milligrams twice a day.", "Start."}
+
+
+def test_a_finding_the_lines_state_somewhere_or_that_denies_is_kept() -> None:
+    lines = parse_transcript(
+        text=(
+            "[doctor] there is tenderness of the left paraspinal area but no pain on flexion .\n"
+            "[doctor] negative straight leg raise no rash no lesion .\n"
+        )
+    )
+    note = DraftNote(
+        {
+            "objective": [
+                NoteItem(
+                    "Tenderness on left paraspinal area, straight leg raise test negative, lesion.",
+                    [0],
+                    kind=GENERATED,
+                ),
+                NoteItem("Start. [1]", [1], kind=GENERATED),
+            ]
+        },
+        NoteFacts(),
+        "",
+    )
+    from consults.notes.llm import _ground_section
+
+    kept, dropped = _ground_section("objective", note.sections["objective"], lines)
+    assert [i.text for i in kept] == [
+        "Tenderness on left paraspinal area, straight leg raise test negative."
+    ]
+    assert {d["text"] for d in dropped} == {"Lesion.", "Start. [1]"}
