@@ -344,6 +344,11 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def _lowered(text: str) -> str:
+    """A finding inside a sentence: "Swelling" -> "swelling", but "MRI" stays "MRI"."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
 def _checked(
     item: NoteItem, utterances: list[Utterance], window: int
 ) -> tuple[NoteItem, list[str]]:
@@ -421,7 +426,7 @@ def _finding(
 def ground_list(
     *, item: NoteItem, utterances: list[Utterance], window: int = EXAM_WIDEN_LINES
 ) -> tuple[list[NoteItem], list[tuple[NoteItem, list[str]]]]:
-    """A listed examination that fails as one sentence, checked finding by finding.
+    """A listed examination, checked finding by finding.
 
     Each finding is checked (and its citation widened) on its own, and must also have most of
     its words in its lines (`_finding_problems`); those that pass are kept, as one sentence
@@ -446,7 +451,7 @@ def ground_list(
         texts = [k.text.rstrip(".") for k in kept if not _NEGATION_CUE.match(k.text)]
         texts += [k.text.rstrip(".") for k in kept if _NEGATION_CUE.match(k.text)]
         joined = NoteItem(
-            _sentence(", ".join([texts[0]] + [t[:1].lower() + t[1:] for t in texts[1:]])),
+            _sentence(", ".join([texts[0]] + [_lowered(t) for t in texts[1:]])),
             sorted({i for k in kept for i in k.evidence}),
             item.needs_review,
             item.kind,

@@ -176,3 +176,10 @@ def test_a_finding_the_lines_state_somewhere_or_that_denies_is_kept() -> None:
         "Tenderness on left paraspinal area, straight leg raise test negative."
     ]
     assert {d["text"] for d in dropped} == {"Lesion.", "Start. [1]"}
+
+
+def test_an_acronym_inside_the_rejoined_list_keeps_its_capitals() -> None:
+    from consults.notes.grounding import _lowered
+
+    assert _lowered("Swelling") == "swelling"
+    assert _lowered("MRI shows no fracture") == "MRI shows no fracture"
