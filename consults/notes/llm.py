@@ -942,42 +942,46 @@ def _placed(
     ankle." citing the air cast line, or the patient's "it's alright" after it). A line that
     reports an examination or a result counts wherever it is said."""
     if key == "assessment":
-        kept, dropped = [], []
-        for item in items:
-            if item.kind == GENERATED and (
-                _PLAN_ONLY.search(item.text) or _only_a_medicine(item.text)
-            ):
-                reasons = ["a decision of the plan, not a diagnosis"]
-                dropped.append(left_out(section=key, item=item, reasons=reasons))
-            else:
-                kept.append(item)
-        return kept, dropped
+        return _sort_out(
+            key,
+            items,
+            lambda i: bool(_PLAN_ONLY.search(i.text) or _only_a_medicine(i.text)),
+            "a decision of the plan, not a diagnosis",
+        )
     if key == "plan":
         return _decided(items, utterances)
     if key != "objective":
         return items, []
-    kept, dropped = [], []
-    for item in items:
-        if item.kind == GENERATED and finds_nothing(item.text):
-            reasons = ["finds nothing: a dose, a time or a decision alone"]
-            dropped.append(left_out(section=key, item=item, reasons=reasons))
-        else:
-            kept.append(item)
+    kept, dropped = _sort_out(
+        key,
+        items,
+        lambda i: finds_nothing(i.text),
+        "finds nothing: a dose, a time or a decision alone",
+    )
     plan_from = _plan_start(utterances)
     if plan_from is None:
         return kept, dropped
-    items, kept = kept, []
-    for item in items:
+
+    def only_the_plan(item: NoteItem) -> bool:
         cited = [utterances[i] for i in item.evidence if 0 <= i < len(utterances)]
-        if (
-            item.kind == GENERATED
-            and cited
-            and all(
-                u.index >= plan_from and rule_section(utterance=u) != "objective" for u in cited
-            )
-        ):
-            reasons = ["cites only the plan, not an examination or a result"]
-            dropped.append(left_out(section=key, item=item, reasons=reasons))
+        return bool(cited) and all(
+            u.index >= plan_from and rule_section(utterance=u) != "objective" for u in cited
+        )
+
+    kept, more = _sort_out(
+        key, kept, only_the_plan, "cites only the plan, not an examination or a result"
+    )
+    return kept, dropped + more
+
+
+def _sort_out(
+    key: str, items: list[NoteItem], misplaced: Callable[[NoteItem], bool], reason: str
+) -> tuple[list[NoteItem], list[dict]]:
+    """The items that stay, and the written sentences `misplaced` finds, left out with `reason`."""
+    kept, dropped = [], []
+    for item in items:
+        if item.kind == GENERATED and misplaced(item):
+            dropped.append(left_out(section=key, item=item, reasons=[reason]))
         else:
             kept.append(item)
     return kept, dropped
@@ -1002,14 +1006,12 @@ def _decided(
     examined = exam_start(utterances)
     if examined is None:
         return items, []
-    kept, dropped = [], []
-    for item in items:
-        if item.kind == GENERATED and item.evidence and max(item.evidence) < examined:
-            reasons = ["cites only the history, not a decision of the plan"]
-            dropped.append(left_out(section="plan", item=item, reasons=reasons))
-        else:
-            kept.append(item)
-    return kept, dropped
+    return _sort_out(
+        "plan",
+        items,
+        lambda i: bool(i.evidence) and max(i.evidence) < examined,
+        "cites only the history, not a decision of the plan",
+    )
 
 
 def _only_a_medicine(text: str) -> bool:
