@@ -138,6 +138,27 @@ def test_the_chief_complaint_is_written_during_the_call_too_and_read_at_hang_up(
     assert len(model.prompts) == len(SECTIONS)
 
 
+def test_history_not_written_during_the_call_is_written_from_the_lines_before_the_exam() -> None:
+    """The examination began in the last lines (D2N060: one 612-word final turn), so nothing was
+    written during the call: at hang-up the chief complaint and HPI are written from what the
+    call's prompt already read, and the examination, assessment and plan from every line."""
+    model = ScriptedModel()
+    drafter = LlmDrafter(generator=model)
+    drafter.prepare(utterances=VISIT[:6])
+    assert model.prompts == []  # still the history: nothing written
+    note = drafter.draft(utterances=VISIT)
+    by_section = {p.rsplit("Write the ", 1)[1].split(" section")[0]: p for p in model.prompts}
+    for title in ("CHIEF COMPLAINT", HPI.title):
+        assert "[5] " in by_section[title] and "[6] " not in by_section[title], title
+    for title in (EXAM.title, "ASSESSMENT", "PLAN"):
+        assert "[6] Doctor: on exam" in by_section[title], title
+    # The history's prompt is where the others start: what the call read serves them all.
+    history = by_section["CHIEF COMPLAINT"].split("\n\nWrite the ")[0]
+    assert by_section[EXAM.title].startswith(history)
+    assert texts(note, "chief_complaint") == ["Right knee pain."]
+    assert "She denies fever." in texts(note, "hpi")
+
+
 def test_a_chief_complaint_kept_while_the_hpi_is_tried_again() -> None:
     model = CutShortModel()
     drafter = LlmDrafter(generator=model)
