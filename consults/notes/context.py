@@ -216,20 +216,39 @@ def is_question(text: str) -> bool:
     return False
 
 
-def question_sentence(text: str) -> str:
-    """The part of a doctor's turn that is the question (its last question sentence)."""
+# Where a question asks anew ("... any nausea vomiting or diarrhea are you peeing a lot"); one
+# after "or" goes on asking the same ("do you have chest pain or are you short of breath").
+_ASKS = re.compile(
+    r"(?<!\bor )\b(?:any|have you|do you|did you|are you|is there|is it|how about|"
+    r"what about)\b",
+    re.IGNORECASE,
+)
+
+
+def yes_answers_from(question: str, start: int = 0) -> int:
+    """Where what a "yes" answers begins in a question from ``start``: the last of several
+    questions asked together (a "yes" to "any nausea vomiting or diarrhea ... are you peeing a
+    whole lot" is a yes to the peeing, D2N063). A "no" answers them all ("any fever any
+    chills" "no")."""
+    asks = [m.start() for m in _ASKS.finditer(question, start)]
+    return asks[-1] if len(asks) > 1 else start
+
+
+def question_sentence(text: str, *, answer: bool | None = None) -> str:
+    """The part of a doctor's turn that is the question (its last question sentence), and of
+    it what a yes ``answer`` answers (`yes_answers_from`)."""
     parts = sentences(strip_tags(text))
     asked = [s for s in parts if "?" in s or _QUESTION_START.match(s)]
     sentence = asked[-1] if asked else (parts[-1] if parts else text)
     words = sentence.split()
-    if len(words) <= _ASK_WORDS:
-        return sentence
-    # An unpunctuated turn is one long "sentence": what is asked is its end, from the first
-    # asking clause there ("... associated with swelling ... have you sprained your ankle
-    # before": a "no" answers the sprain, not the swelling).
-    tail = " ".join(words[-_ASK_WORDS:])
-    ask = _UNPUNCTUATED_ASK.search(tail)
-    return tail[ask.start() :] if ask else tail
+    if len(words) > _ASK_WORDS:
+        # An unpunctuated turn is one long "sentence": what is asked is its end, from the first
+        # asking clause there ("... associated with swelling ... have you sprained your ankle
+        # before": a "no" answers the sprain, not the swelling).
+        tail = " ".join(words[-_ASK_WORDS:])
+        ask = _UNPUNCTUATED_ASK.search(tail)
+        sentence = tail[ask.start() :] if ask else tail
+    return sentence[yes_answers_from(sentence) :] if answer is True else sentence
 
 
 def answer_polarity(text: str) -> bool | None:

@@ -227,7 +227,7 @@ def extract_findings(*, utterances: list[Utterance]) -> list[Finding]:
         polarity = answer_polarity(u.text)
         if polarity is None:
             continue
-        asked = question_sentence(question.text)
+        asked = question_sentence(question.text, answer=polarity)
         for name, start, end in _concepts(asked, _SYMPTOMS):
             if name in said or name == "pain":
                 continue
@@ -269,7 +269,7 @@ def extract_conditions(*, utterances: list[Utterance]) -> list[Finding]:
                 )
         if question is None or answer_polarity(u.text) is not True:
             continue
-        asked = question_sentence(question.text)
+        asked = question_sentence(question.text, answer=True)
         for name, start, end in _concepts(asked, _CONDITIONS):
             a = assert_span(sentence=asked, start=start, end=end)
             if not a.negated and not a.hypothetical:

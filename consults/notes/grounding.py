@@ -12,6 +12,7 @@ from consults.notes.context import (
     is_question,
     preceding_question,
     sentences,
+    yes_answers_from,
 )
 from consults.notes.facts import _ALLERGEN, _SYMPTOMS, _concepts
 from consults.notes.meds import find_drug_spans
@@ -159,12 +160,12 @@ def _stem(word: str) -> str:
 
 
 def _said(lines: list[int], utterances: list[Utterance]) -> tuple[dict, set, set, set]:
-    """What the lines state, as {symptom: {negated?}}, the stems of negated words, the stems
-    of every word and the stems of words said without a negation.
+    """What the lines state, as {symptom: {negated? (None: asked, not answered)}}, the stems of
+    negated words, the stems of every word and the stems of words said without a negation.
 
     A doctor's question takes the polarity of the patient's yes/no answer that follows it.
     """
-    concepts: dict[str, set[bool]] = {}
+    concepts: dict[str, set[bool | None]] = {}
     negated_stems: set[str] = set()
     said_stems: set[str] = set()
     stated_stems: set[str] = set()
@@ -191,7 +192,8 @@ def _line_said(
     a long unpunctuated turn is slow, and the checks ask about the same lines many times."""
     asked = doctor and is_question(text)
     answer = answer_polarity(reply) if asked and reply is not None else None
-    concepts: dict[str, set[bool]] = {}
+    # A concept's states: True denied, False had, None asked and left unanswered.
+    concepts: dict[str, set[bool | None]] = {}
     negated_stems: set[str] = set()
     said_stems: set[str] = set()
     stated_stems: set[str] = set()
@@ -199,17 +201,25 @@ def _line_said(
     for n, piece in enumerate(pieces):
         # The answer answers the question: the end of the turn, not the examination the
         # doctor called out before asking "does that sound like a plan?".
-        asks_from = _question_start(piece) if asked and n == len(pieces) - 1 else len(piece)
+        last = asked and n == len(pieces) - 1
+        asks_from = _question_start(piece) if last else len(piece)
+        # What a "yes" answers: the last of the questions asked together.
+        answered_from = yes_answers_from(piece, asks_from) if last and answer is True else asks_from
         for name, start, end in _concepts(piece, _SYMPTOMS):
             a = assert_span(sentence=piece, start=start, end=end)
             # A question states nothing; its answer does.
-            if start >= asks_from:
+            if start >= answered_from:
                 if answer is not None:
                     concepts.setdefault(name, set()).add(not answer)
+            elif start >= asks_from:
+                # Asked, and the answer answered another question: neither had nor denied.
+                concepts.setdefault(name, set()).add(None)
             elif not a.hypothetical:
                 concepts.setdefault(name, set()).add(a.negated)
         for m in _WORD.finditer(piece.lower()):
             said_stems.add(_stem(m.group(0)))
+            if asks_from <= m.start() < answered_from:
+                continue  # asked, and not what the answer answers
             if (answer is False and m.start() >= asks_from) or assert_span(
                 sentence=piece, start=m.start(), end=m.end()
             ).negated:

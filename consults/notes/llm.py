@@ -617,7 +617,13 @@ class LlmDrafter:
             ]
             if missing and early.tries < _EARLY_TRIES and len(lines) > len(early.lines):
                 self._write_early(
-                    model, utterances=utterances, lines=lines, key=key, early=early, write=missing
+                    model,
+                    utterances=utterances,
+                    lines=lines,
+                    key=key,
+                    early=early,
+                    write=missing,
+                    examined=examined,
                 )
         return evaluated
 
@@ -653,15 +659,20 @@ class LlmDrafter:
         key: str | None,
         early: _Early,
         write: list[Section],
+        examined: int,
     ) -> None:
         """Write the early sections in ``write`` (those not yet written in full) now that what
-        they tell is over (`_told`): after hang-up only the other sections remain."""
-        facts_text = facts_block(self._extractor.draft(utterances=utterances).facts)
+        they tell is over (`_told`): after hang-up only the other sections remain. The history's
+        from the lines before the examination (``examined``): given the lines after it too, the
+        1.5B model put the diagnosis and the treatment in the HPI (D2N064)."""
+        history = self._history(utterances, before=examined)
         outputs = dict(early.outputs)
         for section in write:
-            facts_here = _facts_for(section, facts_text)
+            told, facts_text = history if section in HISTORY else (lines, "")
             outputs[section.key] = model.complete(
-                messages=self._messages(lines, part="", facts_text=facts_here, section=section),
+                messages=self._messages(
+                    told, part="", facts_text=_facts_for(section, facts_text), section=section
+                ),
                 # Written once the doctor examined: the examination is never "None".
                 grammar=section_grammar(section, allow_none=section is not EXAM),
                 max_tokens=section.max_tokens,
@@ -935,16 +946,36 @@ def _ground_section(
 _AGE = re.compile(r"\b(?:(?P<article>an?) )?(?P<age>\d{1,3})[- ]years?[- ]old (?P<next>\w)", re.I)
 
 
+# Where a visit says an age: "eighty years old", "i'm forty two", "aged 60", "turned fifty".
+_SAID_AGE = re.compile(
+    r"((?:[\w-]+ ){0,2}[\w-]+?)[- ]years?[- ]old\b|"
+    r"\b(?:i'?m|i am|aged?|turn(?:ed|ing|s)?)\s+((?:[\w-]+ ){0,2}[\w-]+)",
+    re.I,
+)
+
+
+def said_ages(utterances: list[Utterance]) -> set[str]:
+    """The numbers a visit says as an age (digit strings)."""
+    return {
+        n
+        for u in utterances
+        for m in _SAID_AGE.finditer(strip_tags(u.text))
+        for n in numbers_in(m.group(1) or m.group(2))
+    }
+
+
 def _without_unsaid_ages(items: list[NoteItem], utterances: list[Utterance]) -> list[NoteItem]:
-    """A written sentence loses an age the visit never says ("The patient is Anna, a
+    """A written sentence loses an age the visit never says as an age ("The patient is Anna, a
     25-year-old female who ..." -> "..., a female who ..."): a 1.5B model invents one for the
-    opening sentence of the history, which would otherwise drop the whole sentence."""
+    opening sentence of the history, which would otherwise drop the whole sentence, or takes
+    another number for it (D2N060: "a 16-year-old girl", from the doctor's daughter who "is
+    almost sixteen")."""
     said: set[str] | None = None
     out = []
     for item in items:
         if item.kind == GENERATED and _AGE.search(item.text):
             if said is None:
-                said = numbers_in(" ".join(u.text for u in utterances))
+                said = said_ages(utterances)
 
             def unsaid(m: re.Match[str], said: set[str] = said) -> str:
                 if m.group("age") in said:
@@ -969,12 +1000,19 @@ def _placed(
     ankle." citing the air cast line, or the patient's "it's alright" after it). A line that
     reports an examination or a result counts wherever it is said."""
     if key == "assessment":
-        return _sort_out(
+        kept, dropped = _sort_out(
             key,
             items,
             lambda i: bool(_PLAN_ONLY.search(i.text) or _only_a_medicine(i.text)),
             "a decision of the plan, not a diagnosis",
         )
+        kept, more = _sort_out(
+            key,
+            kept,
+            lambda i: bool(_FINDING_ONLY.search(i.text)),
+            "an examination finding, not a diagnosis",
+        )
+        return kept, dropped + more
     if key == "plan":
         return _decided(items, utterances)
     if key != "objective":
@@ -1024,6 +1062,18 @@ _PLAN_ONLY = re.compile(
 )
 
 
+# An assessment line that is an examination finding: a manoeuvre or a normal result ("Motor
+# and sensation intact to light touch.", "Tenderness to palpation of the midfoot.", "Brisk
+# capillary refill."), which the examination says. The 1.5B model copies the findings into
+# the assessment when the doctor reads them out just before the impression (D2N060).
+_FINDING_ONLY = re.compile(
+    r"\b(?:intact|palpation|palpable|capillary refill|pulses?|light touch|auscultation|"
+    r"range of motion|reflex(?:es)?|unremarkable|within normal limits|non-?tender|"
+    r"no (?:swelling|tenderness|erythema|edema|bruising))\b",
+    re.I,
+)
+
+
 def _decided(
     items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
@@ -1042,8 +1092,12 @@ def _decided(
 
 
 def _only_a_medicine(text: str) -> bool:
-    """ "Protonix." as an assessment line: a medicine named in at most three words."""
-    return len(text.split()) <= 3 and bool(find_drug_spans(text))
+    """A medicine as an assessment line: "Protonix.", "Lisinopril 20 mg daily." (D2N068), its
+    name with at most a dose, a time or a decision."""
+    spans = find_drug_spans(text)
+    for _, start, end in sorted(spans, key=lambda s: -s[1]):
+        text = text[:start] + " " + text[end:]
+    return bool(spans) and finds_nothing(text)
 
 
 def _plan_start(utterances: list[Utterance]) -> int | None:

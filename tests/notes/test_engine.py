@@ -113,6 +113,24 @@ your symptoms are consistent with a sprain have you sprained your ankle before
     assert denied == {"fever", "chills"}
 
 
+def test_a_yes_answers_the_last_of_questions_asked_together_a_no_all_of_them() -> None:
+    from consults.notes.facts import extract_findings
+
+    lines = parse_transcript(
+        text="""[doctor] alright and any nausea vomiting or diarrhea or anything like that are you peeing a whole lot or anything like that
+[patient] yeah i'm peeing like crazy
+[doctor] any fever any chills
+[patient] no
+[doctor] do you have a cough or are you short of breath
+[patient] yes
+"""
+    )
+    found = {f.name: f.negated for f in extract_findings(utterances=lines)}
+    assert not {"nausea", "vomiting", "diarrhea"} & set(found), found
+    assert found["fever"] is True and found["chills"] is True
+    assert found["cough"] is False
+
+
 def test_a_denied_bare_pain_is_left_out_beside_a_pain_placed_by_its_site() -> None:
     from consults.notes.engine import review_of_systems
     from consults.notes.facts import extract_findings

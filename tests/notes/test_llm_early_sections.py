@@ -62,7 +62,9 @@ def test_hpi_is_written_during_the_call_once_the_exam_began_and_not_again_at_han
     assert hpi_prompts(model) == []  # still the history: nothing written
     drafter.prepare(utterances=VISIT[:7])
     assert len(hpi_prompts(model)) == 1
-    assert "[6] Doctor: on exam" in hpi_prompts(model)[0]
+    # From the history: the lines before the examination.
+    assert "[5] Patient: no" in hpi_prompts(model)[0]
+    assert "[6] Doctor: on exam" not in hpi_prompts(model)[0]
     drafter.prepare(utterances=VISIT)  # written once per visit
     assert len(hpi_prompts(model)) == 1
     note = drafter.draft(utterances=VISIT)

@@ -262,6 +262,7 @@ def test_an_age_the_visit_never_says_is_taken_out_not_the_whole_sentence() -> No
             "[doctor] hi anna what brings you in ?\n"  # 0
             "[patient] i slipped on ice and hurt my right ankle .\n"  # 1
             "[patient] i'm eighty years old and i still walk every day .\n"  # 2
+            "[doctor] my daughter is almost sixteen and she plays soccer .\n"  # 3
         )
     )
     kept, dropped = _ground_section(
@@ -269,12 +270,15 @@ def test_an_age_the_visit_never_says_is_taken_out_not_the_whole_sentence() -> No
         [
             sentence("The patient is Anna, a 25-year-old female who hurt her right ankle.", [0, 1]),
             sentence("She is an 80-year-old woman who walks every day.", [2]),
+            # Sixteen is said, but not as the patient's age.
+            sentence("Anna is a 16-year-old girl who plays soccer.", [3]),
         ],
         lines,
     )
     assert [i.text for i in kept] == [
         "The patient is Anna, a female who hurt her right ankle.",
         "She is an 80-year-old woman who walks every day.",
+        "Anna is a girl who plays soccer.",
     ]
     assert dropped == []
 
@@ -303,3 +307,36 @@ def test_a_chief_complaint_cites_the_lines_that_say_it_however_far() -> None:
     grounded, problems = ground_note(note=note, utterances=LINES)
     assert problems == []
     assert 1 in grounded.sections["chief_complaint"][0].evidence
+
+
+ASKED_TOGETHER = parse_transcript(
+    text=(
+        "[doctor] any nausea vomiting or diarrhea or anything like that are you peeing a whole "
+        "lot or anything like that\n"  # 0
+        "[patient] yeah i'm peeing like crazy\n"  # 1
+        "[doctor] any fever any chills\n"  # 2
+        "[patient] no\n"  # 3
+        "[doctor] do you have chest pain or are you short of breath\n"  # 4
+        "[patient] yes\n"  # 5
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence", "faithful"),
+    [
+        # A "yes" to questions asked together answers the last one (D2N063).
+        ("She reports nausea, vomiting and diarrhea.", [0, 1], False),
+        ("She denies nausea.", [0, 1], False),
+        # ... and one asked on with "or" is the same question.
+        ("She reports chest pain.", [4, 5], True),
+        # A "no" answers them all.
+        ("She denies fever and chills.", [2, 3], True),
+        ("She reports chills.", [2, 3], False),
+    ],
+)
+def test_a_yes_answers_the_last_of_questions_asked_together(
+    text: str, evidence: list[int], faithful: bool
+) -> None:
+    problems = check_item(item=sentence(text, evidence), utterances=ASKED_TOGETHER)
+    assert (problems == []) is faithful, problems

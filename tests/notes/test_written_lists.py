@@ -111,14 +111,38 @@ def test_an_assessment_line_that_is_a_decision_is_left_out() -> None:
 
     items = parse_sentences(
         "Lateral ankle sprain. [3]\nSurgery recommended. [3]\nFollow up in two weeks. [3]\n"
-        "Ibuprofen. [7]\n"
+        "Ibuprofen. [7]\nIbuprofen 600 mg three times a day. [7]\n"
+        "Ankle sprain, ibuprofen 600 mg. [3, 7]\n"
     )
     kept, dropped = _ground_section("assessment", items, EXAM)
-    assert [i.text for i in kept] == ["Lateral ankle sprain."]
+    assert [i.text for i in kept] == ["Lateral ankle sprain.", "Ankle sprain, ibuprofen 600 mg."]
     assert {d["text"] for d in dropped} == {
         "Surgery recommended.",
         "Follow up in two weeks.",
         "Ibuprofen.",
+        "Ibuprofen 600 mg three times a day.",
+    }
+
+
+def test_an_assessment_line_that_is_an_examination_finding_is_left_out() -> None:
+    from consults.notes.llm import _ground_section
+
+    items = parse_sentences(
+        "Lateral ankle sprain. [3]\nBrisk capillary refill. [6]\n"
+        "No laxity, no rash and no lesion, skin intact. [4, 5]\n"
+        "Bruising and swelling of the lateral malleolus. [3]\n"
+    )
+    kept, dropped = _ground_section("assessment", items, EXAM)
+    # A finding with no manoeuvre or normal result in it stays: it may be the problem.
+    assert [i.text for i in kept] == [
+        "Lateral ankle sprain.",
+        "Bruising and swelling of the lateral malleolus.",
+    ]
+    assert {d["text"]: d["reasons"] for d in dropped} == {
+        "Brisk capillary refill.": ["an examination finding, not a diagnosis"],
+        "No laxity, no rash and no lesion, skin intact.": [
+            "an examination finding, not a diagnosis"
+        ],
     }
 
 
