@@ -117,7 +117,9 @@ def test_a_yes_answers_the_last_of_questions_asked_together_a_no_all_of_them() -
     from consults.notes.facts import extract_findings
 
     lines = parse_transcript(
-        text="""[doctor] alright and any nausea vomiting or diarrhea or anything like that are you peeing a whole lot or anything like that
+        text="""\
+[doctor] alright and any nausea vomiting or diarrhea or anything like that are you peeing a \
+whole lot or anything like that
 [patient] yeah i'm peeing like crazy
 [doctor] any fever any chills
 [patient] no
