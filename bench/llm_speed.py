@@ -19,6 +19,7 @@ import csv
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,8 @@ def main() -> None:
     args = parser.parse_args()
     train = Path(args.data) / "aci-bench" / "challenge_data" / "train.csv"
     row = next(r for r in csv.DictReader(train.open()) if r["encounter_id"] == args.visit)
-    text = Path("/tmp") / f"llm_speed_{args.visit}.txt"
+    folder = tempfile.mkdtemp(prefix="llm_speed_")
+    text = Path(folder) / f"{args.visit}.txt"
     text.write_text("Transcript:\n" + row["dialogue"] + "\n\nWrite the history of present illness.")
     print(f"{args.visit}, 1,500 prompt tokens then 96 greedy tokens, {args.threads} threads")
     for round_ in range(1, args.rounds + 1):
