@@ -210,6 +210,7 @@ def parse_sentences(output: str) -> list[NoteItem]:
         evidence = sorted({int(n) for n in re.findall(r"\d+", lines)})
         # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
         text = _LABEL.sub("", _LIST_MARK.sub("", text.strip()))
+        text = _TWICE.sub(r"\1", text)
         text = text[:1].upper() + text[1:]
         if text and text[-1] not in ".?!":
             text += "."
@@ -227,6 +228,10 @@ def parse_sentences(output: str) -> list[NoteItem]:
         items.append(NoteItem(text, evidence, False, GENERATED, 0.8))
     return items
 
+
+# The same words twice over ("a slight cough and a slight cough"): once. Two words at least,
+# so that "more and more" stays.
+_TWICE = re.compile(r"\b(\w+(?: \w+){1,5}),? and \1\b", re.IGNORECASE)
 
 # A lone title ("Ms.") is a sentence the grammar's period cut short; a lone "Yes." is an answer
 # copied from the transcript, no finding.
@@ -937,10 +942,21 @@ def _ground_section(
     key: str, items: list[NoteItem], utterances: list[Utterance]
 ) -> tuple[list[NoteItem], list[dict]]:
     """One section through the grounding check: what stays, and what was dropped and why."""
+    if key == CHIEF_COMPLAINT.key:
+        items = [_uncut(i) for i in items]
     placed, misplaced = _placed(key, _without_unsaid_ages(items, utterances), utterances)
     note = DraftNote({key: placed}, NoteFacts(), "", dropped=misplaced)
     grounded, _ = ground_note(note=note, utterances=utterances)
     return without_repeats(grounded.sections[key]), grounded.dropped
+
+
+def _uncut(item: NoteItem) -> NoteItem:
+    """A chief complaint the grammar's length cut in a word ("Fatigue, bloating, chest pain,
+    cough, slightd.") keeps its whole list items ("Fatigue, bloating, chest pain, cough.")."""
+    text = item.text.rstrip(".")
+    if item.kind != GENERATED or len(text) < CHIEF_COMPLAINT.max_chars or "," not in text:
+        return item
+    return replace(item, text=text.rsplit(",", 1)[0].rstrip() + ".")
 
 
 _AGE = re.compile(r"\b(?:(?P<article>an?) )?(?P<age>\d{1,3})[- ]years?[- ]old (?P<next>\w)", re.I)

@@ -207,3 +207,29 @@ def test_an_acronym_inside_the_rejoined_list_keeps_its_capitals() -> None:
 
     assert _lowered("Swelling") == "swelling"
     assert _lowered("MRI shows no fracture") == "MRI shows no fracture"
+
+
+def test_the_same_words_twice_over_are_written_once() -> None:
+    items = parse_sentences(
+        "He has a slight cough and a slight cough. [1]\nThe pain got worse and worse. [2]\n"
+    )
+    assert [i.text for i in items] == ["He has a slight cough.", "The pain got worse and worse."]
+
+
+def test_a_chief_complaint_cut_in_a_word_keeps_its_whole_items() -> None:
+    from consults.notes.llm import _ground_section
+
+    lines = parse_transcript(
+        text=(
+            "[doctor] what brings you in ?\n"
+            "[patient] i'm tired all the time , bloated , short of breath , i have chest pain and "
+            "a slight cough .\n"
+        )
+    )
+    # The grammar stops a chief complaint at 60 characters, in a word.
+    cut = parse_sentences("Fatigue, bloating, shortness of breath, chest pain, cough, d. [1]\n")
+    kept, _ = _ground_section("chief_complaint", cut, lines)
+    assert [i.text for i in kept] == ["Fatigue, bloating, shortness of breath, chest pain, cough."]
+    whole = parse_sentences("Fatigue, bloating and a slight cough. [1]\n")
+    kept, _ = _ground_section("chief_complaint", whole, lines)
+    assert [i.text for i in kept] == ["Fatigue, bloating and a slight cough."]
