@@ -336,8 +336,10 @@ _NEGATION_CUE = re.compile(r"^(?:no|not|without|negative for|absent|denies)\b", 
 
 # Words that make no finding alone: a dose ("10 mg twice a day"), a time, a decision ("Start.").
 _NO_FINDING_WORDS = (
-    "mg mcg milligrams grams units once twice three four times day daily week weekly month "
-    "hour hours days weeks months per start stop continue take prescribe needed"
+    "mg mcg milligrams gram grams units once twice one two three four five six times day daily "
+    "week weekly month hour hours days weeks months per start stop continue take prescribe "
+    "needed tablet tablets capsule capsules puff puffs scheduled ordered prescribed started "
+    "stopped continued recommended"
 )
 _NO_FINDING = frozenset(_NO_FINDING_WORDS.split())
 _DENIES = re.compile(r"\b(?:no|not|negative|without|absent|denies|normal|unremarkable)\b", re.I)

@@ -250,7 +250,9 @@ def _is_empty(text: str) -> bool:
 _FACTS_COPY = re.compile(
     r",\s*(?:current|stopped|started|continued|historical)\W*$|"
     r"^(?:no )?(?:symptoms|medications|allergies|vitals)(?: (?:reported|denied|stated|started|"
-    r"stopped|continued|noted))?\W*$",
+    r"stopped|continued|noted))?\W*$|"
+    # "Gloria's allergies were none stated.", "Vital signs were not stated." (D2N063)
+    r"\b(?:none|not) stated\W*$",
     re.I,
 )
 # The end of the conversation written as a decision: "Thank the patient and the doctor.",
@@ -950,13 +952,25 @@ def _ground_section(
     return without_repeats(grounded.sections[key]), grounded.dropped
 
 
+_COMPLAINTS = 3  # list items a chief complaint keeps
+
+
 def _uncut(item: NoteItem) -> NoteItem:
-    """A chief complaint the grammar's length cut in a word ("Fatigue, bloating, chest pain,
-    cough, slightd.") keeps its whole list items ("Fatigue, bloating, chest pain, cough.")."""
+    """A chief complaint as a physician writes it: the grammar's length cut a list in a word
+    ("Fatigue, bloating, chest pain, cough, slightd.") and the 1.5B model lists every symptom,
+    some twice ("Abdominal pain, nausea, vomiting, diarrhea, abdominal pain, t.", D2N062): its
+    first whole items, each once, at most `_COMPLAINTS`."""
     text = item.text.rstrip(".")
-    if item.kind != GENERATED or len(text) < CHIEF_COMPLAINT.max_chars or "," not in text:
+    if item.kind != GENERATED or "," not in text:
         return item
-    return replace(item, text=text.rsplit(",", 1)[0].rstrip() + ".")
+    parts = [p.strip() for p in text.split(",")]
+    if len(text) >= CHIEF_COMPLAINT.max_chars:
+        parts = parts[:-1]
+    kept: list[str] = []
+    for part in parts:
+        if part and part.lower() not in {k.lower() for k in kept}:
+            kept.append(part)
+    return replace(item, text=", ".join(kept[:_COMPLAINTS]) + ".")
 
 
 _AGE = re.compile(r"\b(?:(?P<article>an?) )?(?P<age>\d{1,3})[- ]years?[- ]old (?P<next>\w)", re.I)

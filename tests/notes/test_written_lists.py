@@ -102,6 +102,8 @@ def test_the_prompts_facts_list_copied_as_sentences_is_no_sentence() -> None:
         "Document the visit. [9]\n"
         "Thank the patient and the doctor. [10]\n"
         "Good-bye. [11]\n"
+        "Gloria's allergies were none stated. [12]\n"
+        "Vital signs were not stated. [12]\n"
     )
     assert [i.text for i in items] == ["Start metformin 500 mg twice daily."]
 
@@ -170,6 +172,9 @@ def test_a_dose_or_a_decision_alone_is_no_finding() -> None:
     note = _objective("Swelling, 600 milligrams twice a day, start, capillary refill brisk.", [3])
     assert [i.text for i in note.sections["objective"]] == ["Swelling, capillary refill brisk."]
     assert {d["text"] for d in note.dropped} == {"600 milligrams twice a day.", "Start."}
+    # D2N062's examination: its Carafate dose and "Scheduled." (the endoscopy).
+    note = _objective("One gram four times a day for one month, scheduled, swelling.", [3])
+    assert [i.text for i in note.sections["objective"]] == ["Swelling."]
 
 
 def test_a_finding_the_lines_state_somewhere_or_that_denies_is_kept() -> None:
@@ -229,7 +234,11 @@ def test_a_chief_complaint_cut_in_a_word_keeps_its_whole_items() -> None:
     # The grammar stops a chief complaint at 60 characters, in a word.
     cut = parse_sentences("Fatigue, bloating, shortness of breath, chest pain, cough, d. [1]\n")
     kept, _ = _ground_section("chief_complaint", cut, lines)
-    assert [i.text for i in kept] == ["Fatigue, bloating, shortness of breath, chest pain, cough."]
+    assert [i.text for i in kept] == ["Fatigue, bloating, shortness of breath."]
+    # Every symptom listed, one twice: the first three, once each.
+    listed = parse_sentences("Fatigue, bloating, fatigue, chest pain, cough. [1]\n")
+    kept, _ = _ground_section("chief_complaint", listed, lines)
+    assert [i.text for i in kept] == ["Fatigue, bloating, chest pain."]
     whole = parse_sentences("Fatigue, bloating and a slight cough. [1]\n")
     kept, _ = _ground_section("chief_complaint", whole, lines)
     assert [i.text for i in kept] == ["Fatigue, bloating and a slight cough."]
