@@ -16,7 +16,7 @@ from consults.notes.context import (
 )
 from consults.notes.facts import _ALLERGEN, _SYMPTOMS, _concepts
 from consults.notes.meds import find_drug_spans
-from consults.notes.numbers import numbers_in
+from consults.notes.numbers import numbers_in, words_to_digits
 from consults.notes.types import DraftNote, NoteItem, Utterance
 
 _SIDE = {"left": re.compile(r"\bleft\b", re.I), "right": re.compile(r"\bright\b", re.I)}
@@ -110,6 +110,37 @@ def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
         problems += _laterality(item.text, said)
         problems += _direction(item.text, said)
         problems += _polarity(item.text, lines, utterances)
+        problems += _unnamed_medicine(item.text, said)
+    return problems
+
+
+# The word before a dose names what is dosed ("Oxytocin 5 mg"); these words name no medicine.
+_DOSE_SLOT = re.compile(
+    r"\b([a-z][a-z-]{3,})\s+\d[\d.,/]*\s*(?:mg|mcg|g|grams?|milligrams?|micrograms?|units?|ml|"
+    r"milliliters?)\b",
+    re.IGNORECASE,
+)
+_NOT_A_NAME = frozenset(
+    "take takes taking took start started starting continue continued increase increased "
+    "decrease decreased dose doses dosage daily prescribe prescribed give given with from about "
+    "reduce reduced raise raised lower lowered change changed switch switched total additional "
+    "another extra only than plus every each receive received gave once twice from into onto "
+    "over under around approximately roughly".split()
+)
+
+
+def _unnamed_medicine(text: str, said: str) -> list[str]:
+    """A word dosed in the sentence that its lines never say, and the drug dictionary does not
+    know: the 1.5B model wrote "Oxytocin five milligrams every six to eight hours" where the
+    doctor prescribed oxycodone (D2N085), and the dictionary has no oxytocin."""
+    said_lower = said.lower()
+    problems = []
+    for m in _DOSE_SLOT.finditer(words_to_digits(text)):
+        word = m.group(1).lower()
+        if word in _NOT_A_NAME or find_drug_spans(word):
+            continue  # a known drug is checked by name (check_item)
+        if not re.search(rf"\b{re.escape(word.rstrip('s'))}", said_lower):
+            problems.append(f"'{word}' is dosed here but not said in the cited lines")
     return problems
 
 

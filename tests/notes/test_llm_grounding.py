@@ -46,6 +46,8 @@ def sentence(text: str, evidence: list[int]) -> NoteItem:
         ("She denies fever and chills.", [3]),  # the bare "no" brings its question along
         ("She reports a cough and chest pain.", [4]),
         ("She takes ibuprofen 400 mg twice a day for the knee.", [5, 6]),
+        ("She takes 400 mg twice a day.", [6]),
+        ("Lisinopril dose increased to 20 mg.", [9]),
         ("There is 1+ pitting edema of both legs.", [7]),
         ("A 3/6 systolic ejection murmur is heard.", [8]),
         ("Increase lisinopril to 20 mg and send a refill.", [9]),
@@ -67,6 +69,8 @@ def test_faithful_sentences_pass(text: str, evidence: list[int]) -> None:
         ("Increase lisinopril to 40 mg.", [9], "40"),
         # an invented drug
         ("She takes naproxen for the knee.", [5, 6], "naproxen"),
+        # ... one the drug dictionary does not know, dosed (D2N085: oxycodone said)
+        ("Oxytocin four hundred milligrams twice a day.", [5, 6], "'oxytocin' is dosed"),
         # a flipped negation
         ("No pitting edema.", [7], "negation"),
         ("No systolic ejection murmur.", [8], "negation"),
