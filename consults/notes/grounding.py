@@ -120,13 +120,14 @@ _DOSE_SLOT = re.compile(
     r"milliliters?)\b",
     re.IGNORECASE,
 )
-_NOT_A_NAME = frozenset(
+_NOT_A_NAME_WORDS = (
     "take takes taking took start started starting continue continued increase increased "
     "decrease decreased dose doses dosage daily prescribe prescribed give given with from about "
     "reduce reduced raise raised lower lowered change changed switch switched total additional "
     "another extra only than plus every each receive received gave once twice from into onto "
-    "over under around approximately roughly".split()
+    "over under around approximately roughly"
 )
+_NOT_A_NAME = frozenset(_NOT_A_NAME_WORDS.split())
 
 
 def _unnamed_medicine(text: str, said: str) -> list[str]:
