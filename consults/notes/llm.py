@@ -211,6 +211,7 @@ def parse_sentences(output: str) -> list[NoteItem]:
         # "Tests: chest x-ray." is a list label copied from the prompt, not prose.
         text = _LABEL.sub("", _LIST_MARK.sub("", text.strip()))
         text = _TWICE.sub(r"\1", text)
+        text = _as_a_note(text)
         text = text[:1].upper() + text[1:]
         if text and text[-1] not in ".?!":
             text += "."
@@ -227,6 +228,27 @@ def parse_sentences(output: str) -> list[NoteItem]:
         seen.add(text.lower())
         items.append(NoteItem(text, evidence, False, GENERATED, 0.8))
     return items
+
+
+# A doctor's line copied as it was said: "I'm going to prescribe ...", "You can continue ..."
+# (D2N085's plan); as a note writes it: "Prescribe ...", "Continue ...".
+_SPOKEN_LEAD = re.compile(
+    r"^(?:(?:so|okay|and|now|also)\s+)*(?:i'?m (?:also )?(?:going to|gon na)|i will|i'll|"
+    r"we(?:'re| are) (?:also )?(?:going to|gon na)|we will|we'll|you can|you should|"
+    r"i want you to|i'd like you to|i would like you to)\s+(?:also\s+)?(?=[a-z])",
+    re.IGNORECASE,
+)
+
+
+def _as_a_note(text: str) -> str:
+    """A sentence in the first or second person of the conversation, in a note's words: the
+    lead goes, and "you" is the patient."""
+    lead = _SPOKEN_LEAD.match(text)
+    if lead is None:
+        return text
+    rest = re.sub(r"\byour\b", "the patient's", text[lead.end() :], flags=re.IGNORECASE)
+    rest = re.sub(r"\byou\b(?!')", "the patient", rest, flags=re.IGNORECASE)
+    return rest[:1].upper() + rest[1:]
 
 
 # The same words twice over ("a slight cough and a slight cough"): once. Two words at least,

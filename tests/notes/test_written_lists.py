@@ -214,6 +214,23 @@ def test_an_acronym_inside_the_rejoined_list_keeps_its_capitals() -> None:
     assert _lowered("MRI shows no fracture") == "MRI shows no fracture"
 
 
+def test_a_line_copied_as_said_reads_as_a_note() -> None:
+    items = parse_sentences(
+        "I'm going to prescribe oxycodone five milligrams as needed for pain. [6]\n"
+        "You can continue to alternate that with some tylenol. [6]\n"
+        "I'm also gon na give you a strainer for your urine. [7]\n"
+        "I will see you back in two weeks. [8]\n"
+        "I can't lift my arm. [2]\n"
+    )
+    assert [i.text for i in items] == [
+        "Prescribe oxycodone five milligrams as needed for pain.",
+        "Continue to alternate that with some tylenol.",
+        "Give the patient a strainer for the patient's urine.",
+        "See the patient back in two weeks.",
+        "I can't lift my arm.",
+    ]
+
+
 def test_the_same_words_twice_over_are_written_once() -> None:
     items = parse_sentences(
         "He has a slight cough and a slight cough. [1]\nThe pain got worse and worse. [2]\n"
