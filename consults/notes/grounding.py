@@ -98,8 +98,7 @@ def check_item(*, item: NoteItem, utterances: list[Utterance]) -> list[str]:
     cited_lower = cited.lower()
     problems = []
     for name in sorted(_mentions(item.text)):
-        # Singular/plural ("peanut" vs "peanuts") is the same claim.
-        if not re.search(rf"\b{re.escape(name.rstrip('s'))}", cited_lower):
+        if not _names(cited_lower, name):
             problems.append(f"'{name}' is not in the cited lines")
     missing = numbers_in(item.text) - numbers_in(cited)
     if missing:
@@ -140,9 +139,15 @@ def _unnamed_medicine(text: str, said: str) -> list[str]:
         word = m.group(1).lower()
         if word in _NOT_A_NAME or find_drug_spans(word):
             continue  # a known drug is checked by name (check_item)
-        if not re.search(rf"\b{re.escape(word.rstrip('s'))}", said_lower):
+        if not _names(said_lower, word):
             problems.append(f"'{word}' is dosed here but not said in the cited lines")
     return problems
+
+
+def _names(lowered: str, name: str) -> bool:
+    """Whether lower-cased text says ``name``; singular/plural ("peanut" vs "peanuts") is the
+    same claim."""
+    return re.search(rf"\b{re.escape(name.rstrip('s'))}", lowered) is not None
 
 
 def _with_questions(evidence: list[int], utterances: list[Utterance]) -> list[int]:

@@ -390,13 +390,18 @@ _EARLY_MIN_SENTENCES = {CHIEF_COMPLAINT.key: 1, HPI.key: 2, EXAM.key: 1}
 _EARLY_TRIES = 4  # times the early sections are written during one call at most
 
 
-def _facts_for(section: Section, facts_text: str) -> str:
-    """The facts a section's prompt carries: the history's only. The others are written from
-    the lines alone: given the facts list last before the request, the 1.5B model copied it as
-    the plan ("Motrin, stopped.", "Symptoms denied: weight gain.") and the examination, and
+def _reads_facts(section: Section) -> bool:
+    """Whether a section's prompt carries the facts: the history's only. The others are written
+    from the lines alone: given the facts list last before the request, the 1.5B model copied it
+    as the plan ("Motrin, stopped.", "Symptoms denied: weight gain.") and the examination, and
     wrote "Medication started." as an assessment (D2N061, D2N062, D2N064). Without it, the
     chief complaint's prompt at hang-up also adds only the newest lines to what the call read."""
-    return facts_text if section is HPI else ""
+    return section is HPI
+
+
+def _facts_for(section: Section, facts_text: str) -> str:
+    """The facts a section's prompt carries (`_reads_facts`)."""
+    return facts_text if _reads_facts(section) else ""
 
 
 def _usable(section: Section, output: str | None) -> list[NoteItem] | None:
@@ -694,14 +699,15 @@ class LlmDrafter:
         they tell is over (`_told`): after hang-up only the other sections remain. The history's
         from the lines before the examination (``examined``): given the lines after it too, the
         1.5B model put the diagnosis and the treatment in the HPI (D2N064)."""
-        history = self._history(utterances, before=examined)
         outputs = dict(early.outputs)
         for section in write:
-            told, facts_text = history if section in HISTORY else (lines, "")
+            told, facts_text = (
+                self._history(utterances, before=examined, section=section)
+                if section in HISTORY
+                else (lines, "")
+            )
             outputs[section.key] = model.complete(
-                messages=self._messages(
-                    told, part="", facts_text=_facts_for(section, facts_text), section=section
-                ),
+                messages=self._messages(told, part="", facts_text=facts_text, section=section),
                 # Written once the doctor examined: the examination is never "None".
                 grammar=section_grammar(section, allow_none=section is not EXAM),
                 max_tokens=section.max_tokens,
@@ -891,11 +897,7 @@ class LlmDrafter:
         # they come first within seconds even when the examination and plan are one long final
         # line the model has yet to read (D2N060: 612 words, its chief complaint 12.8 s after
         # hang-up when written from the whole transcript).
-        history = (
-            self._history(utterances, before=started_exam)
-            if started_exam is not None and len(chunks) == 1
-            else None
-        )
+        history_before = started_exam if len(chunks) == 1 else None
         for number, chunk in enumerate(chunks, start=1):
             part = f" (part {number} of {len(chunks)})" if len(chunks) > 1 else ""
             for section in SECTIONS:
@@ -910,8 +912,10 @@ class LlmDrafter:
                     parts[section.key] += ready
                     finished(section.key, parts[section.key])
                     continue
-                if history is not None and section in HISTORY:
-                    chunk_here, facts_here = history[0], _facts_for(section, history[1])
+                if history_before is not None and section in HISTORY:
+                    chunk_here, facts_here = self._history(
+                        utterances, before=history_before, section=section
+                    )
                 else:
                     chunk_here = chunk
                 ask = partial(
@@ -935,11 +939,20 @@ class LlmDrafter:
                 if number == len(chunks) or section.key == "chief_complaint":
                     finished(section.key, parts[section.key])
 
-    def _history(self, utterances: list[Utterance], *, before: int) -> tuple[list[str], str]:
-        """The numbered lines said before line ``before`` (the examination's start) and the
-        facts they state, for the sections that tell the history."""
+    def _history(
+        self, utterances: list[Utterance], *, before: int, section: Section
+    ) -> tuple[list[str], str]:
+        """What a section that tells the history is written from: the numbered lines said before
+        line ``before`` (the examination's start) and, if it reads facts (`_reads_facts`), the
+        facts they state. Asked only for a section still to be written: the rules' extraction
+        is not run at hang-up for sections the call wrote."""
         told = [u for u in utterances if u.index < before]
-        return numbered_lines(told), facts_block(self._extractor.draft(utterances=told).facts)
+        facts = (
+            facts_block(self._extractor.draft(utterances=told).facts)
+            if _reads_facts(section)
+            else ""
+        )
+        return numbered_lines(told), facts
 
     def _ask(
         self,
@@ -989,8 +1002,10 @@ def _uncut(item: NoteItem) -> NoteItem:
     if len(text) >= CHIEF_COMPLAINT.max_chars:
         parts = parts[:-1]
     kept: list[str] = []
+    seen: set[str] = set()
     for part in parts:
-        if part and part.lower() not in {k.lower() for k in kept}:
+        if part and part.lower() not in seen:
+            seen.add(part.lower())
             kept.append(part)
     return replace(item, text=", ".join(kept[:_COMPLAINTS]) + ".")
 
