@@ -125,6 +125,17 @@ def recall(result: Result, clips: list[Clip]) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
+def invented(result: Result, clips: list[Clip], formulary: tuple[str, ...]) -> int:
+    """Formulary names in the transcripts that the clips' speakers never said."""
+    count = 0
+    for hyp, clip in zip(result.hyps, clips, strict=True):
+        said, heard = f" {norm(clip.reference)} ", f" {norm(hyp)} "
+        count += sum(
+            1 for name in formulary if f" {norm(name)} " in heard and f" {norm(name)} " not in said
+        )
+    return count
+
+
 def row(label: str, result: Result, clips: list[Clip]) -> str:
     r = recall(result, clips)
     hit = sum(v[0] for v in r.values())

@@ -21,6 +21,7 @@ from bench.clinical_bench import (
     Result,
     context_for,
     found,
+    invented,
     norm,
     recall,
     result_of,
@@ -43,6 +44,7 @@ class Setup:
     correct: bool = True
     options: tuple[tuple[str, Any], ...] = ()  # extra faster-whisper options
     window: str = "full"  # encoder window: "full" (always 30 s) or "fit" (the speech + 2 s)
+    plain_tails: bool = True  # tail windows decoded without the hint (faster_whisper_backend)
 
     def engine(self) -> _Tuned:
         return _Tuned(
@@ -51,6 +53,7 @@ class Setup:
             beam_size=self.beam,
             language="en",
             encoder_window=self.window,
+            plain_tails=self.plain_tails,
         )
 
 
@@ -64,10 +67,10 @@ class _Tuned(FasterWhisperTranscriber):
 
 
 SETUPS = [
-    Setup("beam 5, no hint, no correction (ref)", 5, 0, correct=False),
-    Setup("beam 5, hint 540, 30 s window", 5, 540),
-    Setup("beam 5, hint 540, fitted window", 5, 540, window="fit"),
-    Setup("beam 2, hint 540, fitted window", 2, 540, window="fit"),
+    Setup("beam 5, no hint, no correction (ref)", 5, 0, correct=False, window="fit"),
+    Setup("beam 5, fitted, hinted tails (before)", 5, 540, window="fit", plain_tails=False),
+    Setup("beam 5, fitted, plain tails (default)", 5, 540, window="fit"),
+    Setup("beam 2, fitted, plain tails", 2, 540, window="fit"),
 ]
 
 
@@ -131,7 +134,7 @@ def run_configs(
             print(
                 f"  {s.label:38s} terms {hit / total:.2f} ({hit}/{total})  {kinds}  WER {w:.3f}  "
                 f"RTF {res.seconds / audio:.3f}  CPU s/audio s {cpu_s / audio:.3f}  "
-                f"est. idle RTF {est:.3f}"
+                f"est. idle RTF {est:.3f}  invented drugs {invented(res, clips, formulary)}"
             )
     print(f"load average at end {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}")
     if show_misses:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -41,23 +42,54 @@ def fitted_frames(features: np.ndarray) -> int:
     rounded up to whole seconds, and never below 15 s or above the full window.
     """
     total = features.shape[-1]
-    frames = features.reshape(-1, features.shape[-2], total)
-    used = np.flatnonzero(np.any(frames != 0.0, axis=(0, 1)))
-    content = int(used[-1]) + 1 if used.size else 0
-    wanted = max(_FIT_MIN_FRAMES, content + _FIT_PAD_FRAMES)
+    wanted = max(_FIT_MIN_FRAMES, _content_frames(features) + _FIT_PAD_FRAMES)
     wanted = -(-wanted // _FIT_STEP_FRAMES) * _FIT_STEP_FRAMES
     return min(total, wanted)
 
 
-def _fitted_model_class() -> type[WhisperModel]:
-    """WhisperModel whose encoder sees only the used part of each window (see fitted_frames)."""
+# A window that starts after the first and holds less than this much audio is a tail: what is
+# left after the last word of the window before (faster-whisper seeks to the last word's end
+# when word timestamps are on). It is decoded without the hint, greedily and without the
+# temperature fallback: with the hint, such a second of padding came back as formulary names
+# ("biopropion, venlafaxine, venlafaxine, amitriptyline", "ciprofloxacin" at a log-probability
+# of -0.99, just inside the guards), and the fallback's sampling spent 2-4 CPU s on it.
+TAIL_FRAMES = 150  # 1.5 s
+
+
+def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
+    """WhisperModel with the fitted encoder window (see fitted_frames) and plain tail windows."""
     from faster_whisper import WhisperModel
 
-    class FittedWindowWhisperModel(WhisperModel):
-        def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
-            return super().encode(features[..., : fitted_frames(features)])
+    class ClinicalWhisperModel(WhisperModel):
+        _window = threading.local()
 
-    return FittedWindowWhisperModel
+        def transcribe(self, *args: Any, **kwargs: Any):  # noqa: ANN202 - faster-whisper's tuple
+            # The segments generator runs on the thread that iterates it, right after this.
+            self._window.count = 0
+            return super().transcribe(*args, **kwargs)
+
+        def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
+            window = self._window
+            window.count = getattr(window, "count", 0) + 1
+            window.content = _content_frames(features)
+            return super().encode(features[..., : fitted_frames(features)] if fit else features)
+
+        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # noqa: ANN001, ANN201
+            window = self._window
+            if plain_tails and getattr(window, "count", 0) > 1 and window.content < TAIL_FRAMES:
+                prompt = prompt[prompt.index(tokenizer.sot) :]  # no hint
+                options = dataclasses.replace(options, beam_size=1, best_of=1, temperatures=[0.0])
+            return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
+
+    return ClinicalWhisperModel
+
+
+def _content_frames(features: np.ndarray) -> int:
+    """Mel frames of a padded window that hold audio (faster-whisper pads with exact zeros)."""
+    total = features.shape[-1]
+    frames = features.reshape(-1, features.shape[-2], total)
+    used = np.flatnonzero(np.any(frames != 0.0, axis=(0, 1)))
+    return int(used[-1]) + 1 if used.size else 0
 
 
 class FasterWhisperTranscriber:
@@ -79,12 +111,15 @@ class FasterWhisperTranscriber:
         model_path: str | Path | None = None,
         model_sha256: str | None = None,
         encoder_window: str = "full",
+        plain_tails: bool = True,
     ) -> None:
         if encoder_window not in ENCODER_WINDOWS:
             raise ValueError(f"encoder_window must be one of {ENCODER_WINDOWS}")
         self.model_name = model
         # "fit": the encoder runs on a window's speech (+2 s, at least 15 s), not always 30 s.
         self.encoder_window = encoder_window
+        # Tail windows (see TAIL_FRAMES) decoded without the hint, greedily, no fallback.
+        self.plain_tails = plain_tails
         # A clinic's own CTranslate2 directory (small, medium, large-v3, distil) in place of
         # the packaged weights; loaded only when its model.bin matches model_sha256.
         self.model_path = model_path
@@ -135,14 +170,13 @@ class FasterWhisperTranscriber:
     def _load(self) -> WhisperModel:
         # Belt and braces: even a code path we did not foresee must not reach a model hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from faster_whisper import WhisperModel
 
         if self.model_path:
             files = custom_model_files(path=self.model_path, sha256=self.model_sha256)
         else:
             files = model_files(name=self.model_name, cache_dir=self.cache_dir)
         started = time.perf_counter()
-        model_class = _fitted_model_class() if self.encoder_window == "fit" else WhisperModel
+        model_class = _model_class(fit=self.encoder_window == "fit", plain_tails=self.plain_tails)
         model = model_class(
             str(files.path),
             device="cpu",
