@@ -71,7 +71,10 @@ def context_for(clip: Clip | None, formulary: tuple[str, ...]) -> SpeechContext:
 
 
 def decode(model: str, clips, *, formulary, hint: bool, beam: int = 5) -> list[Transcript]:
-    t = get_transcriber(model=model, beam_size=beam, compute_type="int8", language="en")
+    # The production default's encoder window (settings.SPEECH_ENCODER_WINDOW).
+    t = get_transcriber(
+        model=model, beam_size=beam, compute_type="int8", language="en", encoder_window="fit"
+    )
     t.load()
     t.transcribe_array(samples=clips[0].samples)  # warm-up
     out = []

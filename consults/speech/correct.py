@@ -75,6 +75,11 @@ _BP = re.compile(
 )
 # "one eighteen over seventy six" written as a dotted number: "1.18.76".
 _BP_DOTTED = re.compile(r"(?<![\d.])(?P<sys>[12]\.\d\d)\.(?P<dia>\d{2,3})(?![\d.]*\d)")
+# A dose is never written with a zero at the end of its decimals ("1.0 mg" is on the ISMP list
+# of error-prone notations: read as 10 mg). Whisper writes "one hundred milligrams" as "1.100
+# milligrams" at times; read as 1.1 mg that would be a dose a hundred times too small, so such
+# a number is left as it was heard.
+_TRAILING_ZERO = re.compile(r"\d\.\d*0\b")
 _DOSE = re.compile(rf"\b(?P<num>{_NUM})[\s-]*(?P<unit>[a-z]+(?:[- ][a-z]+)?)\b", re.IGNORECASE)
 # Whisper splits and bends unit words ("milli-grams", "milli drams"): a word or two that spell
 # within this similarity of a unit is that unit.
@@ -367,7 +372,7 @@ def normalise_numbers(text: str) -> list[tuple[int, int, str, str]]:
             continue
         value = spoken_number(m.group("num"))
         unit_end = _unit(m.group("unit"))
-        if value is None or value <= 0 or unit_end is None:
+        if value is None or value <= 0 or unit_end is None or _TRAILING_ZERO.search(m.group("num")):
             continue
         unit, length = unit_end
         end = m.start("unit") + length

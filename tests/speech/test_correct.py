@@ -178,6 +178,9 @@ def test_doses_and_vitals_in_clinical_form(text: str, form: str, kind: str) -> N
         "nine over ten",
         "200 and 50 people came",
         "version 1.18.76.2 of the app",
+        # "one hundred milligrams" heard as "1.100": 1.1 mg would be a hundredth of the dose.
+        "take gabapentin 1.100 milligrams at night",
+        "take 4.0 mg of it",
     ],
 )
 def test_ordinary_numbers_are_left_alone(text: str) -> None:
