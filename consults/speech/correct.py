@@ -31,6 +31,9 @@ GLUE_PENALTY = 0.06
 GLUE_MIN_PREFIX, GLUE_MIN_NAME = 2, 6
 # When the runner-up name scores within this of the best, the confidence drops by the shortfall.
 AMBIGUITY_GAP = 0.08
+# A heard word that fits a name and the name it holds or is held by ("citalopram",
+# "escitalopram") within this of each other is not corrected at all.
+FAMILY_GAP = 0.1
 
 _LETTERS = re.compile(r"[^a-z]")
 _NUMBER_WORDS = {
@@ -212,6 +215,10 @@ def _drug_edits(
             # Two names that fit almost as well ("valsartan", "losartan") make it a guess, and
             # so does a name inside another ("citalopram", "escitalopram").
             rival = _family(name, lexicon)
+            if rival is not None and score - match_score(heard, rival) < FAMILY_GAP:
+                # "acitalopram": citalopram or escitalopram, whose doses differ twofold. Which
+                # one was said is a coin flip, and no cue (a dose after it) settles it.
+                continue
             if rival is not None:
                 score -= AMBIGUITY_GAP
                 why.append(f"could also be {rival}")

@@ -236,3 +236,23 @@ def test_tens_heard_as_words_before_a_unit_become_a_dose_with_their_evidence() -
     assert correct_segment(heard, lexicon=FORMULARY, threshold=bar) == heard
     waiting = segment(("waited", 0.9), ("for", 0.9), ("the", 0.9), ("doctor", 0.9))
     assert correct_segment(waiting, lexicon=FORMULARY) == waiting
+
+
+@pytest.mark.parametrize("dose", [(), (("4.0", 0.7),), (("ten", 0.9), ("milligrams", 0.9))])
+def test_a_word_between_two_names_of_one_family_is_left_as_heard(dose) -> None:
+    # "acitalopram" (said: escitalopram) fits citalopram a little better; a dose after it must
+    # not tip a coin flip between two drugs whose doses differ twofold.
+    heard = segment(("stop", 0.9), ("the", 0.9), ("acitalopram", 0.1), *dose)
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, numbers=False)
+
+    assert not [c for c in fixed.corrections if c.kind == "drug"]
+    assert "acitalopram" in fixed.text
+
+
+def test_a_garble_far_closer_to_one_family_name_is_still_corrected() -> None:
+    heard = segment(("take", 0.9), ("esomeprazol", 0.2), ("forty", 0.9), ("milligrams", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+
+    assert "esomeprazole" in fixed.text, fixed.corrections
