@@ -32,7 +32,7 @@ _FIT_PAD_FRAMES = 200  # 2 s
 _FIT_STEP_FRAMES = 100
 
 
-def fitted_frames(features: np.ndarray) -> int:
+def fitted_frames(features: np.ndarray, *, floor: int = _FIT_MIN_FRAMES) -> int:
     """How many mel frames of a padded Whisper window the encoder needs to see.
 
     faster-whisper pads every window to 30 s (3,000 frames) with exact zeros, and the encoder's
@@ -42,7 +42,7 @@ def fitted_frames(features: np.ndarray) -> int:
     rounded up to whole seconds, and never below 15 s or above the full window.
     """
     total = features.shape[-1]
-    wanted = max(_FIT_MIN_FRAMES, _content_frames(features) + _FIT_PAD_FRAMES)
+    wanted = max(floor, _content_frames(features) + _FIT_PAD_FRAMES)
     wanted = -(-wanted // _FIT_STEP_FRAMES) * _FIT_STEP_FRAMES
     return min(total, wanted)
 
@@ -54,6 +54,9 @@ def fitted_frames(features: np.ndarray) -> int:
 # ("biopropion, venlafaxine, venlafaxine, amitriptyline", "ciprofloxacin" at a log-probability
 # of -0.99, just inside the guards), and the fallback's sampling spent 2-4 CPU s on it.
 TAIL_FRAMES = 150  # 1.5 s
+# A tail has no hint before it, which is what the 15 s floor of the fitted window is for: its
+# encoder sees the tail plus 2 s of padding, at least 5 s (0.05 CPU s here instead of 0.19).
+_TAIL_MIN_FRAMES = 500
 
 
 def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
@@ -72,11 +75,17 @@ def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
             window = self._window
             window.count = getattr(window, "count", 0) + 1
             window.content = _content_frames(features)
-            return super().encode(features[..., : fitted_frames(features)] if fit else features)
+            if not fit:
+                return super().encode(features)
+            floor = _TAIL_MIN_FRAMES if self._is_tail() else _FIT_MIN_FRAMES
+            return super().encode(features[..., : fitted_frames(features, floor=floor)])
+
+        def _is_tail(self) -> bool:
+            window = self._window
+            return plain_tails and getattr(window, "count", 0) > 1 and window.content < TAIL_FRAMES
 
         def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # noqa: ANN001, ANN201
-            window = self._window
-            if plain_tails and getattr(window, "count", 0) > 1 and window.content < TAIL_FRAMES:
+            if self._is_tail():
                 prompt = prompt[prompt.index(tokenizer.sot) :]  # no hint
                 options = dataclasses.replace(options, beam_size=1, best_of=1, temperatures=[0.0])
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)

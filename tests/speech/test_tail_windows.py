@@ -40,13 +40,17 @@ def features(content_frames: int) -> np.ndarray:
     return window
 
 
+encoded: list[int] = []  # the frames each window's encoder was given
+
+
 @pytest.fixture
 def decoded(monkeypatch: pytest.MonkeyPatch):
     """Run windows through the model class; returns the (prompt, options) each decode got."""
     from faster_whisper import WhisperModel
 
     calls: list[tuple[list[int], Options]] = []
-    monkeypatch.setattr(WhisperModel, "encode", lambda self, f: f.shape[-1])
+    encoded.clear()
+    monkeypatch.setattr(WhisperModel, "encode", lambda self, f: encoded.append(f.shape[-1]))
     monkeypatch.setattr(
         WhisperModel,
         "generate_with_fallback",
@@ -70,6 +74,8 @@ def test_a_short_tail_is_decoded_without_the_hint_greedily_and_once(decoded) -> 
     (first, first_options), (tail, tail_options) = decoded([600, TAIL_FRAMES - 1])
     assert first == HINT + START and first_options == Options()
     assert tail == START
+    # No hint before it, so no 15 s floor: the tail plus 2 s of padding, at least 5 s.
+    assert encoded == [1500, 500]
     assert (tail_options.beam_size, tail_options.best_of, tail_options.temperatures) == (
         1,
         1,
