@@ -16,7 +16,14 @@ import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from consults.speech.types import Correction, Segment, Transcript, Word, apply_corrections
+from consults.speech.types import (
+    Correction,
+    Segment,
+    TextScorer,
+    Transcript,
+    Word,
+    apply_corrections,
+)
 
 # Calibrated on the bench's development set (bench/clinical_speech.py): the lowest bar at
 # which every applied drug correction was right there (docs/speech.md, "Correction").
@@ -34,6 +41,16 @@ AMBIGUITY_GAP = 0.08
 # A heard word that fits a name and the name it holds or is held by ("citalopram",
 # "escitalopram") within this of each other is not corrected at all.
 FAMILY_GAP = 0.1
+
+# The audio check (``scorer``): a suspect span whose sound and spelling fit a lexicon name at
+# least this well, though below the bar, is decoded again, forced, with each of its
+# ACOUSTIC_NAMES closest names in its place; a name is put in when the audio fits the line with
+# it better than the line as heard by ACOUSTIC_MARGIN: a natural log-likelihood ratio of 4,
+# about 55 to 1. On the bench (docs/speech.md) right fixes gained 6-17 and the one wrong one
+# 3.1 ("penicillinopril" -> penicillin; said: pantoprazole).
+ACOUSTIC_MIN_MATCH = 0.55
+ACOUSTIC_NAMES = 3
+ACOUSTIC_MARGIN = 4.0
 
 _LETTERS = re.compile(r"[^a-z]")
 _NUMBER_WORDS = {
@@ -144,10 +161,12 @@ def best_match(heard: str, lexicon: tuple[str, ...]) -> tuple[str, float] | None
     return ranked[0] if ranked else None
 
 
-def ranked_matches(heard: str, lexicon: tuple[str, ...]) -> list[tuple[str, float]]:
-    """The two lexicon names ``heard`` sounds most like, best first, with their scores."""
+def ranked_matches(
+    heard: str, lexicon: tuple[str, ...], *, top: int = 2
+) -> list[tuple[str, float]]:
+    """The ``top`` lexicon names ``heard`` sounds most like, best first, with their scores."""
     scored = sorted(((match_score(heard, name), name) for name in lexicon), reverse=True)
-    return [(name, score) for score, name in scored[:2]]
+    return [(name, score) for score, name in scored[:top]]
 
 
 # --------------------------------------------------------------------------- drugs
@@ -183,11 +202,10 @@ def _is_dose_word(token: _Token) -> bool:
     return bool(re.match(r"^\d", bare)) or bare in _UNITS or bare in _NUMBER_WORDS
 
 
-def _drug_edits(
-    tokens: list[_Token], *, lexicon: tuple[str, ...], preferred: frozenset[str], threshold: float
-) -> list[_Edit]:
+def _spans(tokens: list[_Token], lexicon: tuple[str, ...]):  # noqa: ANN202 - a generator
+    """(first token, word count, tokens, letters heard) of each span that could be a garbled
+    name: 1-3 words, no number or unit among them, none already a lexicon name."""
     known = {_LETTERS.sub("", name.lower()) for name in lexicon}
-    candidates: list[tuple[float, int, int, str, str, int]] = []
     for i in range(len(tokens)):
         for n in range(1, MAX_SPAN_WORDS + 1):
             span = tokens[i : i + n]
@@ -196,50 +214,58 @@ def _drug_edits(
             heard = "".join(t.core for t in span)
             if heard in known or any(t.core in known for t in span):
                 break  # already a lexicon word: nothing to correct
-            unsure = min(t.probability for t in span) < LOW_PROBABILITY
-            dose_next = any(_is_dose_word(t) for t in tokens[i + n : i + n + _DOSE_AHEAD])
-            cued = i > 0 and tokens[i - 1].core in _CUES
-            ranked = ranked_matches(heard, lexicon)
-            if not ranked:
-                continue
-            name, score = ranked[0]
-            why = []
-            glue = _glued(span[0], lexicon) if n == 1 else None
-            if glue is not None and glue[2] > score:
-                # "prescribeboxycycline": the word before ran into the name.
-                ranked = [(glue[1], glue[2]), *(r for r in ranked if r[0] != glue[1])]
-                name, score = glue[1], glue[2]
-                why.append(f"run together with {span[0].text.strip()[: glue[0]]!r}")
-            else:
-                glue = None
-            # Two names that fit almost as well ("valsartan", "losartan") make it a guess, and
-            # so does a name inside another ("citalopram", "escitalopram").
-            rival = _family(name, lexicon)
-            if rival is not None and score - match_score(heard, rival) < FAMILY_GAP:
-                # "acitalopram": citalopram or escitalopram, whose doses differ twofold. Which
-                # one was said is a coin flip, and no cue (a dose after it) settles it.
-                continue
-            if rival is not None:
-                score -= AMBIGUITY_GAP
-                why.append(f"could also be {rival}")
-            elif len(ranked) > 1 and score - ranked[1][1] < AMBIGUITY_GAP:
-                score -= AMBIGUITY_GAP - (score - ranked[1][1])
-                why.append(f"also close to {ranked[1][0]}")
-            # Words the decoder was sure of, in no drug context, need a near-exact match.
-            if not (unsure or dose_next or cued) and score < threshold + STRONG_MARGIN:
-                continue
-            if name.lower() in preferred:
-                score += 0.05
-                why.append("on the intake list")
-            if unsure:
-                why.append("recognised with low confidence")
-            if dose_next:
-                score += 0.03
-                why.append("said before a dose")
-            confidence = round(min(1.0, score), 3)
-            if confidence >= threshold:
-                reason = f"sounds like {name} ({', '.join(why)})"
-                candidates.append((confidence, i, i + n, name, reason, glue[0] if glue else 0))
+            yield i, n, span, heard
+
+
+def _drug_edits(
+    tokens: list[_Token], *, lexicon: tuple[str, ...], preferred: frozenset[str], threshold: float
+) -> list[_Edit]:
+    candidates: list[tuple[float, int, int, str, str, int]] = []
+    for i, n, span, heard in _spans(tokens, lexicon):
+        unsure = min(t.probability for t in span) < LOW_PROBABILITY
+        dose_next = any(_is_dose_word(t) for t in tokens[i + n : i + n + _DOSE_AHEAD])
+        cued = i > 0 and tokens[i - 1].core in _CUES
+        ranked = ranked_matches(heard, lexicon)
+        if not ranked:
+            continue
+        name, score = ranked[0]
+        why = []
+        glue = _glued(span[0], lexicon) if n == 1 else None
+        if glue is not None and glue[2] > score:
+            # "prescribeboxycycline": the word before ran into the name.
+            ranked = [(glue[1], glue[2]), *(r for r in ranked if r[0] != glue[1])]
+            name, score = glue[1], glue[2]
+            why.append(f"run together with {span[0].text.strip()[: glue[0]]!r}")
+        else:
+            glue = None
+        # Two names that fit almost as well ("valsartan", "losartan") make it a guess, and
+        # so does a name inside another ("citalopram", "escitalopram").
+        rival = _family(name, lexicon)
+        if rival is not None and score - match_score(heard, rival) < FAMILY_GAP:
+            # "acitalopram": citalopram or escitalopram, whose doses differ twofold. Which
+            # one was said is a coin flip, and no cue (a dose after it) settles it.
+            continue
+        if rival is not None:
+            score -= AMBIGUITY_GAP
+            why.append(f"could also be {rival}")
+        elif len(ranked) > 1 and score - ranked[1][1] < AMBIGUITY_GAP:
+            score -= AMBIGUITY_GAP - (score - ranked[1][1])
+            why.append(f"also close to {ranked[1][0]}")
+        # Words the decoder was sure of, in no drug context, need a near-exact match.
+        if not (unsure or dose_next or cued) and score < threshold + STRONG_MARGIN:
+            continue
+        if name.lower() in preferred:
+            score += 0.05
+            why.append("on the intake list")
+        if unsure:
+            why.append("recognised with low confidence")
+        if dose_next:
+            score += 0.03
+            why.append("said before a dose")
+        confidence = round(min(1.0, score), 3)
+        if confidence >= threshold:
+            reason = f"sounds like {name} ({', '.join(why)})"
+            candidates.append((confidence, i, i + n, name, reason, glue[0] if glue else 0))
     # The most confident first; spans that overlap a chosen one are dropped.
     chosen: list[_Edit] = []
     taken: set[int] = set()
@@ -267,6 +293,80 @@ def _drug_edits(
             )
         )
     return chosen
+
+
+def _acoustic_edits(
+    segment: Segment,
+    text: str,
+    tokens: list[_Token],
+    *,
+    lexicon: tuple[str, ...],
+    taken: list[tuple[int, int]],
+    scorer: TextScorer,
+    threshold: float,
+) -> list[_Edit]:
+    """Spans that sound a little like a drug, settled by the audio (see ACOUSTIC_MARGIN)."""
+    spans: list[tuple[float, int, int]] = []
+    for i, n, span, heard in _spans(tokens, lexicon):
+        # A span starts and ends on the name itself, not on "the", "to", "my"...
+        if span[0].core in _CUES or span[-1].core in _CUES:
+            continue
+        if min(t.probability for t in span) >= LOW_PROBABILITY:
+            continue
+        ranked = ranked_matches(heard, lexicon, top=1)
+        if ranked and ACOUSTIC_MIN_MATCH <= ranked[0][1] < threshold:
+            spans.append((ranked[0][1], i, i + n))
+    edits: list[_Edit] = []
+    used = list(taken)
+    for _, i, j in sorted(spans, key=lambda s: (-s[0], s[1])):
+        first, last = tokens[i], tokens[j - 1]
+        if any(first.char_start < b and a < last.char_end for a, b in used):
+            continue
+        used.append((first.char_start, last.char_end))
+        heard = text[first.char_start : last.char_end]
+        core = "".join(t.core for t in tokens[i:j])
+        options = [(name, name) for name, _ in ranked_matches(core, lexicon, top=ACOUSTIC_NAMES)]
+        glue = _glued(first, lexicon) if j == i + 1 else None
+        if glue is not None:
+            # "addosuvastatin": the word before may have run into the name.
+            options.append((glue[1], f"{heard[: glue[0]]} {glue[1]}"))
+        punctuation = _trailing_punctuation(heard)
+        lines = [
+            text[: first.char_start] + words + punctuation + text[last.char_end :]
+            for _, words in options
+        ]
+        names = list(dict.fromkeys(name for name, _ in options))
+        scores = scorer(segment.start, segment.end, [text, *lines], names)
+        gains = [round(score - scores[0], 2) for score in scores[1:]]
+        best = max(range(len(options)), key=gains.__getitem__)
+        name, words = options[best]
+        rival = _family(name, tuple(names))
+        close_rival = rival is not None and any(
+            n == rival and gains[best] - g < ACOUSTIC_MARGIN
+            for (n, _), g in zip(options, gains, strict=True)
+        )
+        if gains[best] < ACOUSTIC_MARGIN or close_rival:
+            continue
+        edits.append(
+            _Edit(
+                char_start=first.char_start,
+                char_end=last.char_end,
+                correction=Correction(
+                    start=first.start,
+                    end=last.end,
+                    heard=heard,
+                    corrected=words + punctuation,
+                    kind="drug",
+                    confidence=round(match_score(core, name), 3),
+                    reason=(
+                        f"sounds a little like {name}, and the audio fits {name} better than "
+                        f"the words heard (log-likelihood {gains[best]:+.1f} against "
+                        f"{', '.join(n for n in names if n != name)})"
+                    ),
+                ),
+            )
+        )
+    return edits
 
 
 def _glued(token: _Token, lexicon: tuple[str, ...]) -> tuple[int, str, float] | None:
@@ -446,13 +546,28 @@ def correct_segment(
     preferred: tuple[str, ...] = (),
     threshold: float = DEFAULT_THRESHOLD,
     numbers: bool = True,
+    scorer: TextScorer | None = None,
 ) -> Segment:
-    """The segment with garbled drug names and spoken doses/vitals corrected, evidence kept."""
+    """The segment with garbled drug names and spoken doses/vitals corrected, evidence kept.
+
+    With a ``scorer`` (``FasterWhisperTranscriber.text_scorer`` on the segment's audio), spans
+    that sound only a little like a drug are checked against the audio (``_acoustic_edits``).
+    """
     text, tokens = _tokens(segment)
     if not tokens:
         return segment
     prefer = frozenset(p.lower() for p in preferred)
     edits = _drug_edits(tokens, lexicon=lexicon, preferred=prefer, threshold=threshold)
+    if scorer is not None:
+        edits += _acoustic_edits(
+            segment,
+            text,
+            tokens,
+            lexicon=lexicon,
+            taken=[(e.char_start, e.char_end) for e in edits],
+            scorer=scorer,
+            threshold=threshold,
+        )
     if numbers:
         taken = [(e.char_start, e.char_end) for e in edits]
         edits += [
@@ -479,11 +594,17 @@ def correct_transcript(
     preferred: tuple[str, ...] = (),
     threshold: float = DEFAULT_THRESHOLD,
     numbers: bool = True,
+    scorer: TextScorer | None = None,
 ) -> Transcript:
     """``correct_segment`` on every segment of ``transcript``."""
     segments = tuple(
         correct_segment(
-            s, lexicon=lexicon, preferred=preferred, threshold=threshold, numbers=numbers
+            s,
+            lexicon=lexicon,
+            preferred=preferred,
+            threshold=threshold,
+            numbers=numbers,
+            scorer=scorer,
         )
         for s in transcript.segments
     )

@@ -14,7 +14,7 @@ import numpy as np
 
 from consults.speech.audio import SAMPLE_RATE, decode_audio
 from consults.speech.guards import GuardOptions, filter_segments, is_silent
-from consults.speech.types import Segment, Transcript, Word
+from consults.speech.types import Segment, TextScorer, Transcript, Word
 from consults.speech.weights import custom_model_files, model_files
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ def fitted_frames(features: np.ndarray, *, floor: int = _FIT_MIN_FRAMES) -> int:
 # ("biopropion, venlafaxine, venlafaxine, amitriptyline", "ciprofloxacin" at a log-probability
 # of -0.99, just inside the guards), and the fallback's sampling spent 2-4 CPU s on it.
 TAIL_FRAMES = 150  # 1.5 s
+# text_scorer: audio kept on each side of the stretch it scores.
+_SCORE_PAD_S = 0.3
 # A tail has no hint before it, which is what the 15 s floor of the fitted window is for: its
 # encoder sees the tail plus 2 s of padding, at least 5 s (0.05 CPU s here instead of 0.19).
 _TAIL_MIN_FRAMES = 500
@@ -91,6 +93,13 @@ def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 
     return ClinicalWhisperModel
+
+
+def _plain_encode(model: WhisperModel, features: np.ndarray):  # noqa: ANN202
+    """The plain encoder, outside a transcription (no window counting, no tail rules)."""
+    from faster_whisper import WhisperModel
+
+    return WhisperModel.encode(model, features)
 
 
 def _content_frames(features: np.ndarray) -> int:
@@ -168,6 +177,61 @@ class FasterWhisperTranscriber:
         self.load()
         started = time.perf_counter()
         return self._run(samples=samples, offset_s=offset_s, started=started, hotwords=hotwords)
+
+    def text_scorer(
+        self, *, samples: np.ndarray, offset_s: float = 0.0, language: str | None = None
+    ) -> TextScorer:
+        """A function that scores how well texts fit a stretch of ``samples``.
+
+        ``score(start_s, end_s, texts, names)`` (times on the timeline ``offset_s`` starts)
+        runs the encoder once per stretch (±0.3 s) and returns, per text, the sum of the
+        log-probabilities Whisper gives its tokens (forced decoding, CTranslate2's ``align``)
+        with ``names`` before them as a hint. Texts that differ in one span compare by how well
+        that span, and what follows it, fits the audio: acoustic evidence for a correction.
+        """
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        encoded_stretches: dict[tuple[float, float], tuple[np.ndarray, int]] = {}
+
+        def encoded(start_s: float, end_s: float) -> tuple[np.ndarray, int]:
+            """The encoder's output for a stretch, and its frames of audio (once a stretch)."""
+            from faster_whisper.audio import pad_or_trim
+
+            if (start_s, end_s) not in encoded_stretches:
+                model = self.load()
+                begin = max(0, int((start_s - offset_s - _SCORE_PAD_S) * SAMPLE_RATE))
+                end = min(samples.size, int((end_s - offset_s + _SCORE_PAD_S) * SAMPLE_RATE))
+                features = model.feature_extractor(samples[begin:end])
+                frames = min(features.shape[-1], 3000)
+                features = pad_or_trim(features)
+                if self.encoder_window == "fit":
+                    features = features[..., : fitted_frames(features)]
+                output = np.array(_plain_encode(model, features))
+                encoded_stretches[(start_s, end_s)] = (output, frames)
+            return encoded_stretches[(start_s, end_s)]
+
+        def score(start_s: float, end_s: float, texts: list[str], names: list[str]) -> list[float]:
+            import ctranslate2
+            from faster_whisper.tokenizer import Tokenizer
+
+            model = self.load()
+            output, frames = encoded(start_s, end_s)
+            tokenizer = Tokenizer(
+                model.hf_tokenizer,
+                model.model.is_multilingual,
+                task="transcribe",
+                language=language or self.language or self._default_language() or "en",
+            )
+            start = [tokenizer.sot_prev, *tokenizer.encode(" " + ", ".join(names) + ".")]
+            start += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            tokens = [tokenizer.encode(" " + text.strip()) for text in texts]
+            batch = ctranslate2.StorageView.from_array(np.repeat(output, len(tokens), axis=0))
+            results = model.model.align(batch, start, tokens, [frames] * len(tokens))
+            return [
+                float(np.sum(np.log(np.maximum(np.asarray(r.text_token_probs), 1e-9))))
+                for r in results
+            ]
+
+        return score
 
     def load(self) -> WhisperModel:
         """Load (once per instance) and return the CTranslate2 model; never downloads."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -118,6 +119,11 @@ class Transcript:
             "status": self.status,
             "model": self.model,
         }
+
+
+# (start_s, end_s, texts, names) -> the log-likelihood of each text for that stretch of audio,
+# with ``names`` said to the decoder first; see FasterWhisperTranscriber.text_scorer.
+TextScorer = Callable[[float, float, list[str], list[str]], list[float]]
 
 
 @runtime_checkable

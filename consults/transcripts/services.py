@@ -314,7 +314,13 @@ def chunk_transcribe(*, chunk_id: int) -> AudioChunk | None:
                 keep_from=chunk.start_s + head / 2 if head else None,
                 keep_until=chunk.start_s + duration - tail / 2 if tail else None,
             )
-            segments = _corrected(segments, context=context)
+            segments = _corrected(
+                segments,
+                context=context,
+                scorer=_text_scorer(
+                    samples=samples, offset_s=chunk.start_s, language=result.language
+                ),
+            )
             no_speech = result.status == "no_speech"
     except (CorruptAudio, UnsupportedAudio) as exc:
         chunk_fail(chunk_id=chunk.pk, reason=str(exc))
@@ -360,7 +366,13 @@ def _transcribe_in_windows(*, chunk: AudioChunk, data: bytes) -> float | None:
             keep_from=chunk.start_s + (n - 1) * UPLOAD_WINDOW_S + cut if n else None,
             keep_until=chunk.start_s + n * UPLOAD_WINDOW_S + cut if n < total - 1 else None,
         )
-        kept = _corrected(kept, context=context)
+        kept = _corrected(
+            kept,
+            context=context,
+            scorer=_text_scorer(
+                samples=piece, offset_s=chunk.start_s + begin / rate, language=result.language
+            ),
+        )
         if not _window_store(
             chunk=chunk, window=n, segments=kept, progress=min(99, int(100 * (n + 1) / total))
         ):
@@ -383,8 +395,18 @@ def _speech_context(*, visit: Visit, before_s: float):
     )
 
 
-def _corrected(segments: list, *, context) -> list:
-    """Garbled drug names and spoken doses/vitals corrected, each change kept as evidence."""
+def _text_scorer(*, samples, offset_s: float, language: str):
+    """The engine's check of a correction against the audio, where the engine has one."""
+    make = getattr(_transcriber(), "text_scorer", None)
+    return make(samples=samples, offset_s=offset_s, language=language or None) if make else None
+
+
+def _corrected(segments: list, *, context, scorer=None) -> list:
+    """Garbled drug names and spoken doses/vitals corrected, each change kept as evidence.
+
+    ``scorer`` (the engine's ``text_scorer`` on the same audio) checks names that sound only a
+    little like what was heard against the audio itself.
+    """
     from consults.speech.correct import correct_segment
 
     return [
@@ -393,6 +415,7 @@ def _corrected(segments: list, *, context) -> list:
             lexicon=context.lexicon,
             preferred=context.terms,
             threshold=settings.SPEECH_CORRECTION_THRESHOLD,
+            scorer=scorer,
         )
         for s in segments
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from consults.speech import SAMPLE_RATE
+from consults.speech.types import Segment, Word
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "speech"
 
@@ -53,3 +54,19 @@ def noises(*, seconds: float = 8.0, seed: int = 11) -> dict[str, np.ndarray]:
         "beeps": beeps,
     }
     return {name: samples.astype(np.float32) for name, samples in clips.items()}
+
+
+def recognised(*words: tuple[str, float]) -> Segment:
+    """A recognised segment with one second per word and the given word probabilities."""
+    timed = tuple(
+        Word(start=float(i), end=i + 0.8, text=f" {text}", probability=p)
+        for i, (text, p) in enumerate(words)
+    )
+    return Segment(
+        start=0.0,
+        end=float(len(words)),
+        text="".join(w.text for w in timed).strip(),
+        avg_logprob=-0.3,
+        no_speech_prob=0.05,
+        words=timed,
+    )

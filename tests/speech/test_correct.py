@@ -13,26 +13,11 @@ from consults.speech.correct import (
     normalise_numbers,
     spoken_number,
 )
-from consults.speech.types import Segment, Word, apply_corrections
+from consults.speech.types import apply_corrections
 from consults.speech.vocabulary import load_formulary
+from tests.speech.audio_helpers import recognised
 
 FORMULARY = load_formulary()
-
-
-def segment(*words: tuple[str, float]) -> Segment:
-    """A recognised segment with one second per word and the given word probabilities."""
-    timed = tuple(
-        Word(start=float(i), end=i + 0.8, text=f" {text}", probability=p)
-        for i, (text, p) in enumerate(words)
-    )
-    return Segment(
-        start=0.0,
-        end=float(len(words)),
-        text="".join(w.text for w in timed).strip(),
-        avg_logprob=-0.3,
-        no_speech_prob=0.05,
-        words=timed,
-    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +50,9 @@ def test_match_score_is_symmetric_in_case_and_spacing() -> None:
 
 
 def test_unsure_garble_before_a_dose_is_corrected_with_its_evidence() -> None:
-    heard = segment(("Start", 0.95), ("met", 0.41), ("foreman", 0.35), ("500", 0.9), ("mg.", 0.9))
+    heard = recognised(
+        ("Start", 0.95), ("met", 0.41), ("foreman", 0.35), ("500", 0.9), ("mg.", 0.9)
+    )
 
     fixed = correct_segment(heard, lexicon=FORMULARY)
 
@@ -79,7 +66,7 @@ def test_unsure_garble_before_a_dose_is_corrected_with_its_evidence() -> None:
 
 
 def test_a_correction_below_the_bar_is_not_applied() -> None:
-    heard = segment(("Lisa", 0.3))  # an unsure word, alone
+    heard = recognised(("Lisa", 0.3))  # an unsure word, alone
     # With no bar at all the matcher would turn "Lisa" into some drug, with this confidence:
     (guess,) = correct_segment(heard, lexicon=FORMULARY, threshold=0.0).corrections
     assert guess.kind == "drug"
@@ -96,23 +83,25 @@ def test_a_correction_below_the_bar_is_not_applied() -> None:
 
 
 def test_confident_words_with_no_cue_are_left_alone() -> None:
-    heard = segment(("Metal", 0.99), ("foreman", 0.99), ("works", 0.99), ("here", 0.99))
+    heard = recognised(("Metal", 0.99), ("foreman", 0.99), ("works", 0.99), ("here", 0.99))
     assert correct_segment(heard, lexicon=FORMULARY) == heard
 
 
 def test_a_near_exact_drug_garble_is_corrected_even_without_a_cue() -> None:
-    heard = segment(("she", 0.99), ("had", 0.99), ("noxycycline", 0.95), ("for", 0.99), ("it", 0.9))
+    heard = recognised(
+        ("she", 0.99), ("had", 0.99), ("noxycycline", 0.95), ("for", 0.99), ("it", 0.9)
+    )
     fixed = correct_segment(heard, lexicon=FORMULARY)
     assert fixed.text == "she had doxycycline for it"
 
 
 def test_a_name_already_in_the_lexicon_is_not_touched() -> None:
-    heard = segment(("taking", 0.9), ("lisinopril", 0.4), ("daily", 0.9))
+    heard = recognised(("taking", 0.9), ("lisinopril", 0.4), ("daily", 0.9))
     assert correct_segment(heard, lexicon=FORMULARY, numbers=False) == heard
 
 
 def test_intake_medicines_win_a_close_call() -> None:
-    heard = segment(("on", 0.9), ("predni", 0.3), ("zone", 0.3))
+    heard = recognised(("on", 0.9), ("predni", 0.3), ("zone", 0.3))
     fixed = correct_segment(heard, lexicon=FORMULARY, preferred=("prednisone",))
     assert fixed.corrections[0].corrected == "prednisone"
     assert "intake" in fixed.corrections[0].reason
@@ -188,7 +177,7 @@ def test_ordinary_numbers_are_left_alone(text: str) -> None:
 
 
 def test_normalised_dose_keeps_the_spoken_form_and_the_word_times() -> None:
-    heard = segment(("take", 0.9), ("ten", 0.9), ("milligrams", 0.9), ("daily", 0.9))
+    heard = recognised(("take", 0.9), ("ten", 0.9), ("milligrams", 0.9), ("daily", 0.9))
 
     fixed = correct_segment(heard, lexicon=FORMULARY)
 
@@ -199,7 +188,7 @@ def test_normalised_dose_keeps_the_spoken_form_and_the_word_times() -> None:
 
 
 def test_reverting_one_correction_restores_its_heard_words_and_keeps_the_others() -> None:
-    heard = segment(
+    heard = recognised(
         ("Start", 0.95), ("met", 0.41), ("foreman", 0.35), ("ten", 0.9), ("milligrams.", 0.9)
     )
     fixed = correct_segment(heard, lexicon=FORMULARY)
@@ -222,7 +211,7 @@ def test_evidence_that_no_longer_fits_the_text_is_ignored() -> None:
 
 def test_tens_heard_as_words_before_a_unit_become_a_dose_with_their_evidence() -> None:
     # "forty milligrams" as Whisper base wrote it on a synthesized voice.
-    heard = segment(("taking", 0.9), ("for", 0.8), ("the", 0.7), ("milligrams", 0.9))
+    heard = recognised(("taking", 0.9), ("for", 0.8), ("the", 0.7), ("milligrams", 0.9))
 
     fixed = correct_segment(heard, lexicon=FORMULARY)
 
@@ -234,7 +223,7 @@ def test_tens_heard_as_words_before_a_unit_become_a_dose_with_their_evidence() -
     # Not a guess worth making above its own confidence, nor without a unit after it.
     bar = SOUNDS_LIKE_CONFIDENCE + 0.01
     assert correct_segment(heard, lexicon=FORMULARY, threshold=bar) == heard
-    waiting = segment(("waited", 0.9), ("for", 0.9), ("the", 0.9), ("doctor", 0.9))
+    waiting = recognised(("waited", 0.9), ("for", 0.9), ("the", 0.9), ("doctor", 0.9))
     assert correct_segment(waiting, lexicon=FORMULARY) == waiting
 
 
@@ -242,7 +231,7 @@ def test_tens_heard_as_words_before_a_unit_become_a_dose_with_their_evidence() -
 def test_a_word_between_two_names_of_one_family_is_left_as_heard(dose) -> None:
     # "acitalopram" (said: escitalopram) fits citalopram a little better; a dose after it must
     # not tip a coin flip between two drugs whose doses differ twofold.
-    heard = segment(("stop", 0.9), ("the", 0.9), ("acitalopram", 0.1), *dose)
+    heard = recognised(("stop", 0.9), ("the", 0.9), ("acitalopram", 0.1), *dose)
 
     fixed = correct_segment(heard, lexicon=FORMULARY, numbers=False)
 
@@ -251,7 +240,7 @@ def test_a_word_between_two_names_of_one_family_is_left_as_heard(dose) -> None:
 
 
 def test_a_garble_far_closer_to_one_family_name_is_still_corrected() -> None:
-    heard = segment(("take", 0.9), ("esomeprazol", 0.2), ("forty", 0.9), ("milligrams", 0.9))
+    heard = recognised(("take", 0.9), ("esomeprazol", 0.2), ("forty", 0.9), ("milligrams", 0.9))
 
     fixed = correct_segment(heard, lexicon=FORMULARY)
 

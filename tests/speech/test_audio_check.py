@@ -1,0 +1,111 @@
+"""The audio check: a name that sounds only a little like what was heard, settled by the audio.
+
+Orchestration with a stand-in scorer first (which lines are scored, with which names, and the
+margin that decides); then the real scorer on real speech with the real model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from consults.speech import decode_audio
+from consults.speech.correct import ACOUSTIC_MARGIN, DEFAULT_THRESHOLD, correct_segment
+from consults.speech.vocabulary import load_formulary
+from tests.speech.audio_helpers import recognised
+
+FORMULARY = load_formulary()
+
+
+class Scorer:
+    """Gives each line a log-likelihood: ``gains`` over the line as heard, by the word in it."""
+
+    def __init__(self, gains: dict[str, float]) -> None:
+        self.gains = gains
+        self.calls: list[tuple[float, float, list[str], list[str]]] = []
+
+    def __call__(self, start_s, end_s, texts, names):
+        self.calls.append((start_s, end_s, texts, names))
+        heard, *lines = texts
+        return [-20.0] + [
+            -20.0 + max((g for w, g in self.gains.items() if w in line), default=-5.0)
+            for line in lines
+        ]
+
+
+# "cloppetodil" (said: clopidogrel) sounds like clopidogrel only 0.60: below the bar.
+CLOPPETODIL = recognised(("please", 0.3), ("take", 0.99), ("cloppetodil", 0.24), ("40", 0.9))
+
+
+def test_a_name_the_audio_favours_by_the_margin_is_put_in_with_its_evidence() -> None:
+    scorer = Scorer({"clopidogrel": ACOUSTIC_MARGIN + 0.5})
+
+    fixed = correct_segment(CLOPPETODIL, lexicon=FORMULARY, scorer=scorer, numbers=False)
+
+    assert fixed.text == "please take clopidogrel 40"
+    (fix,) = fixed.corrections
+    assert (fix.heard, fix.corrected, fix.kind) == ("cloppetodil", "clopidogrel", "drug")
+    assert (fix.start, fix.end) == (2.0, 2.8)
+    assert fix.confidence < DEFAULT_THRESHOLD  # the sound alone would not have done it
+    assert "audio fits clopidogrel better" in fix.reason
+    # One check for the span, on the segment's stretch of audio, with its closest names.
+    ((start, end, texts, names),) = scorer.calls
+    assert (start, end) == (0.0, 4.0)
+    assert texts[0] == "please take cloppetodil 40"
+    assert "clopidogrel" in names and len(names) >= 3
+    assert "please take clopidogrel 40" in texts
+
+
+def test_a_name_the_audio_favours_by_less_than_the_margin_is_not_put_in() -> None:
+    scorer = Scorer({"clopidogrel": ACOUSTIC_MARGIN - 0.5})
+
+    fixed = correct_segment(CLOPPETODIL, lexicon=FORMULARY, scorer=scorer, numbers=False)
+
+    assert fixed == CLOPPETODIL
+    assert scorer.calls  # it was checked, and the audio did not settle it
+
+
+def test_words_the_decoder_was_sure_of_are_not_checked() -> None:
+    sure = recognised(("please", 0.9), ("take", 0.99), ("cloppetodil", 0.95), ("40", 0.9))
+    scorer = Scorer({"clopidogrel": 50.0})
+
+    assert correct_segment(sure, lexicon=FORMULARY, scorer=scorer, numbers=False) == sure
+    assert scorer.calls == []
+
+
+def test_a_word_like_no_drug_at_all_is_not_checked() -> None:
+    heard = recognised(("we", 0.9), ("went", 0.3), ("home", 0.9))
+    scorer = Scorer({})
+
+    assert correct_segment(heard, lexicon=FORMULARY, scorer=scorer) == heard
+    assert scorer.calls == []
+
+
+def test_two_names_of_one_family_the_audio_cannot_tell_apart_are_left_alone() -> None:
+    heard = recognised(("stop", 0.9), ("the", 0.9), ("esitalopam", 0.2))
+    scorer = Scorer({"escitalopram": 9.0, "citalopram": 8.0})
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, scorer=scorer, numbers=False)
+
+    assert scorer.calls and fixed == heard
+
+
+@pytest.mark.slow
+def test_the_real_scorer_prefers_the_words_that_were_said(penicillin_ogg: bytes) -> None:
+    # Whisper base, forced to read each line against the same audio.
+    from consults.speech import get_transcriber
+
+    base = get_transcriber(model="base", language="en", encoder_window="fit")
+    samples = decode_audio(penicillin_ogg)
+    score = base.text_scorer(samples=samples)
+    said, garbled, other = score(
+        0.0,
+        samples.size / 16_000,
+        [
+            "I am allergic to penicillin and I have chest pain.",
+            "I am allergic to pencil in and I have chest pain.",
+            "I am allergic to amoxicillin and I have chest pain.",
+        ],
+        ["penicillin", "amoxicillin"],
+    )
+    assert said - garbled >= ACOUSTIC_MARGIN, (said, garbled)
+    assert said - other >= ACOUSTIC_MARGIN, (said, other)
