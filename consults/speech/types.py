@@ -34,7 +34,7 @@ class Correction:
     heard: str  # the words as recognised
     corrected: str  # what the transcript now says
     kind: CorrectionKind
-    confidence: float  # 0..1; applied only at or above the calibrated bar
+    confidence: float  # 0..1; at or above the calibrated bar, or confirmed by the audio check
     reason: str  # why, in words, e.g. "sounds like lisinopril (intake medicine)"
     at: int = 0  # where ``heard`` starts in the segment's heard text (characters)
 
