@@ -85,15 +85,23 @@ def decode(model: str, clips, *, formulary, hint: bool, beam: int = 5) -> list[T
 
 
 def corrected(
-    transcripts: list[Transcript], clips, *, formulary, threshold: float
+    transcripts: list[Transcript], clips, *, formulary, threshold: float, model: str = "base"
 ) -> tuple[list[Transcript], float]:
+    """Lexicon correction with the audio check (the model's ``text_scorer``), timed."""
+    engine = get_transcriber(
+        model=model, beam_size=5, compute_type="int8", language="en", encoder_window="fit"
+    )
     started = time.perf_counter()
     out = []
     for transcript, clip in zip(transcripts, clips, strict=True):
         ctx = context_for(clip, formulary)
         out.append(
             correct_transcript(
-                transcript, lexicon=ctx.lexicon, preferred=ctx.terms, threshold=threshold
+                transcript,
+                lexicon=ctx.lexicon,
+                preferred=ctx.terms,
+                threshold=threshold,
+                scorer=engine.text_scorer(samples=clip.samples),
             )
         )
     return out, time.perf_counter() - started
@@ -187,7 +195,7 @@ def run_clinical(
         setups["base + biasing + correction *"][name] = result_of(fixed, clips, fix_s)
         tiny = decode("tiny.en", clips, formulary=formulary, hint=True)
         tiny_fixed, tiny_s = corrected(
-            tiny, clips, formulary=formulary, threshold=DEFAULT_THRESHOLD
+            tiny, clips, formulary=formulary, threshold=DEFAULT_THRESHOLD, model="tiny.en"
         )
         setups["tiny.en + biasing + correction"][name] = result_of(tiny_fixed, clips, tiny_s)
     if reference is not None:
