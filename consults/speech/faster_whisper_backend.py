@@ -70,26 +70,30 @@ def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
 
         def transcribe(self, *args: Any, **kwargs: Any):  # noqa: ANN202 - faster-whisper's tuple
             # The segments generator runs on the thread that iterates it, right after this.
-            self._window.count = 0
+            self._window.decoded = 0
             return super().transcribe(*args, **kwargs)
 
         def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
-            window = self._window
-            window.count = getattr(window, "count", 0) + 1
-            window.content = _content_frames(features)
+            self._window.content = _content_frames(features)
             if not fit:
                 return super().encode(features)
             floor = _TAIL_MIN_FRAMES if self._is_tail() else _FIT_MIN_FRAMES
             return super().encode(features[..., : fitted_frames(features, floor=floor)])
 
         def _is_tail(self) -> bool:
+            # Windows are counted where they are decoded: language detection encodes too.
             window = self._window
-            return plain_tails and getattr(window, "count", 0) > 1 and window.content < TAIL_FRAMES
+            return (
+                plain_tails
+                and getattr(window, "decoded", 0) > 0
+                and getattr(window, "content", TAIL_FRAMES) < TAIL_FRAMES
+            )
 
         def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # noqa: ANN001, ANN201
             if self._is_tail():
                 prompt = prompt[prompt.index(tokenizer.sot) :]  # no hint
                 options = dataclasses.replace(options, beam_size=1, best_of=1, temperatures=[0.0])
+            self._window.decoded = getattr(self._window, "decoded", 0) + 1
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 
     return ClinicalWhisperModel

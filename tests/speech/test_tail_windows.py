@@ -100,6 +100,26 @@ def test_hinted_tails_can_be_kept_for_comparison(decoded) -> None:
     assert [prompt for prompt, _ in calls] == [HINT + START, HINT + START]
 
 
+def test_a_language_detection_pass_is_not_taken_for_a_window(decoded, monkeypatch) -> None:
+    # With no language set, faster-whisper encodes the audio to detect it before the first
+    # window: a short first window after that is still the first, and keeps the hint.
+    from faster_whisper import WhisperModel
+
+    cls = _model_class(fit=True, plain_tails=True)
+    model = cls.__new__(cls)
+    model.transcribe(np.zeros(16_000, np.float32))
+    model.encode(features(80))  # detect_language's pass
+    model.encode(features(80))  # the first window
+    calls: list[list[int]] = []
+    monkeypatch.setattr(
+        WhisperModel,
+        "generate_with_fallback",
+        lambda self, enc, prompt, tok, options: calls.append(prompt),
+    )
+    model.generate_with_fallback(None, HINT + START, Tokenizer(), Options())
+    assert calls == [HINT + START]
+
+
 def test_each_transcription_counts_its_windows_afresh(decoded) -> None:
     decoded([600, 40])
     calls = decoded([60])  # a new transcription whose only window is short: not a tail
