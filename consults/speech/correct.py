@@ -359,9 +359,9 @@ def _acoustic_edits(
                     kind="drug",
                     confidence=round(match_score(core, name), 3),
                     reason=(
-                        f"sounds a little like {name}, and the audio fits {name} better than "
-                        f"the words heard (log-likelihood {gains[best]:+.1f} against "
-                        f"{', '.join(n for n in names if n != name)})"
+                        f"sounds a little like {name}, and the recording fits {name} better "
+                        f"than the words heard (log-likelihood {gains[best]:+.1f}) or "
+                        f"{' or '.join(n for n in names if n != name)}"
                     ),
                 ),
             )

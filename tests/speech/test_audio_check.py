@@ -46,7 +46,7 @@ def test_a_name_the_audio_favours_by_the_margin_is_put_in_with_its_evidence() ->
     assert (fix.heard, fix.corrected, fix.kind) == ("cloppetodil", "clopidogrel", "drug")
     assert (fix.start, fix.end) == (2.0, 2.8)
     assert fix.confidence < DEFAULT_THRESHOLD  # the sound alone would not have done it
-    assert "audio fits clopidogrel better" in fix.reason
+    assert "recording fits clopidogrel better than the words heard" in fix.reason
     # One check for the span, on the segment's stretch of audio, with its closest names.
     ((start, end, texts, names),) = scorer.calls
     assert (start, end) == (0.0, 4.0)
