@@ -306,26 +306,25 @@ def _acoustic_edits(
     threshold: float,
 ) -> list[_Edit]:
     """Spans that sound a little like a drug, settled by the audio (see ACOUSTIC_MARGIN)."""
-    spans: list[tuple[float, int, int]] = []
-    for i, n, span, heard in _spans(tokens, lexicon):
+    spans: list[tuple[float, int, int, str, list[tuple[str, float]]]] = []
+    for i, n, span, core in _spans(tokens, lexicon):
         # A span starts and ends on the name itself, not on "the", "to", "my"...
         if span[0].core in _CUES or span[-1].core in _CUES:
             continue
         if min(t.probability for t in span) >= LOW_PROBABILITY:
             continue
-        ranked = ranked_matches(heard, lexicon, top=1)
+        ranked = ranked_matches(core, lexicon, top=ACOUSTIC_NAMES)
         if ranked and ACOUSTIC_MIN_MATCH <= ranked[0][1] < threshold:
-            spans.append((ranked[0][1], i, i + n))
+            spans.append((ranked[0][1], i, i + n, core, ranked))
     edits: list[_Edit] = []
     used = list(taken)
-    for _, i, j in sorted(spans, key=lambda s: (-s[0], s[1])):
+    for _, i, j, core, ranked in sorted(spans, key=lambda s: (-s[0], s[1])):
         first, last = tokens[i], tokens[j - 1]
         if any(first.char_start < b and a < last.char_end for a, b in used):
             continue
         used.append((first.char_start, last.char_end))
         heard = text[first.char_start : last.char_end]
-        core = "".join(t.core for t in tokens[i:j])
-        options = [(name, name) for name, _ in ranked_matches(core, lexicon, top=ACOUSTIC_NAMES)]
+        options = [(name, name) for name, _ in ranked]
         glue = _glued(first, lexicon) if j == i + 1 else None
         if glue is not None:
             # "addosuvastatin": the word before may have run into the name.

@@ -41,8 +41,12 @@ def fitted_frames(features: np.ndarray, *, floor: int = _FIT_MIN_FRAMES) -> int:
     so the padding is found exactly. The window is cut to its speech plus 2 s of padding,
     rounded up to whole seconds, and never below 15 s or above the full window.
     """
-    total = features.shape[-1]
-    wanted = max(floor, _content_frames(features) + _FIT_PAD_FRAMES)
+    return _fitted(_content_frames(features), total=features.shape[-1], floor=floor)
+
+
+def _fitted(content: int, *, total: int, floor: int) -> int:
+    """``fitted_frames`` for a window whose frames of audio are already counted."""
+    wanted = max(floor, content + _FIT_PAD_FRAMES)
     wanted = -(-wanted // _FIT_STEP_FRAMES) * _FIT_STEP_FRAMES
     return min(total, wanted)
 
@@ -74,11 +78,12 @@ def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
             return super().transcribe(*args, **kwargs)
 
         def encode(self, features: np.ndarray):  # noqa: ANN201 - ctranslate2.StorageView
-            self._window.content = _content_frames(features)
+            content = self._window.content = _content_frames(features)
             if not fit:
                 return super().encode(features)
             floor = _TAIL_MIN_FRAMES if self._is_tail() else _FIT_MIN_FRAMES
-            return super().encode(features[..., : fitted_frames(features, floor=floor)])
+            frames = _fitted(content, total=features.shape[-1], floor=floor)
+            return super().encode(features[..., :frames])
 
         def _is_tail(self) -> bool:
             # Windows are counted where they are decoded: language detection encodes too.
