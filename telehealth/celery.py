@@ -40,6 +40,19 @@ class OneRetryLinePerOutage(logging.Filter):
         return True
 
 
+class AckLostWithoutTraceback(logging.Filter):
+    """Celery logs a failed acknowledgement ("Couldn't ack '<id>', reason:network:...") with
+    the broker client's whole traceback when the broker drops just as a task finishes. The
+    line names the task and the cause; the traceback adds 40 lines of redis-py internals. One
+    line per cause, as for the retries above: the traceback is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Couldn't ack"):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 @signals.celeryd_after_setup.connect
 def _quiet_connection_loss(**kwargs) -> None:
     """Drop Celery's nine-line notice, logged on every broker connection loss, that a worker
@@ -55,3 +68,4 @@ def _quiet_connection_loss(**kwargs) -> None:
     retries = OneRetryLinePerOutage()
     logging.getLogger("celery.worker.consumer.consumer").addFilter(retries)
     logging.getLogger("celery.worker.consumer.connection").addFilter(retries)
+    logging.getLogger("celery.worker.request").addFilter(AckLostWithoutTraceback())

@@ -1,13 +1,14 @@
 """A worker's broker outage logs one line per cause, not one per reconnect attempt."""
 
 import logging
+import sys
 import warnings
 from pathlib import Path
 
 from celery.exceptions import CPendingDeprecationWarning
 from celery.worker.consumer.consumer import CANCEL_TASKS_BY_DEFAULT, CONNECTION_ERROR
 
-from telehealth.celery import OneRetryLinePerOutage, _quiet_connection_loss
+from telehealth.celery import AckLostWithoutTraceback, OneRetryLinePerOutage, _quiet_connection_loss
 
 
 def record(msg: str, *args) -> logging.LogRecord:
@@ -37,3 +38,24 @@ def test_the_procfile_worker_runs_without_gossip():
     procfile = (Path(__file__).parent.parent / "Procfile").read_text()
     (worker,) = [line for line in procfile.splitlines() if line.startswith("worker:")]
     assert "--without-gossip" in worker and "--without-mingle" in worker
+
+
+def test_a_lost_acknowledgement_is_one_line_without_the_broker_traceback() -> None:
+    # Seen in the Redis-outage drill: the broker dropped just as a task was acknowledged.
+    try:
+        raise ConnectionError("Error while reading from 127.0.0.1:6379 : (104, 'reset')")
+    except ConnectionError:
+        exc_info = sys.exc_info()
+    lost = logging.LogRecord(
+        "celery.worker.request", logging.CRITICAL, __file__, 1,
+        "Couldn't ack %r, reason:%r", ("6bc7", "ConnectionError"), exc_info,
+    )  # fmt: skip
+    other = logging.LogRecord(
+        "celery.worker.request", logging.ERROR, __file__, 1, "Task failed", (), exc_info
+    )
+    ack = AckLostWithoutTraceback()
+
+    assert ack.filter(lost) and ack.filter(other)  # both are logged
+    assert "Traceback" not in logging.Formatter().format(lost)
+    assert "6bc7" in lost.getMessage()
+    assert other.exc_info is exc_info  # other errors keep their traceback
