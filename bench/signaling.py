@@ -16,6 +16,7 @@ invocation on one machine state.
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -286,7 +287,12 @@ def run_steps(
         live = [label for label, _, _ in variants]
         for count in steps:
             for label in list(live):
-                result = asyncio.run(step(all_rooms[:count], servers[label], rounds, period))
+                gc.disable()
+                try:
+                    result = asyncio.run(step(all_rooms[:count], servers[label], rounds, period))
+                finally:
+                    gc.enable()
+                    gc.collect()
                 results[label].append((count, result))
                 print(row(label, count, result), flush=True)
                 if result.errors:
@@ -395,7 +401,13 @@ def main() -> None:
     parser.add_argument("--steps", default="25,50,100,200,300,400,500")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--budget-ms", type=float, default=50.0, help="p99 round-trip budget")
-    parser.add_argument("--baseline", metavar="REF", help="also run this commit's consumer")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        action="append",
+        default=[],
+        help="also run this commit's consumer; repeatable",
+    )
     parser.add_argument(
         "--pace",
         type=float,
@@ -430,6 +442,11 @@ def main() -> None:
     setup_django(workdir / "bench.sqlite3")
     steps = [int(s) for s in args.steps.split(",")]
     all_rooms = make_rooms(max(steps))
+    # The client is a stand-in for browsers on other machines: its own collector pausing all of
+    # its sockets at once (60-140 ms with Django loaded) is not the servers' latency. Start-up
+    # objects are frozen, and each step runs with the collector off (collected in between).
+    gc.collect()
+    gc.freeze()
     from django.conf import settings
 
     backend = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
@@ -448,8 +465,8 @@ def main() -> None:
     )
     print(" ".join(f"{name:>{width}}" for name, width in HEADER))
     variants = [("current", ROOT, ())]
-    if args.baseline:
-        variants.insert(0, (args.baseline[:9], export_tree(args.baseline), ()))
+    for n, ref in enumerate(args.baseline):
+        variants.insert(n, (ref[:9], export_tree(ref), ()))
     for variant in args.variant:
         label, _, options = variant.partition("=")
         variants.append((label[:9], ROOT, tuple(options.split())))
