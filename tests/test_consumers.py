@@ -75,3 +75,12 @@ async def test_ping_is_answered_and_unknown_messages_rejected(physician):
     await communicator.send_to(text_data="x" * 5000)
     assert (await communicator.receive_json_from())["type"] == "error"
     await communicator.disconnect()
+
+
+def test_the_asgi_process_keeps_start_up_objects_out_of_full_collections():
+    """What start-up built (Django, the app) is frozen: a full collection no longer walks it,
+    which paused every socket of the process for 55-110 ms (docs/signaling.md)."""
+    import gc
+
+    assert application is not None
+    assert gc.get_freeze_count() > 10_000
