@@ -8,8 +8,12 @@ state meanwhile (static/js/live.js, consult.js). Before the handshake completes,
 refused connection.
 """
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import import_module
 from types import SimpleNamespace
@@ -17,6 +21,7 @@ from types import SimpleNamespace
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.db import InterfaceError, OperationalError
@@ -53,10 +58,23 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
         # Errors in handlers are caught in dispatch(); what reaches here failed before the first
         # message, typically subscribing the socket's own channel while Redis is down.
         try:
-            await super().__call__(scope, receive, send)
+            await self._consume(scope, receive, send)
         except SERVICE_ERRORS as error:
             _log_failure(scope, "setup", error)
             await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN})
+
+    async def _consume(self, scope, receive, send) -> None:
+        """Channels' ``AsyncConsumer.__call__``, dispatching with ``dispatch_serially``."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await dispatch_serially(sources, self.dispatch)
 
     async def dispatch(self, message):
         try:
@@ -112,6 +130,39 @@ class BoundedJsonConsumer(AsyncJsonWebsocketConsumer):
         if json_depth(content) > MAX_JSON_DEPTH:
             raise ValueError("nested too deeply")
         return content
+
+
+async def dispatch_serially(
+    sources: list[Callable[[], Awaitable[dict]]], dispatch: Callable[[dict], Awaitable[None]]
+) -> None:
+    """Hand every message of ``sources`` (the client's socket, the channel layer) to
+    ``dispatch``, one at a time, in each source's order, until a handler raises.
+
+    Channels' ``await_many_dispatch`` does the same with a new task per message and
+    ``asyncio.wait`` over them: a message reaches its handler three turns of the event loop
+    after it arrived (the task wakes, its done-callback runs, the waiting consumer wakes), and
+    under load each turn waits behind every other socket's work. Here each source has one
+    long-lived reader that dispatches what it got itself: one turn. A lock keeps handlers from
+    running side by side, as before; taking a free lock costs no turn.
+    """
+    lock = asyncio.Lock()
+
+    async def read(source: Callable[[], Awaitable[dict]]) -> None:
+        while True:
+            message = await source()
+            async with lock:
+                await dispatch(message)
+
+    readers = [asyncio.ensure_future(read(source)) for source in sources]
+    try:
+        done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_EXCEPTION)
+        for reader in done:
+            reader.result()  # a reader only ends by raising (StopConsumer, a handler's error)
+    finally:
+        for reader in readers:
+            reader.cancel()
+        # Their errors were raised above or are cancellations; this one's own still propagates.
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 def json_depth(value) -> int:
