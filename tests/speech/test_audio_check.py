@@ -111,3 +111,19 @@ def test_the_real_scorer_prefers_the_words_that_were_said(penicillin_ogg: bytes)
     )
     assert said - garbled >= ACOUSTIC_MARGIN, (said, garbled)
     assert said - other >= ACOUSTIC_MARGIN, (said, other)
+
+
+def test_a_failing_audio_check_leaves_the_lexical_corrections(caplog) -> None:
+    heard = recognised(
+        ("take", 0.99), ("cloppetodil", 0.24), ("and", 0.9), ("lisinoprill", 0.3), ("10", 0.9)
+    )
+
+    def broken(start_s, end_s, texts, names):
+        raise RuntimeError("encoder out of memory; said: " + texts[0])
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, scorer=broken, numbers=False)
+
+    assert fixed.text == "take cloppetodil and lisinopril 10"  # the lexicon's fix, no more
+    assert [c.corrected for c in fixed.corrections] == ["lisinopril"]
+    assert "audio check failed (RuntimeError)" in caplog.text
+    assert "cloppetodil" not in caplog.text  # never the words of the line
