@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 
 from consults.speech import decode_audio
-from consults.speech.correct import ACOUSTIC_MARGIN, DEFAULT_THRESHOLD, correct_segment
+from consults.speech.correct import (
+    ACOUSTIC_MARGIN,
+    DEFAULT_THRESHOLD,
+    correct_segment,
+    times_likelier,
+)
 from consults.speech.vocabulary import load_formulary
 from tests.speech.audio_helpers import recognised
 
@@ -47,6 +52,7 @@ def test_a_name_the_audio_favours_by_the_margin_is_put_in_with_its_evidence() ->
     assert (fix.start, fix.end) == (2.0, 2.8)
     assert fix.confidence < DEFAULT_THRESHOLD  # the sound alone would not have done it
     assert "recording fits clopidogrel better than the words heard" in fix.reason
+    assert "about 90 times likelier" in fix.reason  # e^4.5, in words
     # One check for the span, on the segment's stretch of audio, with its closest names.
     ((start, end, texts, names),) = scorer.calls
     assert (start, end) == (0.0, 4.0)
@@ -127,3 +133,11 @@ def test_a_failing_audio_check_leaves_the_lexical_corrections(caplog) -> None:
     assert [c.corrected for c in fixed.corrections] == ["lisinopril"]
     assert "audio check failed (RuntimeError)" in caplog.text
     assert "cloppetodil" not in caplog.text  # never the words of the line
+
+
+@pytest.mark.parametrize(
+    ("log_ratio", "words"),
+    [(4.0, "about 55"), (10.5, "about 36,000"), (13.0, "about 440,000"), (17.3, "over a million")],
+)
+def test_the_audio_evidence_is_told_as_how_many_times_likelier(log_ratio, words) -> None:
+    assert times_likelier(log_ratio) == words
