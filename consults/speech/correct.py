@@ -99,6 +99,16 @@ _BP = re.compile(
 )
 # "one eighteen over seventy six" written as a dotted number: "1.18.76".
 _BP_DOTTED = re.compile(r"(?<![\d.])(?P<sys>[12]\.\d\d)\.(?P<dia>\d{2,3})(?![\d.]*\d)")
+# After "blood pressure" (or "BP") within a few words, Whisper may write the reading as one
+# decimal number ("128.82"), or hear "over" as "or" ("160 or 100", "135mm or 85mm").
+_PRESSURE_CUE = re.compile(r"\b(?:blood\s+pressure|bp|pressure)\b", re.IGNORECASE)
+_CUE_REACH = 40  # characters from the end of the cue to the reading
+_BP_DECIMAL = re.compile(r"(?<![\d.])(?P<sys>\d{2,3})\.(?P<dia>\d{2,3})(?![\d.]*\d)")
+DECIMAL_PRESSURE_CONFIDENCE = 0.9
+_BP_OR = re.compile(
+    r"(?<![\d.])(?P<sys>\d{2,3})(?:\s*mm)?,?\s+or\s+(?P<dia>\d{2,3})(?:\s*mm)?\b", re.IGNORECASE
+)
+_MIN_PULSE_PRESSURE = 20  # "130 or 120" is two guesses at one number, not a reading
 # A dose is never written with a zero at the end of its decimals ("1.0 mg" is on the ISMP list
 # of error-prone notations: read as 10 mg). Whisper writes "one hundred milligrams" as "1.100
 # milligrams" at times; read as 1.1 mg that would be a dose a hundred times too small, so such
@@ -506,6 +516,72 @@ def normalise_numbers(text: str) -> list[tuple[int, int, str, str]]:
     return cleaned
 
 
+def _after_pressure_cue(text: str, start: int) -> bool:
+    """Whether "blood pressure" (or "BP") ends within _CUE_REACH characters before ``start``."""
+    return any(0 <= start - m.end() <= _CUE_REACH for m in _PRESSURE_CUE.finditer(text[:start]))
+
+
+def decimal_pressures(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, clinical form) of a blood pressure written as a decimal ("128.82") right
+    after "blood pressure"; a decimal anywhere else is left alone."""
+    found = []
+    for m in _BP_DECIMAL.finditer(text):
+        bp = _blood_pressure(m.group("sys"), m.group("dia"))
+        if bp is not None and _after_pressure_cue(text, m.start()):
+            found.append((m.start(), m.end(), f"{bp[0]}/{bp[1]} mmHg"))
+    return found
+
+
+def _pressure_edits(
+    segment: Segment,
+    text: str,
+    tokens: list[_Token],
+    *,
+    taken: list[tuple[int, int]],
+    scorer: TextScorer,
+) -> list[_Edit]:
+    """A blood pressure whose "over" was heard as "or" ("160 or 100" right after "blood
+    pressure"): put in only when the recording fits "160 over 100" better than the words heard
+    by ACOUSTIC_MARGIN. "Or" is a word people say; the audio, not the pattern, settles it."""
+    edits: list[_Edit] = []
+    for m in _BP_OR.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in taken):
+            continue
+        bp = _blood_pressure(m.group("sys"), m.group("dia"))
+        if bp is None or bp[0] - bp[1] < _MIN_PULSE_PRESSURE:
+            continue
+        if not _after_pressure_cue(text, m.start()):
+            continue
+        line = f"{text[: m.start()]}{bp[0]} over {bp[1]}{text[m.end() :]}"
+        heard_score, over_score = scorer(segment.start, segment.end, [text, line], [])
+        gain = over_score - heard_score
+        if gain < ACOUSTIC_MARGIN:
+            continue
+        inside = [t for t in tokens if t.char_end > m.start() and t.char_start < m.end()]
+        inside = inside or tokens
+        edits.append(
+            _Edit(
+                char_start=m.start(),
+                char_end=m.end(),
+                correction=Correction(
+                    start=inside[0].start,
+                    end=inside[-1].end,
+                    heard=m.group(0),
+                    corrected=f"{bp[0]}/{bp[1]} mmHg",
+                    kind="vital",
+                    confidence=DECIMAL_PRESSURE_CONFIDENCE,
+                    reason=(
+                        f"a blood pressure with 'over' heard as 'or'; the recording fits "
+                        f"'{bp[0]} over {bp[1]}' better than the words heard: Whisper finds "
+                        f"that line {times_likelier(gain)} times likelier"
+                    ),
+                ),
+            )
+        )
+        taken.append((m.start(), m.end()))
+    return edits
+
+
 def sounds_like_doses(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, clinical form, words heard) where words sounding like tens precede a unit."""
     found = []
@@ -542,6 +618,10 @@ def _number_edits(text: str, tokens: list[_Token], *, threshold: float) -> list[
             number = form.split()[0]
             why = f"{words!r} sounds like {number}, said right before a unit"
             edits.append(edit(start, end, form, "dose", SOUNDS_LIKE_CONFIDENCE, why))
+    for start, end, form in decimal_pressures(text):
+        if threshold <= DECIMAL_PRESSURE_CONFIDENCE:
+            why = "a blood pressure written as one decimal number, right after 'blood pressure'"
+            edits.append(edit(start, end, form, "vital", DECIMAL_PRESSURE_CONFIDENCE, why))
     for start, end, form, kind in normalise_numbers(text):
         if not any(e.char_start < end and start < e.char_end for e in edits):
             edits.append(edit(start, end, form, kind, 1.0, "spoken number in clinical form"))
@@ -585,6 +665,17 @@ def correct_segment(
             # A failed audio check (the model, its memory, a stretch it cannot encode) must
             # not cost the transcript: the line keeps its lexical corrections, as without one.
             # The class name only: a message could quote the line.
+            log.warning("audio check failed (%s): lexical correction only", type(error).__name__)
+    if numbers and scorer is not None:
+        try:
+            edits += _pressure_edits(
+                segment,
+                text,
+                tokens,
+                taken=[(e.char_start, e.char_end) for e in edits],
+                scorer=scorer,
+            )
+        except Exception as error:  # noqa: BLE001 - as the audio check above
             log.warning("audio check failed (%s): lexical correction only", type(error).__name__)
     if numbers:
         taken = [(e.char_start, e.char_end) for e in edits]

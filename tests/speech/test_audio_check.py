@@ -141,3 +141,51 @@ def test_a_failing_audio_check_leaves_the_lexical_corrections(caplog) -> None:
 )
 def test_the_audio_evidence_is_told_as_how_many_times_likelier(log_ratio, words) -> None:
     assert times_likelier(log_ratio) == words
+
+
+class OverScorer:
+    """Finds a line saying "over" ``gain`` likelier than the line as heard."""
+
+    def __init__(self, gain: float) -> None:
+        self.gain, self.calls = gain, []
+
+    def __call__(self, start_s, end_s, texts, names):
+        self.calls.append(texts)
+        return [-20.0] + [-20.0 + (self.gain if " over " in t else -3.0) for t in texts[1:]]
+
+
+PRESSURE_OR = recognised(
+    ("blood", 0.9), ("pressure", 0.99), ("was", 0.9), ("160", 0.6), ("or", 0.4), ("100,", 0.9)
+)
+
+
+def test_over_heard_as_or_in_a_pressure_is_put_back_when_the_audio_says_so() -> None:
+    scorer = OverScorer(ACOUSTIC_MARGIN + 1)
+
+    fixed = correct_segment(PRESSURE_OR, lexicon=FORMULARY, scorer=scorer)
+
+    assert fixed.text == "blood pressure was 160/100 mmHg,"
+    (vital,) = fixed.corrections
+    assert (vital.heard, vital.kind) == ("160 or 100", "vital")
+    assert "'over' heard as 'or'" in vital.reason and "times likelier" in vital.reason
+    assert scorer.calls == [["blood pressure was 160 or 100,", "blood pressure was 160 over 100,"]]
+
+
+def test_or_stays_when_the_audio_does_not_say_over() -> None:
+    scorer = OverScorer(ACOUSTIC_MARGIN - 1)
+    assert correct_segment(PRESSURE_OR, lexicon=FORMULARY, scorer=scorer) == PRESSURE_OR
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("we", "saw", "160", "or", "100", "people"),  # no pressure cue: never checked
+        ("blood", "pressure", "130", "or", "120"),  # two guesses at one number
+        ("blood", "pressure", "2", "or", "3", "times"),
+    ],
+)
+def test_other_ors_are_not_checked(words) -> None:
+    heard = recognised(*((w, 0.5) for w in words))
+    scorer = OverScorer(50.0)
+    assert correct_segment(heard, lexicon=FORMULARY, scorer=scorer) == heard
+    assert not any(" over " in t for texts in scorer.calls for t in texts)

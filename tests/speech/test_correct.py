@@ -245,3 +245,52 @@ def test_a_garble_far_closer_to_one_family_name_is_still_corrected() -> None:
     fixed = correct_segment(heard, lexicon=FORMULARY)
 
     assert "esomeprazole" in fixed.text, fixed.corrections
+
+
+@pytest.mark.parametrize(
+    ("words", "text"),
+    [
+        (("blood", "pressure", "today", "is", "128.82,", "we", "should"), "128/82 mmHg,"),
+        (("BP", "was", "141.93", "at", "home"), "141/93 mmHg"),
+    ],
+)
+def test_a_pressure_written_as_one_decimal_after_blood_pressure(words, text) -> None:
+    heard = recognised(*((w, 0.9) for w in words))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY)
+
+    assert text in fixed.text
+    (vital,) = fixed.corrections
+    assert vital.kind == "vital" and vital.confidence < 1.0
+    assert "right after 'blood pressure'" in vital.reason
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("the", "temperature", "was", "98.6"),  # no pressure cue
+        ("blood", "pressure", "fine,", "dose", "12.5"),  # not a reading
+        ("version", "120.80", "of", "the", "app"),
+        # Far from the cue: a lab value, not the reading.
+        (
+            "blood",
+            "pressure",
+            "is",
+            "fine,",
+            "and",
+            "the",
+            "lab",
+            "result",
+            "from",
+            "last",
+            "week",
+            "came",
+            "back",
+            "at",
+            "128.82",
+        ),
+    ],
+)
+def test_other_decimals_are_left_alone(words) -> None:
+    heard = recognised(*((w, 0.9) for w in words))
+    assert correct_segment(heard, lexicon=FORMULARY) == heard
