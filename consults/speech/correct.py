@@ -359,6 +359,16 @@ def _acoustic_edits(
         # the two doses differ.
         if gains[best] < ACOUSTIC_MARGIN or _family(name, lexicon) is not None:
             continue
+        # The audio must settle which name, not only that some name beats a garble: the
+        # line as heard can fit worse than any real word. "teacomprosol" (said: omeprazole)
+        # fitted metoprolol by +11.8 and esomeprazole by +11.5; "tetronine" (said: codeine,
+        # not among the names tried) fitted sertraline by +8.5, a name it spells like at only
+        # 0.53, under the match that makes a span worth checking.
+        rivals = [g for (other, _), g in zip(options, gains, strict=True) if other != name]
+        if rivals and gains[best] - max(rivals) < ACOUSTIC_MARGIN:
+            continue
+        if match_score(core, name) < ACOUSTIC_MIN_MATCH:
+            continue
         edits.append(
             _Edit(
                 char_start=first.char_start,

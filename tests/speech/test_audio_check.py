@@ -11,8 +11,11 @@ import pytest
 from consults.speech import decode_audio
 from consults.speech.correct import (
     ACOUSTIC_MARGIN,
+    ACOUSTIC_MIN_MATCH,
     DEFAULT_THRESHOLD,
     correct_segment,
+    match_score,
+    ranked_matches,
     times_likelier,
 )
 from consults.speech.vocabulary import load_formulary
@@ -189,3 +192,25 @@ def test_other_ors_are_not_checked(words) -> None:
     scorer = OverScorer(50.0)
     assert correct_segment(heard, lexicon=FORMULARY, scorer=scorer) == heard
     assert not any(" over " in t for texts in scorer.calls for t in texts)
+
+
+def test_two_names_the_audio_cannot_tell_apart_are_both_left_out() -> None:
+    # "teacomprosol" (said: omeprazole) fitted metoprolol by +11.8, esomeprazole by +11.5.
+    scorer = Scorer({"clopidogrel": 11.8, "glipizide": 11.5})
+
+    fixed = correct_segment(CLOPPETODIL, lexicon=FORMULARY, scorer=scorer, numbers=False)
+
+    assert fixed == CLOPPETODIL
+    assert any("glipizide" in line for line in scorer.calls[0][2])
+
+
+def test_a_name_that_spells_too_far_from_the_words_heard_is_not_put_in() -> None:
+    # "tetronine" (said: codeine) fitted sertraline by +8.5; it spells like it at 0.53.
+    heard = recognised(("allergic", 0.9), ("to", 0.9), ("tetronine", 0.22), ("it", 0.95))
+    ranked = [name for name, _ in ranked_matches("tetronine", FORMULARY, top=3)]
+    far = next(n for n in ranked if match_score("tetronine", n) < ACOUSTIC_MIN_MATCH)
+    scorer = Scorer({far: 20.0})
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, scorer=scorer, numbers=False)
+
+    assert scorer.calls and fixed == heard
