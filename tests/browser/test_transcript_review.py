@@ -11,12 +11,10 @@ from consults.booking.services import visit_join_on_demand
 from consults.room.services import consent_record, visit_admit
 from consults.speech.factory import clear_transcribers
 from consults.speech.types import Transcript
-from consults.transcripts import services as transcription
-from consults.transcripts import tasks as transcript_tasks
 from tests.browser.conftest import in_thread, sign_in
 from tests.factories import PASSWORD, PatientFactory, PhysicianFactory
 from tests.speech.audio_helpers import recognised
-from tests.test_transcript_corrections import FIXTURES
+from tests.test_transcript_corrections import _transcribe as transcribe_chunk_of
 
 pytestmark = [pytest.mark.browser]
 
@@ -61,14 +59,7 @@ def _visit_with_a_corrected_line():
     visit = visit_join_on_demand(patient=patient, reason="Stent last year")
     visit = visit_admit(visit=visit, physician=physician)
     consent_record(visit=visit, patient=patient, choices={"recording": True, "ai_notes": True})
-    receipt = transcription.chunk_receive(
-        visit=visit,
-        user=patient,
-        index=0,
-        start_ms=0,
-        data=(FIXTURES / "penicillin.ogg").read_bytes(),
-    )
-    transcript_tasks.transcribe_chunk(receipt.chunk.pk)
+    transcribe_chunk_of(visit, patient)  # real audio, decoded; the engine above hears it
     return physician, patient, visit
 
 
