@@ -12,6 +12,7 @@ over eighty two" → "128/82 mmHg"), again with the spoken form kept.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -104,7 +105,7 @@ _BP_DOTTED = re.compile(r"(?<![\d.])(?P<sys>[12]\.\d\d)\.(?P<dia>\d{2,3})(?![\d.
 _PRESSURE_CUE = re.compile(r"\b(?:blood\s+pressure|bp|pressure)\b", re.IGNORECASE)
 _CUE_REACH = 40  # characters from the end of the cue to the reading
 _BP_DECIMAL = re.compile(r"(?<![\d.])(?P<sys>\d{2,3})\.(?P<dia>\d{2,3})(?![\d.]*\d)")
-DECIMAL_PRESSURE_CONFIDENCE = 0.9
+CUED_PRESSURE_CONFIDENCE = 0.9
 _BP_OR = re.compile(
     r"(?<![\d.])(?P<sys>\d{2,3})(?:\s*mm)?,?\s+or\s+(?P<dia>\d{2,3})(?:\s*mm)?\b", re.IGNORECASE
 )
@@ -367,7 +368,8 @@ def _acoustic_edits(
         rivals = [g for (other, _), g in zip(options, gains, strict=True) if other != name]
         if rivals and gains[best] - max(rivals) < ACOUSTIC_MARGIN:
             continue
-        if match_score(core, name) < ACOUSTIC_MIN_MATCH:
+        match = match_score(core, name)
+        if match < ACOUSTIC_MIN_MATCH:
             continue
         edits.append(
             _Edit(
@@ -379,7 +381,7 @@ def _acoustic_edits(
                     heard=heard,
                     corrected=words + punctuation,
                     kind="drug",
-                    confidence=round(match_score(core, name), 3),
+                    confidence=round(match, 3),
                     reason=(
                         f"sounds a little like {name}, under the bar by sound and spelling; "
                         f"the recording fits {name} better than the words heard: Whisper finds "
@@ -567,25 +569,15 @@ def _pressure_edits(
         gain = over_score - heard_score
         if gain < ACOUSTIC_MARGIN:
             continue
-        inside = [t for t in tokens if t.char_end > m.start() and t.char_start < m.end()]
-        inside = inside or tokens
+        reason = (
+            f"a blood pressure with 'over' heard as 'or'; the recording fits "
+            f"'{bp[0]} over {bp[1]}' better than the words heard: Whisper finds that line "
+            f"{times_likelier(gain)} times likelier"
+        )
+        form = f"{bp[0]}/{bp[1]} mmHg"
         edits.append(
-            _Edit(
-                char_start=m.start(),
-                char_end=m.end(),
-                correction=Correction(
-                    start=inside[0].start,
-                    end=inside[-1].end,
-                    heard=m.group(0),
-                    corrected=f"{bp[0]}/{bp[1]} mmHg",
-                    kind="vital",
-                    confidence=DECIMAL_PRESSURE_CONFIDENCE,
-                    reason=(
-                        f"a blood pressure with 'over' heard as 'or'; the recording fits "
-                        f"'{bp[0]} over {bp[1]}' better than the words heard: Whisper finds "
-                        f"that line {times_likelier(gain)} times likelier"
-                    ),
-                ),
+            _span_edit(
+                text, tokens, m.start(), m.end(), form, "vital", CUED_PRESSURE_CONFIDENCE, reason
             )
         )
         taken.append((m.start(), m.end()))
@@ -605,23 +597,35 @@ def sounds_like_doses(text: str) -> list[tuple[int, int, str, str]]:
     return found
 
 
-def _number_edits(text: str, tokens: list[_Token], *, threshold: float) -> list[_Edit]:
-    def edit(start: int, end: int, form: str, kind: str, confidence: float, reason: str) -> _Edit:
-        inside = [t for t in tokens if t.char_end > start and t.char_start < end] or tokens
-        return _Edit(
-            char_start=start,
-            char_end=end,
-            correction=Correction(
-                start=inside[0].start,
-                end=inside[-1].end,
-                heard=text[start:end],
-                corrected=form,
-                kind=kind,  # type: ignore[arg-type]
-                confidence=confidence,
-                reason=reason,
-            ),
-        )
+def _span_edit(
+    text: str,
+    tokens: list[_Token],
+    start: int,
+    end: int,
+    form: str,
+    kind: str,
+    confidence: float,
+    reason: str,
+) -> _Edit:
+    """``text[start:end]`` replaced by ``form``, timed by the words it overlaps."""
+    inside = [t for t in tokens if t.char_end > start and t.char_start < end] or tokens
+    return _Edit(
+        char_start=start,
+        char_end=end,
+        correction=Correction(
+            start=inside[0].start,
+            end=inside[-1].end,
+            heard=text[start:end],
+            corrected=form,
+            kind=kind,  # type: ignore[arg-type]
+            confidence=confidence,
+            reason=reason,
+        ),
+    )
 
+
+def _number_edits(text: str, tokens: list[_Token], *, threshold: float) -> list[_Edit]:
+    edit = functools.partial(_span_edit, text, tokens)
     edits = []
     if threshold <= SOUNDS_LIKE_CONFIDENCE:
         for start, end, form, words in sounds_like_doses(text):
@@ -629,9 +633,9 @@ def _number_edits(text: str, tokens: list[_Token], *, threshold: float) -> list[
             why = f"{words!r} sounds like {number}, said right before a unit"
             edits.append(edit(start, end, form, "dose", SOUNDS_LIKE_CONFIDENCE, why))
     for start, end, form in decimal_pressures(text):
-        if threshold <= DECIMAL_PRESSURE_CONFIDENCE:
+        if threshold <= CUED_PRESSURE_CONFIDENCE:
             why = "a blood pressure written as one decimal number, right after 'blood pressure'"
-            edits.append(edit(start, end, form, "vital", DECIMAL_PRESSURE_CONFIDENCE, why))
+            edits.append(edit(start, end, form, "vital", CUED_PRESSURE_CONFIDENCE, why))
     for start, end, form, kind in normalise_numbers(text):
         if not any(e.char_start < end and start < e.char_end for e in edits):
             edits.append(edit(start, end, form, kind, 1.0, "spoken number in clinical form"))
@@ -661,32 +665,25 @@ def correct_segment(
     prefer = frozenset(p.lower() for p in preferred)
     edits = _drug_edits(tokens, lexicon=lexicon, preferred=prefer, threshold=threshold)
     if scorer is not None:
-        try:
-            edits += _acoustic_edits(
-                segment,
-                text,
-                tokens,
-                lexicon=lexicon,
-                taken=[(e.char_start, e.char_end) for e in edits],
-                scorer=scorer,
-                threshold=threshold,
-            )
-        except Exception as error:  # noqa: BLE001 - the check only adds evidence
-            # A failed audio check (the model, its memory, a stretch it cannot encode) must
-            # not cost the transcript: the line keeps its lexical corrections, as without one.
-            # The class name only: a message could quote the line.
-            log.warning("audio check failed (%s): lexical correction only", type(error).__name__)
-    if numbers and scorer is not None:
-        try:
-            edits += _pressure_edits(
-                segment,
-                text,
-                tokens,
-                taken=[(e.char_start, e.char_end) for e in edits],
-                scorer=scorer,
-            )
-        except Exception as error:  # noqa: BLE001 - as the audio check above
-            log.warning("audio check failed (%s): lexical correction only", type(error).__name__)
+        checks = [functools.partial(_acoustic_edits, lexicon=lexicon, threshold=threshold)]
+        if numbers:
+            checks.append(_pressure_edits)
+        for check in checks:
+            try:
+                edits += check(
+                    segment,
+                    text,
+                    tokens,
+                    taken=[(e.char_start, e.char_end) for e in edits],
+                    scorer=scorer,
+                )
+            except Exception as error:  # noqa: BLE001 - a check only adds evidence
+                # A failed audio check (the model, its memory, a stretch it cannot encode) must
+                # not cost the transcript: the line keeps its lexical corrections, as without
+                # one. The class name only: a message could quote the line.
+                log.warning(
+                    "audio check failed (%s): lexical correction only", type(error).__name__
+                )
     if numbers:
         taken = [(e.char_start, e.char_end) for e in edits]
         edits += [
