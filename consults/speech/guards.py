@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,15 @@ class GuardOptions:
     # An n-gram (1..max_ngram words) repeated this many times in a row is a decoding loop.
     max_ngram: int = 6
     loop_repeats: int = 4
+    # A loop of longer phrases: Whisper's own test of a failed decode, the text's zlib
+    # compression ratio ("the system is in a way that" 32 times compresses 19-fold).
+    max_compression_ratio: float = 2.4
+    # Faster than anyone speaks: a sentence put in a fraction of a second of audio, which is
+    # how Whisper invents text at the very end of a clip ("I'm going to get out of here." in
+    # 0.38 s, 18 words a second; real speech on the bench, its fastest voices included,
+    # stayed under 4). A single word ("instead.") may be short; four or more may not.
+    max_words_per_second: float = 12.0
+    rate_min_words: int = 4
     # Peak level under which a clip is treated as silence without running the model.
     silence_peak: float = 1e-3
 
@@ -46,6 +56,18 @@ def has_repetition_loop(text: str, *, max_ngram: int = 6, repeats: int = 4) -> b
     return False
 
 
+def compression_ratio(text: str) -> float:
+    """How many times zlib shrinks ``text``: 1-2 for speech, more for a decoding loop."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def words_per_second(segment: Segment) -> float:
+    """Words over the segment's duration (0 when it has no duration to speak of)."""
+    duration = segment.end - segment.start
+    return len(_WORD.findall(segment.text)) / duration if duration > 0 else float("inf")
+
+
 def drop_reason(segment: Segment, *, options: GuardOptions) -> str | None:
     """Why `segment` should be dropped, or None to keep it."""
     if not segment.text.strip() or not _WORD.search(segment.text):
@@ -57,8 +79,16 @@ def drop_reason(segment: Segment, *, options: GuardOptions) -> str | None:
         return "no_speech"
     if segment.avg_logprob < options.min_avg_logprob:
         return "low_logprob"
-    if has_repetition_loop(segment.text, max_ngram=options.max_ngram, repeats=options.loop_repeats):
+    if (
+        has_repetition_loop(segment.text, max_ngram=options.max_ngram, repeats=options.loop_repeats)
+        or compression_ratio(segment.text) > options.max_compression_ratio
+    ):
         return "repetition"
+    if (
+        len(_WORD.findall(segment.text)) >= options.rate_min_words
+        and words_per_second(segment) > options.max_words_per_second
+    ):
+        return "too_fast"
     return None
 
 
