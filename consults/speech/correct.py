@@ -54,6 +54,12 @@ FAMILY_GAP = 0.1
 # about 55 to 1. On the bench (docs/speech.md) right fixes gained 6-17 and the one wrong one
 # 3.1 ("penicillinopril" -> penicillin; said: pantoprazole).
 ACOUSTIC_MIN_MATCH = 0.55
+# A name on the visit's intake (the patient's medicines and allergies) is always among the
+# names tried, as a rival if nothing else, and may go in from a looser spelling match: the
+# patient listed it, and the audio must still pick it out by the margin. "behusts" (said:
+# "allergic to peanuts", peanuts on the intake) spells like peanuts at 0.41 and the line fits
+# it by +9.4.
+ACOUSTIC_INTAKE_MIN_MATCH = 0.4
 ACOUSTIC_NAMES = 3
 ACOUSTIC_MARGIN = 4.0
 
@@ -319,8 +325,10 @@ def _acoustic_edits(
     taken: list[tuple[int, int]],
     scorer: TextScorer,
     threshold: float,
+    preferred: frozenset[str] = frozenset(),
 ) -> list[_Edit]:
     """Spans that sound a little like a drug, settled by the audio (see ACOUSTIC_MARGIN)."""
+    intake = [name for name in lexicon if name.lower() in preferred]
     spans: list[tuple[float, int, int, str, list[tuple[str, float]]]] = []
     for i, n, span, core in _spans(tokens, lexicon):
         # A span starts and ends on the name itself, not on "the", "to", "my"...
@@ -329,8 +337,16 @@ def _acoustic_edits(
         if min(t.probability for t in span) >= LOW_PROBABILITY:
             continue
         ranked = ranked_matches(core, lexicon, top=ACOUSTIC_NAMES)
-        if ranked and ACOUSTIC_MIN_MATCH <= ranked[0][1] < threshold:
-            spans.append((ranked[0][1], i, i + n, core, ranked))
+        if not ranked or ranked[0][1] >= threshold:
+            continue  # the lexicon's own bar decides those
+        tried = {name for name, _ in ranked}
+        names = [
+            *ranked,
+            *((name, match_score(core, name)) for name in intake if name not in tried),
+        ]
+        worth = [score for name, score in names if score >= _min_match(name, preferred)]
+        if worth:
+            spans.append((max(worth), i, i + n, core, names))
     edits: list[_Edit] = []
     used = list(taken)
     for _, i, j, core, ranked in sorted(spans, key=lambda s: (-s[0], s[1])):
@@ -369,7 +385,7 @@ def _acoustic_edits(
         if rivals and gains[best] - max(rivals) < ACOUSTIC_MARGIN:
             continue
         match = match_score(core, name)
-        if match < ACOUSTIC_MIN_MATCH:
+        if match < _min_match(name, preferred):
             continue
         edits.append(
             _Edit(
@@ -394,6 +410,11 @@ def _acoustic_edits(
     return edits
 
 
+def _min_match(name: str, preferred: frozenset[str]) -> float:
+    """How well a span must spell like ``name`` for the audio check to put it in."""
+    return ACOUSTIC_INTAKE_MIN_MATCH if name.lower() in preferred else ACOUSTIC_MIN_MATCH
+
+
 def times_likelier(log_ratio: float) -> str:
     """A natural log-likelihood ratio in words a reader takes in: 10.5 -> "about 36,000"."""
     ratio = math.exp(log_ratio)
@@ -411,9 +432,19 @@ def _glued(token: _Token, lexicon: tuple[str, ...]) -> tuple[int, str, float] | 
     best: tuple[int, str, float] | None = None
     for k in range(GLUE_MIN_PREFIX, len(word) - GLUE_MIN_NAME + 1):
         match = best_match(word[k:], lexicon)
+        if match is not None and _has_longer_front(match[0], lexicon):
+            # "desitalopram" (said: escitalopram) is not "de" + citalopram: the letters cut
+            # off may be the front of the longer name.
+            continue
         if match is not None and (best is None or match[1] - GLUE_PENALTY > best[2]):
             best = (k, match[0], round(match[1] - GLUE_PENALTY, 4))
     return best
+
+
+def _has_longer_front(name: str, lexicon: tuple[str, ...]) -> bool:
+    """Whether another lexicon name is ``name`` with letters in front (escitalopram)."""
+    key = name.lower()
+    return any(len(o) > len(key) and o.lower().endswith(key) for o in lexicon)
 
 
 def _family(name: str, lexicon: tuple[str, ...]) -> str | None:
@@ -665,7 +696,11 @@ def correct_segment(
     prefer = frozenset(p.lower() for p in preferred)
     edits = _drug_edits(tokens, lexicon=lexicon, preferred=prefer, threshold=threshold)
     if scorer is not None:
-        checks = [functools.partial(_acoustic_edits, lexicon=lexicon, threshold=threshold)]
+        checks = [
+            functools.partial(
+                _acoustic_edits, lexicon=lexicon, threshold=threshold, preferred=prefer
+            )
+        ]
         if numbers:
             checks.append(_pressure_edits)
         for check in checks:

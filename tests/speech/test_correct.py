@@ -239,6 +239,24 @@ def test_a_word_between_two_names_of_one_family_is_left_as_heard(dose) -> None:
     assert "acitalopram" in fixed.text
 
 
+def test_a_word_run_into_a_name_is_split_off() -> None:
+    heard = recognised(("i", 0.9), ("will", 0.9), ("addrosuvastatin", 0.3), ("tonight", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, numbers=False)
+
+    assert fixed.text == "i will add rosuvastatin tonight", fixed.corrections
+
+
+def test_the_front_of_a_longer_name_is_not_taken_for_a_word_run_into_it() -> None:
+    # "desitalopram" (said: escitalopram) was corrected to "de citalopram": the letters cut
+    # off were the front of the other name of the family.
+    heard = recognised(("stop", 0.9), ("the", 0.9), ("desitalopram", 0.3), ("for", 0.9))
+
+    fixed = correct_segment(heard, lexicon=FORMULARY, numbers=False)
+
+    assert "citalopram" not in fixed.text.replace("desitalopram", ""), fixed.corrections
+
+
 def test_a_garble_far_closer_to_one_family_name_is_still_corrected() -> None:
     heard = recognised(("take", 0.9), ("esomeprazol", 0.2), ("forty", 0.9), ("milligrams", 0.9))
 
