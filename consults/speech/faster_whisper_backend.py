@@ -58,6 +58,10 @@ def _fitted(content: int, *, total: int, floor: int) -> int:
 # ("biopropion, venlafaxine, venlafaxine, amitriptyline", "ciprofloxacin" at a log-probability
 # of -0.99, just inside the guards), and the fallback's sampling spent 2-4 CPU s on it.
 TAIL_FRAMES = 150  # 1.5 s
+# What a tail may decode: 1.5 s holds a few words, and a tail is where Whisper invents text
+# (a 223-word loop in the last 0.3 s of one clip; the guards drop it, but greedy decoding had
+# already spent its 448 tokens on it). Words, punctuation and timestamps fit in this.
+TAIL_MAX_TOKENS = 48
 # text_scorer: audio kept on each side of the stretch it scores.
 _SCORE_PAD_S = 0.3
 # A tail has no hint before it, which is what the 15 s floor of the fitted window is for: its
@@ -97,7 +101,13 @@ def _model_class(*, fit: bool, plain_tails: bool) -> type[WhisperModel]:
         def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):  # noqa: ANN001, ANN201
             if self._is_tail():
                 prompt = prompt[prompt.index(tokenizer.sot) :]  # no hint
-                options = dataclasses.replace(options, beam_size=1, best_of=1, temperatures=[0.0])
+                options = dataclasses.replace(
+                    options,
+                    beam_size=1,
+                    best_of=1,
+                    temperatures=[0.0],
+                    max_new_tokens=TAIL_MAX_TOKENS,
+                )
             self._window.decoded = getattr(self._window, "decoded", 0) + 1
             return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from consults.speech import decode_audio
-from consults.speech.faster_whisper_backend import TAIL_FRAMES, _model_class
+from consults.speech.faster_whisper_backend import TAIL_FRAMES, TAIL_MAX_TOKENS, _model_class
 from consults.speech.vocabulary import SpeechContext, load_formulary
 
 SOT_PREV, SOT, EN, TRANSCRIBE = 50361, 50258, 50259, 50359
@@ -28,6 +28,7 @@ class Options:  # the fields of faster-whisper's TranscriptionOptions that a tai
     beam_size: int = 5
     best_of: int = 5
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4)
+    max_new_tokens: int | None = None
 
 
 class Tokenizer:
@@ -81,6 +82,7 @@ def test_a_short_tail_is_decoded_without_the_hint_greedily_and_once(decoded) -> 
         1,
         [0.0],
     )
+    assert tail_options.max_new_tokens == TAIL_MAX_TOKENS  # a few words, never a loop
 
 
 def test_a_short_first_window_keeps_the_hint(decoded) -> None:
