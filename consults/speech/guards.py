@@ -24,7 +24,7 @@ class GuardOptions:
     max_ngram: int = 6
     loop_repeats: int = 4
     # A loop of longer phrases: Whisper's own test of a failed decode, the text's zlib
-    # compression ratio ("the system is in a way that" 32 times compresses 19-fold).
+    # compression ratio ("the system is in a way that" 30 times over compresses 15-fold).
     max_compression_ratio: float = 2.4
     # Faster than anyone speaks: a sentence put in a fraction of a second of audio, which is
     # how Whisper invents text at the very end of a clip ("I'm going to get out of here." in
@@ -63,9 +63,10 @@ def compression_ratio(text: str) -> float:
 
 
 def words_per_second(segment: Segment) -> float:
-    """Words over the segment's duration (0 when it has no duration to speak of)."""
+    """Words over the segment's duration; 0 when it has none (timestamps that collapsed
+    tell nothing about how fast it was said, so that alone never drops a segment)."""
     duration = segment.end - segment.start
-    return len(_WORD.findall(segment.text)) / duration if duration > 0 else float("inf")
+    return len(_WORD.findall(segment.text)) / duration if duration > 0 else 0.0
 
 
 def drop_reason(segment: Segment, *, options: GuardOptions) -> str | None:

@@ -57,6 +57,11 @@ def test_a_sentence_in_a_fraction_of_a_second_is_invented() -> None:
     assert dropped == ["too_fast: I'm going to get a car."]
 
 
+def test_collapsed_timestamps_alone_drop_nothing() -> None:
+    said = timed("I have had this rash for two weeks.", 3.0, 3.0)
+    assert filter_segments([said], options=GuardOptions()) == ([said], [])
+
+
 def test_a_loop_of_a_long_phrase_is_dropped() -> None:
     loop = "And so we can see that " + "the system is in a way that " * 30
     assert not has_repetition_loop(loop)  # seven words: longer than the n-gram check looks
