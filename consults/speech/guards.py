@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,19 +55,6 @@ def has_repetition_loop(text: str, *, max_ngram: int = 6, repeats: int = 4) -> b
     return False
 
 
-def compression_ratio(text: str) -> float:
-    """How many times zlib shrinks ``text``: 1-2 for speech, more for a decoding loop."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
-
-
-def words_per_second(segment: Segment) -> float:
-    """Words over the segment's duration; 0 when it has none (timestamps that collapsed
-    tell nothing about how fast it was said, so that alone never drops a segment)."""
-    duration = segment.end - segment.start
-    return len(_WORD.findall(segment.text)) / duration if duration > 0 else 0.0
-
-
 def drop_reason(segment: Segment, *, options: GuardOptions) -> str | None:
     """Why `segment` should be dropped, or None to keep it."""
     if not segment.text.strip() or not _WORD.search(segment.text):
@@ -80,14 +66,21 @@ def drop_reason(segment: Segment, *, options: GuardOptions) -> str | None:
         return "no_speech"
     if segment.avg_logprob < options.min_avg_logprob:
         return "low_logprob"
+    # Whisper's own measure, the one faster-whisper's fallback uses on whole windows.
+    from faster_whisper.transcribe import get_compression_ratio
+
     if (
         has_repetition_loop(segment.text, max_ngram=options.max_ngram, repeats=options.loop_repeats)
-        or compression_ratio(segment.text) > options.max_compression_ratio
+        or get_compression_ratio(segment.text) > options.max_compression_ratio
     ):
         return "repetition"
+    # Timestamps that collapsed (no duration) tell nothing about how fast it was said.
+    words = len(_WORD.findall(segment.text))
+    duration = segment.end - segment.start
     if (
-        len(_WORD.findall(segment.text)) >= options.rate_min_words
-        and words_per_second(segment) > options.max_words_per_second
+        words >= options.rate_min_words
+        and duration > 0
+        and words / duration > options.max_words_per_second
     ):
         return "too_fast"
     return None
