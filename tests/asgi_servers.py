@@ -86,6 +86,11 @@ class AsgiServer:
                 self.process.wait(timeout=10)
 
 
+# What the Procfile and docs/deploy.md run uvicorn with, beyond the address: sockets without
+# per-message compression (docs/deploy.md, "Web: several uvicorn processes").
+PRODUCTION_OPTIONS = ("--ws-per-message-deflate", "false")
+
+
 def start_server(
     port: int,
     env: dict,
@@ -110,6 +115,7 @@ def start_server(
             "warning",
             "--lifespan",
             "off",
+            *PRODUCTION_OPTIONS,
             *options,
         ],
         cwd=cwd,
@@ -241,10 +247,8 @@ def signal_frame(session: str, kind: str, sdp: str) -> str:
 async def recv_type(ws, kind: str, timeout: float | None = None) -> dict:
     """The next frame of type ``kind``, skipping others; TimeoutError after ``timeout`` seconds."""
 
-    async def first() -> dict:
+    async with asyncio.timeout(timeout):  # no extra task per frame, unlike asyncio.wait_for
         while True:
             message = json.loads(await ws.recv())
             if message["type"] == kind:
                 return message
-
-    return await asyncio.wait_for(first(), timeout)

@@ -279,3 +279,18 @@ def test_dropped_handshake_leaves_no_presence_after_the_ttl(patient, physician, 
                 time.sleep(0.1)
     finally:
         stop_servers(servers)
+
+
+def test_sockets_that_connect_together_do_not_recheck_together():
+    from consults.room.consumers import recheck_waits
+
+    every = 20.0
+    firsts = []
+    for _ in range(200):
+        waits = recheck_waits(every)
+        firsts.append(next(waits))
+        later = [next(waits) for _ in range(5)]
+        assert all(0.8 * every <= wait <= every for wait in later)  # presence stays fresh
+    assert all(0.1 * every <= wait <= every for wait in firsts)
+    # 200 sockets opened at once spread their first re-check over most of the period.
+    assert max(firsts) - min(firsts) > 0.6 * every

@@ -40,6 +40,16 @@ def test_the_procfile_worker_runs_without_gossip():
     assert "--without-gossip" in worker and "--without-mingle" in worker
 
 
+def test_the_procfile_web_server_runs_as_the_tests_servers_do():
+    # The topology, outage and room tests (and bench/signaling.py) start uvicorn with the
+    # production options; they must be the ones the Procfile runs.
+    from tests.asgi_servers import PRODUCTION_OPTIONS
+
+    procfile = (Path(__file__).parent.parent / "Procfile").read_text()
+    (web,) = [line for line in procfile.splitlines() if line.startswith("web:")]
+    assert " ".join(PRODUCTION_OPTIONS) in web
+
+
 def test_a_lost_acknowledgement_is_one_line_without_the_broker_traceback() -> None:
     # Seen in the Redis-outage drill: the broker dropped just as a task was acknowledged.
     try:

@@ -9,6 +9,8 @@ seconds, which also keeps the socket's presence fresh (ROOM_PRESENCE_TTL).
 
 import asyncio
 import logging
+import random
+from collections.abc import Iterator
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -27,6 +29,18 @@ from telehealth.consumers import (
 log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+
+
+def recheck_waits(every: float) -> Iterator[float]:
+    """The waits between one socket's re-checks: spread out, not in step. Sockets that connected
+    together (every room reconnecting after a deploy, a clinic's morning start) would otherwise
+    re-check together for as long as they stay open, a burst of database work on every process
+    each period that relayed frames wait behind (docs/signaling.md, "Re-checks in step"). The
+    first wait falls anywhere in the period, the later ones at 80-100 % of it: never longer than
+    ``every``, so presence stays as fresh as before."""
+    yield random.uniform(0.1, 1.0) * every  # noqa: S311 - spreading load, not a secret
+    while True:
+        yield random.uniform(0.8, 1.0) * every  # noqa: S311
 
 
 class ConsultRoomConsumer(BoundedJsonConsumer):
@@ -110,8 +124,9 @@ class ConsultRoomConsumer(BoundedJsonConsumer):
     async def _watch(self) -> None:
         every = min(settings.ROOM_ACCESS_RECHECK_S, settings.ROOM_PRESENCE_TTL / 3)
         failures = 0
+        waits = recheck_waits(every)
         while not self.revoked:
-            await asyncio.sleep(every)
+            await asyncio.sleep(next(waits))
             try:
                 await self._recheck()
                 failures = 0
