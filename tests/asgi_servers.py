@@ -247,7 +247,7 @@ def signal_frame(session: str, kind: str, sdp: str) -> str:
 async def recv_type(ws, kind: str, timeout: float | None = None) -> dict:
     """The next frame of type ``kind``, skipping others; TimeoutError after ``timeout`` seconds."""
 
-    async with asyncio.timeout(timeout):  # no extra task per frame, unlike asyncio.wait_for
+    async with asyncio.timeout(timeout):  # no task per call, unlike asyncio.wait_for
         while True:
             message = json.loads(await ws.recv())
             if message["type"] == kind:

@@ -35,7 +35,7 @@ def recheck_waits(every: float) -> Iterator[float]:
     """The waits between one socket's re-checks: spread out, not in step. Sockets that connected
     together (every room reconnecting after a deploy, a clinic's morning start) would otherwise
     re-check together for as long as they stay open, a burst of database work on every process
-    each period that relayed frames wait behind (docs/signaling.md, "Re-checks in step"). The
+    each period that relayed frames wait behind (docs/signaling.md, "spread re-checks"). The
     first wait falls anywhere in the period, the later ones at 80-100 % of it: never longer than
     ``every``, so presence stays as fresh as before."""
     yield random.uniform(0.1, 1.0) * every  # noqa: S311 - spreading load, not a secret
