@@ -4,7 +4,8 @@ Starts two uvicorn processes (so relays must cross processes through Redis), put
 physician on one and its patient on the other, and measures the round trip of a signaling
 message (physician -> patient -> physician): while the step's rooms are still connecting, and
 then with all of them open. Per step it prints connects/s, p50/p95/p99 with all sockets open,
-p50/p99 while rooms connect, errors and the CPU seconds each server process used, and at the end
+p50/p99 while rooms connect, errors, the CPU seconds each server process used, the share of
+5 ms bins in which no round trip started ("quiet": how bunched the load came), and at the end
 the most rooms held within the p99 budget.
 
 ``--baseline REF`` runs the same steps first against the consumer of an older commit (its tree
@@ -109,6 +110,7 @@ def make_rooms(count: int) -> list[tuple[int, str, str]]:
 @dataclass
 class Step:
     open_rtts: list[float] = field(default_factory=list)
+    open_starts: list[float] = field(default_factory=list)  # perf_counter() at each start
     connecting_rtts: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     connected: int = 0
@@ -164,6 +166,7 @@ async def run_room(
             await pacing.next()
         # ...then with every socket open.
         for _ in range(rounds):
+            result.open_starts.append(time.perf_counter())
             result.open_rtts.append(await round_trip(doctor, echo_task))
             await pacing.next()
     except Exception as exc:  # noqa: BLE001
@@ -237,8 +240,24 @@ HEADER = (
     ("p99", 7),
     ("errors", 6),
     ("cpu s", 14),
+    ("quiet", 6),
     ("secs", 5),
 )
+
+
+QUIET_BIN_S = 0.005
+
+
+def quiet_share(starts: list[float]) -> float:
+    """The share of 5 ms bins, from the first round trip started with all sockets open to the
+    last, in which none started. Near 0 for a load spread in time; a closed loop whose rooms
+    fall into step (each sends again 50 ms after its answer) leaves half the bins empty and
+    crowds the rest: the waves of docs/signaling.md."""
+    if len(starts) < 2:
+        return float("nan")
+    first = min(starts)
+    used = {int((start - first) / QUIET_BIN_S) for start in starts}
+    return 1 - len(used) / (max(used) + 1)
 
 
 def row(label: str, count: int, result: Step) -> str:
@@ -258,6 +277,7 @@ def row(label: str, count: int, result: Step) -> str:
         f"{percentile(c, 0.99):.1f}",
         len(result.errors),
         "/".join(f"{cpu:.1f}" for cpu in result.cpu),
+        f"{quiet_share(result.open_starts):.0%}",
         f"{result.secs:.0f}",
     )
     return " ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, HEADER, strict=True))
@@ -482,7 +502,8 @@ def main() -> None:
         )
         + "rt/s: round trips a second with all sockets open; "
         "times in ms; connecting n: round trips made while the step's rooms were still connecting; "
-        "cpu s: CPU seconds of server 1/server 2/this client in the step"
+        "cpu s: CPU seconds of server 1/server 2/this client in the step; "
+        "quiet: share of 5 ms bins with all sockets open in which no round trip started"
     )
     print(" ".join(f"{name:>{width}}" for name, width in HEADER))
     variants = [("current", ROOT, ())]
