@@ -87,8 +87,10 @@ class AsgiServer:
 
 
 # What the Procfile and docs/deploy.md run uvicorn with, beyond the address: sockets without
-# per-message compression (docs/deploy.md, "Web: several uvicorn processes").
-PRODUCTION_OPTIONS = ("--ws-per-message-deflate", "false")
+# per-message compression (docs/deploy.md, "Web: several uvicorn processes"). The browser tests'
+# in-process server takes the same setting as a keyword (tests/browser/conftest.py).
+PRODUCTION_WS_PER_MESSAGE_DEFLATE = False
+PRODUCTION_OPTIONS = ("--ws-per-message-deflate", str(PRODUCTION_WS_PER_MESSAGE_DEFLATE).lower())
 
 
 def start_server(

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from tests.asgi_servers import PRODUCTION_WS_PER_MESSAGE_DEFLATE
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -41,7 +43,7 @@ def live_asgi(transactional_db):
         port=port,
         log_level="warning",
         lifespan="off",
-        ws_per_message_deflate=False,  # as the Procfile runs it (tests/asgi_servers.py)
+        ws_per_message_deflate=PRODUCTION_WS_PER_MESSAGE_DEFLATE,  # as the Procfile runs it
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
